@@ -1,0 +1,109 @@
+"""Turn an uploaded image into the pixel array a model takes.
+
+Training and serving both call `prepare_image`, so the two can never disagree on decoding,
+orientation, colour mode or resizing.
+
+The training images come from two sources at different resolutions (180 px and 256 px). A model
+can learn to tell the source (whose malignant share differs) from the fine texture that only the
+sharper images have. Every image is therefore first brought down to one *effective resolution*
+(stored in the artifact's metadata) and only then resized to the model's input size, so the
+amount of detail no longer says where an image came from.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ImageSource = bytes | str | os.PathLike[str] | np.ndarray
+
+from inference.errors import ImageDecodeError  # noqa: E402
+
+# Decompression bombs are refused here as well as at upload time: PIL warns at this pixel count
+# and we make that an error.
+Image.MAX_IMAGE_PIXELS = 50_000_000
+
+
+def open_image(source: ImageSource, *, draft_size: int | None = None) -> Image.Image:
+    """Decode `source` into an RGB PIL image with its EXIF orientation applied."""
+    if isinstance(source, np.ndarray):
+        return _array_to_image(source)
+    try:
+        if isinstance(source, bytes):
+            image = Image.open(io.BytesIO(source))
+        else:
+            image = Image.open(Path(source))
+        if draft_size is not None and image.format == "JPEG":
+            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when the image is much larger than
+            # what we keep: most of the decode cost saved, none of the kept detail lost.
+            image.draft("RGB", (draft_size, draft_size))
+        image.load()
+        image = ImageOps.exif_transpose(image) or image
+    except FileNotFoundError as exc:
+        raise ImageDecodeError(f"no such file: {source}") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageDecodeError(f"not a readable image: {exc}") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError(f"image has too many pixels: {exc}") from exc
+    return _to_rgb(image)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Transparent areas become white rather than whatever colour the hidden pixels hold.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = array.max() or 1.0
+        return Image.fromarray((array / peak * 255.0).astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")
+
+
+def _array_to_image(array: np.ndarray) -> Image.Image:
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    if array.ndim != 3 or array.shape[-1] not in (3, 4):
+        raise ImageDecodeError(f"expected an HxWx3 or HxWx4 array, got shape {array.shape}")
+    if array.dtype != np.uint8:
+        if np.issubdtype(array.dtype, np.floating) and array.size and float(array.max()) <= 1.0:
+            array = array * 255.0
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    return _to_rgb(Image.fromarray(array))
+
+
+def resize_for_model(image: Image.Image, *, input_size: int, effective_resolution: int) -> np.ndarray:
+    """Squash to a square at the effective resolution, then resize to the input size."""
+    if image.width > effective_resolution or image.height > effective_resolution:
+        image = image.resize(
+            (effective_resolution, effective_resolution), Image.Resampling.LANCZOS, reducing_gap=3.0
+        )
+    if image.size != (input_size, input_size):
+        image = image.resize((input_size, input_size), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def prepare_image(source: ImageSource, *, input_size: int, effective_resolution: int) -> np.ndarray:
+    """Decode and resize one image to an (input_size, input_size, 3) uint8 array."""
+    image = open_image(source, draft_size=effective_resolution)
+    return resize_for_model(image, input_size=input_size, effective_resolution=effective_resolution)
+
+
+def prepare_batch(
+    sources: Sequence[ImageSource], *, input_size: int, effective_resolution: int
+) -> np.ndarray:
+    """Decode and resize a batch into one (N, input_size, input_size, 3) uint8 array."""
+    batch = np.empty((len(sources), input_size, input_size, 3), dtype=np.uint8)
+    for index, source in enumerate(sources):
+        batch[index] = prepare_image(
+            source, input_size=input_size, effective_resolution=effective_resolution
+        )
+    return batch

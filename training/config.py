@@ -1,0 +1,107 @@
+"""Training configuration, saved next to every artifact it produced."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from training.backbones import Architecture
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stage of training: which layers learn, for how long, at what rate."""
+
+    name: str
+    # "head"; "top" (top blocks + head); "all" (BatchNorm stays frozen); "scratch" (everything)
+    trainable: str
+    epochs: int
+    learning_rate: float
+    monitor: str = "val_loss"
+    patience: int = 3
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything that decides what a training run produces."""
+
+    architecture: Architecture = "efficientnet_lite0"
+    input_size: int = 224
+    # Both sources are brought to this resolution before resizing (see inference.preprocessing).
+    effective_resolution: int = 180
+    seed: int = 42
+    validation_fraction: float = 0.15
+    test_fraction: float = 0.15
+    batch_size: int = 32
+    dropout: float = 0.3
+    hidden_units: int = 0
+    augmentation: str = "strong"  # "basic": flips, rotation, zoom; "strong": + colour jitter
+    # Stages whose names start with these are unfrozen in the "top" phase.
+    top_layer_prefixes: tuple[str, ...] = ("block6", "block7", "top_")
+    phases: tuple[Phase, ...] = field(default_factory=tuple)
+    target_sensitivity: float = 0.95
+    test_time_augmentation: bool = False
+    weights_path: str | None = None
+    # Caps the images used per subset; for smoke tests on tiny data, never for a real model.
+    max_images_per_subset: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["phases"] = [asdict(phase) for phase in self.phases]
+        data["top_layer_prefixes"] = list(self.top_layer_prefixes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
+        values = dict(data)
+        values["phases"] = tuple(Phase(**phase) for phase in data.get("phases", ()))
+        values["top_layer_prefixes"] = tuple(data.get("top_layer_prefixes", ()))
+        return cls(**values)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def with_overrides(self, **changes: Any) -> TrainingConfig:
+        return replace(self, **changes)
+
+
+def default_config(architecture: Architecture) -> TrainingConfig:
+    """The recipe each architecture is compared with, sized for a 2-core CPU."""
+    if architecture in ("efficientnet_lite0", "efficientnet_b0"):
+        return TrainingConfig(
+            architecture=architecture,
+            phases=(
+                Phase("head", "head", epochs=6, learning_rate=1e-3, monitor="val_loss", patience=2),
+                Phase("top", "top", epochs=4, learning_rate=2e-4, monitor="val_auc", patience=2),
+                Phase("all", "all", epochs=14, learning_rate=8e-5, monitor="val_auc", patience=4),
+            ),
+        )
+    if architecture == "vgg16":
+        return TrainingConfig(
+            architecture="vgg16",
+            input_size=128,
+            effective_resolution=180,
+            hidden_units=256,
+            top_layer_prefixes=("block5",),
+            phases=(
+                Phase("head", "head", epochs=8, learning_rate=1e-3, monitor="val_loss", patience=2),
+                Phase("top", "top", epochs=4, learning_rate=5e-5, monitor="val_auc", patience=2),
+            ),
+        )
+    if architecture == "custom_cnn":
+        return TrainingConfig(
+            architecture="custom_cnn",
+            input_size=128,
+            effective_resolution=180,
+            dropout=0.4,
+            phases=(
+                Phase("scratch", "scratch", epochs=30, learning_rate=1e-3, monitor="val_loss", patience=5),
+            ),
+        )
+    raise ValueError(f"no default recipe for {architecture!r}")

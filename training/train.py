@@ -1,0 +1,230 @@
+"""Train one architecture in phases and save the model with its raw validation/test logits.
+
+Calibration, threshold choice and evaluation happen afterwards (training.pipeline), from the
+saved logits, so they can be re-run without retraining.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from training.backbones import build_base, build_classifier
+from training.config import Phase, TrainingConfig
+from training.data import Split, class_weights, load_pixels
+
+MODEL_FILE = "model.keras"
+LOGITS_FILE = "logits.npz"
+HISTORY_FILE = "history.json"
+
+
+@dataclass
+class TrainingResult:
+    """What a training run leaves behind, in memory and on disk under `output_dir`."""
+
+    output_dir: Path
+    model: keras.Model
+    history: dict[str, list[float]]
+    phase_boundaries: list[int]
+    seconds: float
+
+
+def build_augmentation(kind: str, seed: int) -> keras.Sequential:
+    """Random geometry (and colour, for "strong") applied to training batches only."""
+    steps: list[keras.layers.Layer] = [
+        # A lesion seen through a dermatoscope has no up or left: every rotation and flip is
+        # as plausible as the original.
+        keras.layers.RandomFlip("horizontal_and_vertical", seed=seed),
+        keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=seed + 1),
+        keras.layers.RandomZoom((-0.2, 0.1), fill_mode="reflect", seed=seed + 2),
+    ]
+    if kind == "strong":
+        # Cameras and lighting differ between clinics; colour jitter keeps the model from
+        # leaning on one device's colour balance.
+        steps += [
+            keras.layers.RandomTranslation(0.05, 0.05, fill_mode="reflect", seed=seed + 3),
+            keras.layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 4),
+            keras.layers.RandomContrast(0.2, seed=seed + 5),
+            keras.layers.RandomSaturation((0.35, 0.65), seed=seed + 6),
+            keras.layers.RandomHue(0.03, value_range=(0, 255), seed=seed + 7),
+        ]
+    elif kind != "basic":
+        raise ValueError(f"augmentation must be 'basic' or 'strong', not {kind!r}")
+    return keras.Sequential(steps, name="augmentation")
+
+
+def _training_dataset(
+    pixels: np.ndarray, labels: np.ndarray, config: TrainingConfig
+) -> tf.data.Dataset:
+    augmentation = build_augmentation(config.augmentation, config.seed)
+
+    def augment(images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        images = augmentation(tf.cast(images, tf.float32), training=True)
+        return tf.clip_by_value(images, 0.0, 255.0), targets
+
+    dataset = tf.data.Dataset.from_tensor_slices((pixels, labels.astype(np.float32)[:, None]))
+    return (
+        dataset.shuffle(len(pixels), seed=config.seed, reshuffle_each_iteration=True)
+        .batch(config.batch_size)
+        .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def _eval_dataset(pixels: np.ndarray, labels: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (pixels.astype(np.float32), labels.astype(np.float32)[:, None])
+    )
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def set_trainable(base: keras.Model, mode: str, top_prefixes: tuple[str, ...]) -> None:
+    """Freeze or unfreeze the backbone for a phase."""
+    if mode == "head":
+        base.trainable = False
+        return
+    base.trainable = True
+    for layer in base.layers:
+        if mode == "top":
+            layer.trainable = layer.name.startswith(top_prefixes)
+        # Pretrained BatchNorm statistics are kept: small batches of one domain would otherwise
+        # overwrite ImageNet's and the fine-tuned network degrades (keras-io's advice).
+        if mode in ("top", "all") and isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+
+
+def _compile(model: keras.Model, phase: Phase, steps_per_epoch: int) -> None:
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = phase.learning_rate
+    if phase.trainable != "head":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            phase.learning_rate, decay_steps=max(1, phase.epochs * steps_per_epoch), alpha=0.1
+        )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=[
+            keras.metrics.AUC(from_logits=True, name="auc"),
+            keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy"),
+            keras.metrics.Recall(thresholds=0.0, name="recall"),
+            keras.metrics.Precision(thresholds=0.0, name="precision"),
+        ],
+    )
+
+
+def predict_logits(
+    model: keras.Model, pixels: np.ndarray, *, batch_size: int = 64, tta: bool = False
+) -> np.ndarray:
+    """Raw logits for a pixel batch; with `tta`, the mean over the four flips."""
+    views = [pixels]
+    if tta:
+        views += [pixels[:, :, ::-1], pixels[:, ::-1, :], pixels[:, ::-1, ::-1]]
+    logits = [
+        model.predict(view.astype(np.float32), batch_size=batch_size, verbose=0).reshape(-1)
+        for view in views
+    ]
+    return np.mean(logits, axis=0)
+
+
+def train(
+    config: TrainingConfig, split: Split, output_dir: Path, *, weights_path: Path | None
+) -> TrainingResult:
+    """Train `config.architecture` on `split`; write model, logits and history to `output_dir`."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    started = time.perf_counter()
+
+    subsets = {name: split.subset(name) for name in ("train", "validation", "test")}
+    if config.max_images_per_subset:
+        subsets = {name: s[: config.max_images_per_subset] for name, s in subsets.items()}
+    pixels = {
+        name: load_pixels(
+            samples, input_size=config.input_size, effective_resolution=config.effective_resolution
+        )
+        for name, samples in subsets.items()
+    }
+    labels = {name: np.array([s.label for s in samples]) for name, samples in subsets.items()}
+    print(
+        f"[{config.architecture}] images: "
+        + ", ".join(f"{name} {len(v)}" for name, v in pixels.items())
+        + f" (decoded in {time.perf_counter() - started:.0f}s)",
+        flush=True,
+    )
+
+    base = build_base(config.architecture, config.input_size, weights_path=weights_path)
+    model = build_classifier(
+        base,
+        architecture=config.architecture,
+        dropout=config.dropout,
+        hidden_units=config.hidden_units,
+    )
+    train_data = _training_dataset(pixels["train"], labels["train"], config)
+    validation_data = _eval_dataset(pixels["validation"], labels["validation"], config.batch_size)
+    weights = class_weights(labels["train"])
+    steps_per_epoch = int(np.ceil(len(pixels["train"]) / config.batch_size))
+
+    history: dict[str, list[float]] = {}
+    boundaries: list[int] = []
+    for phase in config.phases:
+        set_trainable(base, phase.trainable, config.top_layer_prefixes)
+        _compile(model, phase, steps_per_epoch)
+        print(f"[{config.architecture}] phase {phase.name}: {phase}", flush=True)
+        mode = "min" if phase.monitor.endswith("loss") else "max"
+        fit = model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=phase.epochs,
+            class_weight=weights,
+            callbacks=[
+                keras.callbacks.EarlyStopping(
+                    monitor=phase.monitor,
+                    mode=mode,
+                    patience=phase.patience,
+                    restore_best_weights=True,
+                )
+            ],
+            verbose=1,
+        )
+        for key, values in fit.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+        boundaries.append(len(history.get("loss", [])))
+
+    seconds = time.perf_counter() - started
+    inference_model = _without_optimizer(model)
+    inference_model.save(output_dir / MODEL_FILE)
+    logits = {
+        f"{name}_logits": predict_logits(
+            inference_model, pixels[name], tta=config.test_time_augmentation
+        )
+        for name in ("validation", "test")
+    }
+    np.savez(
+        output_dir / LOGITS_FILE,
+        **logits,
+        validation_labels=labels["validation"],
+        test_labels=labels["test"],
+        validation_files=np.array([s.file for s in subsets["validation"]]),
+        test_files=np.array([s.file for s in subsets["test"]]),
+        test_sources=np.array([s.source for s in subsets["test"]]),
+        validation_sources=np.array([s.source for s in subsets["validation"]]),
+    )
+    record: dict[str, Any] = {
+        "history": history,
+        "phase_boundaries": boundaries[:-1],
+        "training_seconds": seconds,
+    }
+    (output_dir / HISTORY_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    config.save(output_dir / "training_config.json")
+    print(f"[{config.architecture}] trained in {seconds / 60:.1f} min", flush=True)
+    return TrainingResult(output_dir, inference_model, history, boundaries[:-1], seconds)
+
+
+def _without_optimizer(model: keras.Model) -> keras.Model:
+    """The same layers in an uncompiled model, so the saved file carries no optimizer state."""
+    return keras.Model(model.inputs, model.outputs, name=model.name)
