@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from webapp.accounts.models import User
+from webapp.accounts.permissions import HasRole
+from webapp.accounts.roles import user_can_upload
+from webapp.cases.models import BodySite, Case, ReviewState
+from webapp.cases.selectors import case_get, case_image_list, case_list
+from webapp.cases.serializers import (
+    CaseCreateSerializer,
+    CaseDetailSerializer,
+    CaseSerializer,
+    ImageSerializer,
+    ImageUploadSerializer,
+)
+from webapp.cases.services import case_create, case_images_upload, case_record_view
+from webapp.lib.api import error_responses
+
+
+def _user(request: Request) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+class CaseFilter(django_filters.FilterSet):
+    body_site = django_filters.ChoiceFilter(choices=BodySite.choices)
+    review_state = django_filters.ChoiceFilter(choices=ReviewState.choices)
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Case
+        fields = ("body_site", "review_state", "created_after", "created_before")
+
+
+class CaseListCreateApi(generics.ListAPIView[Case]):
+    """List the cases you may see, or open a new one."""
+
+    permission_classes = (IsAuthenticated, HasRole)
+    role_checks = {"POST": user_can_upload}
+    serializer_class = CaseSerializer
+    filterset_class = CaseFilter
+    ordering_fields = ("created_at", "top_probability", "flagged_at")
+    ordering = ("-created_at", "-id")
+
+    def get_queryset(self) -> QuerySet[Case]:
+        return case_list(user=_user(self.request))
+
+    @extend_schema(
+        request=CaseCreateSerializer,
+        responses={201: CaseSerializer, **error_responses(400, 401, 403)},
+    )
+    def post(self, request: Request) -> Response:
+        payload = CaseCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        case = case_create(created_by=_user(request), **payload.validated_data)
+        return Response(CaseSerializer(case).data, status=status.HTTP_201_CREATED)
+
+
+class CaseDetailApi(generics.GenericAPIView[Case]):
+    permission_classes = (IsAuthenticated, HasRole)
+    serializer_class = CaseDetailSerializer
+
+    @extend_schema(responses={200: CaseDetailSerializer, **error_responses(401, 404)})
+    def get(self, request: Request, case_id: int) -> Response:
+        """A case with its images and each image's latest score."""
+        case = case_get(user=_user(request), case_id=case_id)
+        case_record_view(case=case, viewer=_user(request))
+        context = {**self.get_serializer_context(), "images": case_image_list(case=case)}
+        return Response(CaseDetailSerializer(case, context=context).data)
+
+
+class CaseImagesApi(generics.GenericAPIView[Case]):
+    permission_classes = (IsAuthenticated, HasRole)
+    role_checks = {"POST": user_can_upload}
+    parser_classes = (MultiPartParser, FormParser)
+    serializer_class = ImageSerializer
+
+    @extend_schema(responses={200: ImageSerializer(many=True), **error_responses(401, 404)})
+    def get(self, request: Request, case_id: int) -> Response:
+        """The images of a case, each with its latest score."""
+        case = case_get(user=_user(request), case_id=case_id)
+        images = case_image_list(case=case)
+        return Response(ImageSerializer(images, many=True, context={"request": request}).data)
+
+    @extend_schema(
+        request={"multipart/form-data": ImageUploadSerializer},
+        responses={201: ImageSerializer(many=True), **error_responses(400, 401, 403, 404)},
+    )
+    def post(self, request: Request, case_id: int) -> Response:
+        """Upload one or more images (multipart field `files`); each is queued for scoring."""
+        case = case_get(user=_user(request), case_id=case_id)
+        payload = ImageUploadSerializer(data={"files": request.FILES.getlist("files")})
+        payload.is_valid(raise_exception=True)
+        images = case_images_upload(
+            case=case, files=payload.validated_data["files"], uploaded_by=_user(request)
+        )
+        fresh = case_image_list(case=case).filter(pk__in=[image.pk for image in images])
+        data: Any = ImageSerializer(fresh, many=True, context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,35 @@
+from typing import Any
+
+from django import forms
+
+from webapp.cases.models import Case
+
+
+class CaseForm(forms.ModelForm[Case]):
+    class Meta:
+        model = Case
+        fields = ("subject_ref", "body_site", "notes")
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleImageField(forms.FileField):
+    """A file field that accepts several files at once."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "widget", MultipleFileInput(attrs={"accept": "image/*", "multiple": True})
+        )
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> Any:
+        if isinstance(data, list | tuple):
+            return [super(MultipleImageField, self).clean(item, initial) for item in data]
+        return [super().clean(data, initial)]
+
+
+class ImageUploadForm(forms.Form):
+    files = MultipleImageField(label="Images")

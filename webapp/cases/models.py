@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import uuid
+from pathlib import PurePosixPath
+
+from django.conf import settings
+from django.db import models
+
+
+class BodySite(models.TextChoices):
+    HEAD_NECK = "head_neck", "Head / neck"
+    TRUNK_ANTERIOR = "trunk_anterior", "Trunk (anterior)"
+    TRUNK_POSTERIOR = "trunk_posterior", "Trunk (posterior)"
+    UPPER_EXTREMITY = "upper_extremity", "Upper extremity"
+    LOWER_EXTREMITY = "lower_extremity", "Lower extremity"
+    PALMS_SOLES = "palms_soles", "Palms / soles"
+    ORAL_GENITAL = "oral_genital", "Oral / genital"
+    OTHER = "other", "Other / unknown"
+
+
+class ReviewState(models.TextChoices):
+    NOT_FLAGGED = "not_flagged", "Not flagged"
+    UNREVIEWED = "unreviewed", "Flagged, awaiting review"
+    REVIEWED = "reviewed", "Flagged, reviewed"
+
+
+class Case(models.Model):
+    """One skin lesion, followed through one or more images over time."""
+
+    subject_ref = models.CharField(
+        "subject reference",
+        max_length=64,
+        help_text="A pseudonymous reference for the person. Never a name.",
+    )
+    body_site = models.CharField(max_length=32, choices=BodySite.choices)
+    notes = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="cases"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # The reviewer queue's state, kept on the case (by reviews.services.case_queue_refresh) so
+    # that the queue is one indexed query rather than an aggregate over predictions and reviews.
+    review_state = models.CharField(
+        max_length=16, choices=ReviewState.choices, default=ReviewState.NOT_FLAGGED
+    )
+    flagged_at = models.DateTimeField(null=True, blank=True)
+    top_probability = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [
+            models.Index(fields=["created_by", "-created_at"], name="case_creator_created_idx"),
+            models.Index(fields=["-created_at"], name="case_created_idx"),
+            # The queue filters on review_state and sorts by confidence or by flag date.
+            models.Index(
+                fields=["review_state", "-top_probability"], name="case_queue_probability_idx"
+            ),
+            models.Index(fields=["review_state", "-flagged_at"], name="case_queue_flagged_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Case {self.pk} ({self.subject_ref})"
+
+
+def image_upload_to(image: Image, filename: str) -> str:
+    """Store under a random name: the original filename may carry identifying text."""
+    suffix = PurePosixPath(filename).suffix.lower()
+    return f"cases/{image.case_id}/{uuid.uuid4().hex}{suffix}"
+
+
+class Image(models.Model):
+    """One stored image of a case, with its metadata stripped and orientation applied."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="images")
+    file = models.FileField(upload_to=image_upload_to, max_length=255)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=16)
+    original_filename = models.CharField(max_length=255, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="uploaded_images"
+    )
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("uploaded_at", "id")
+        indexes = [models.Index(fields=["case", "uploaded_at"], name="image_case_uploaded_idx")]
+
+    def __str__(self) -> str:
+        return f"Image {self.pk} of case {self.case_id}"

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from webapp.cases.models import BodySite, Case, Image
+from webapp.lib.disclaimer import DISCLAIMER
+from webapp.scoring.serializers import PredictionSerializer
+
+
+class ImageSerializer(serializers.ModelSerializer[Image]):
+    uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True)
+    file_url = serializers.SerializerMethodField()
+    prediction = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Image
+        fields = (
+            "id",
+            "case_id",
+            "original_filename",
+            "width",
+            "height",
+            "format",
+            "sha256",
+            "uploaded_by",
+            "uploaded_at",
+            "file_url",
+            "prediction",
+        )
+        read_only_fields = fields
+
+    def get_file_url(self, image: Image) -> str:
+        url = reverse("cases:image-file", args=(image.case_id, image.pk))
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
+
+    @extend_schema_field(PredictionSerializer(allow_null=True))
+    def get_prediction(self, image: Image) -> dict[str, Any] | None:
+        """The latest prediction of the image."""
+        predictions = list(image.predictions.all())
+        if not predictions:
+            return None
+        latest = max(predictions, key=lambda prediction: (prediction.created_at, prediction.pk))
+        return PredictionSerializer(latest).data
+
+
+class CaseSerializer(serializers.ModelSerializer[Case]):
+    created_by = serializers.CharField(source="created_by.username", read_only=True)
+    disclaimer = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Case
+        fields = (
+            "id",
+            "subject_ref",
+            "body_site",
+            "notes",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "review_state",
+            "flagged_at",
+            "top_probability",
+            "disclaimer",
+        )
+        read_only_fields = fields
+
+    def get_disclaimer(self, case: Case) -> str:
+        return DISCLAIMER
+
+
+class CaseDetailSerializer(CaseSerializer):
+    images = serializers.SerializerMethodField()
+
+    class Meta(CaseSerializer.Meta):
+        fields = (*CaseSerializer.Meta.fields, "images")
+        read_only_fields = fields
+
+    @extend_schema_field(ImageSerializer(many=True))
+    def get_images(self, case: Case) -> list[dict[str, Any]]:
+        images = self.context.get("images", [])
+        return list(ImageSerializer(images, many=True, context=self.context).data)
+
+
+class CaseCreateSerializer(serializers.Serializer[dict[str, Any]]):
+    subject_ref = serializers.CharField(
+        max_length=64, help_text="A pseudonymous reference for the person. Never a name."
+    )
+    body_site = serializers.ChoiceField(choices=BodySite.choices)
+    notes = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ImageUploadSerializer(serializers.Serializer[dict[str, Any]]):
+    files = serializers.ListField(
+        child=serializers.FileField(), allow_empty=False, help_text="One or more image files."
+    )

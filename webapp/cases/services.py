@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import PurePath
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+
+from webapp.accounts.models import User
+from webapp.accounts.roles import user_can_upload
+from webapp.audit.models import AuditAction
+from webapp.audit.services import audit_record
+from webapp.cases.imaging import SanitizedImage, image_sanitize
+from webapp.cases.models import BodySite, Case, Image
+from webapp.scoring.services import prediction_create
+
+
+@transaction.atomic
+def case_create(
+    *, created_by: User, subject_ref: str, body_site: BodySite, notes: str = ""
+) -> Case:
+    """Open a case for one lesion."""
+    if not user_can_upload(created_by):
+        raise PermissionDenied("Only clinicians and admins create cases.")
+    case = Case(
+        created_by=created_by, subject_ref=subject_ref.strip(), body_site=body_site, notes=notes
+    )
+    case.full_clean()
+    case.save()
+    audit_record(
+        action=AuditAction.CASE_CREATED,
+        actor=created_by,
+        case=case,
+        data={"subject_ref": case.subject_ref, "body_site": case.body_site},
+    )
+    return case
+
+
+def case_images_upload(
+    *, case: Case, files: Sequence[UploadedFile], uploaded_by: User
+) -> list[Image]:
+    """Store uploaded images of a case and queue each for scoring.
+
+    All images and their pending predictions are created in one transaction, so either every
+    file of the upload is accepted or none is; scoring tasks are queued only once it commits.
+    """
+    if not user_can_upload(uploaded_by):
+        raise PermissionDenied("Only clinicians and admins upload images.")
+    if not files:
+        raise ValidationError({"files": "Choose at least one image."}, code="required")
+
+    # Decoding and re-encoding is the slow part: do it before the transaction opens.
+    sanitized: list[tuple[str, SanitizedImage]] = []
+    errors: list[str] = []
+    for uploaded in files:
+        name = PurePath(uploaded.name or "upload").name[:255]
+        try:
+            sanitized.append((name, image_sanitize(data=uploaded.read())))
+        except ValidationError as exc:
+            errors.append(f"{name}: {' '.join(exc.messages)}")
+    if errors:
+        raise ValidationError({"files": errors}, code="invalid_image")
+
+    images: list[Image] = []
+    with transaction.atomic():
+        for original_filename, clean in sanitized:
+            image = Image(
+                case=case,
+                sha256=clean.sha256,
+                width=clean.width,
+                height=clean.height,
+                format=clean.format,
+                original_filename=original_filename,
+                uploaded_by=uploaded_by,
+            )
+            image.file.save(f"upload{clean.extension}", ContentFile(clean.content), save=False)
+            image.save()
+            prediction = prediction_create(image=image)
+            audit_record(
+                action=AuditAction.IMAGE_UPLOADED,
+                actor=uploaded_by,
+                case=case,
+                data={
+                    "image_id": image.pk,
+                    "prediction_id": prediction.pk,
+                    "original_filename": original_filename,
+                    "sha256": image.sha256,
+                },
+            )
+            images.append(image)
+    return images
+
+
+def case_record_view(*, case: Case, viewer: User) -> None:
+    """Note in the history that someone opened the case."""
+    audit_record(action=AuditAction.CASE_VIEWED, actor=viewer, case=case)

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from webapp.cases import views
+
+app_name = "cases"
+
+urlpatterns = [
+    path("", views.case_list_view, name="list"),
+    path("new/", views.case_create_view, name="create"),
+    path("<int:case_id>/", views.case_detail_view, name="detail"),
+    path("<int:case_id>/timeline/", views.case_timeline_view, name="timeline"),
+    path("<int:case_id>/images/", views.case_images_upload_view, name="upload"),
+    path("<int:case_id>/images/<int:image_id>/file/", views.image_file_view, name="image-file"),
+]

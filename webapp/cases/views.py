@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from webapp.accounts.decorators import role_required
+from webapp.accounts.models import User
+from webapp.accounts.roles import user_can_review, user_can_upload
+from webapp.audit.selectors import audit_event_list
+from webapp.cases.forms import CaseForm, ImageUploadForm
+from webapp.cases.models import Case, Image
+from webapp.cases.selectors import (
+    case_get,
+    case_image_get,
+    case_image_list,
+    case_list,
+    case_scoring_in_progress,
+)
+from webapp.cases.services import case_create, case_images_upload, case_record_view
+from webapp.reviews.forms import ReviewForm
+from webapp.reviews.selectors import case_reviewable_predictions, review_list
+
+# htmx stops polling an element when the server answers with this status.
+HTMX_STOP_POLLING = 286
+
+
+def _user(request: HttpRequest) -> User:
+    # LoginRequiredMiddleware guarantees a signed-in user before any view here runs.
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _visible_case(request: HttpRequest, case_id: int) -> Case:
+    try:
+        return case_get(user=_user(request), case_id=case_id)
+    except Case.DoesNotExist as exc:
+        raise Http404("No such case.") from exc
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """Send reviewers to their queue and clinicians to their cases."""
+    if user_can_review(request.user):
+        return redirect("reviews:queue")
+    return redirect("cases:list")
+
+
+@require_GET
+def case_list_view(request: HttpRequest) -> HttpResponse:
+    paginator = Paginator(case_list(user=_user(request)), 20)
+    page = paginator.get_page(request.GET.get("page"))
+    return render(request, "cases/case_list.html", {"page": page})
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(user_can_upload)
+def case_create_view(request: HttpRequest) -> HttpResponse:
+    form = CaseForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        case = case_create(created_by=_user(request), **form.cleaned_data)
+        messages.success(request, "Case created. Add its images below.")
+        return redirect("cases:detail", case_id=case.pk)
+    return render(request, "cases/case_create.html", {"form": form})
+
+
+def case_detail_context(request: HttpRequest, case: Case) -> dict[str, object]:
+    """Everything the case page and its fragments render."""
+    context: dict[str, object] = {
+        "case": case,
+        "images": case_image_list(case=case),
+        "scoring_in_progress": case_scoring_in_progress(case=case),
+        "reviews": review_list(user=_user(request), case_id=case.pk),
+        "timeline": audit_event_list(case=case),
+        "can_upload": user_can_upload(request.user),
+        "can_review": user_can_review(request.user),
+    }
+    if context["can_review"]:
+        predictions = case_reviewable_predictions(case=case)
+        if predictions.exists():
+            context["review_form"] = ReviewForm(predictions=predictions)
+    if context["can_upload"]:
+        context["upload_form"] = ImageUploadForm()
+    return context
+
+
+@require_GET
+def case_detail_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    case = _visible_case(request, case_id)
+    if request.htmx:
+        # A polling request: answer with the images fragment, and 286 once nothing is left
+        # to wait for so the browser stops asking.
+        context = case_detail_context(request, case)
+        status = 200 if context["scoring_in_progress"] else HTMX_STOP_POLLING
+        return render(request, "cases/case_detail.html#images", context, status=status)
+    case_record_view(case=case, viewer=_user(request))
+    return render(request, "cases/case_detail.html", case_detail_context(request, case))
+
+
+@require_GET
+def case_timeline_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    case = _visible_case(request, case_id)
+    return render(
+        request, "cases/case_detail.html#timeline", {"timeline": audit_event_list(case=case)}
+    )
+
+
+@require_POST
+@role_required(user_can_upload)
+def case_images_upload_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    case = _visible_case(request, case_id)
+    form = ImageUploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, "Choose one or more image files to upload.")
+        return redirect("cases:detail", case_id=case.pk)
+    try:
+        images = case_images_upload(
+            case=case, files=form.cleaned_data["files"], uploaded_by=_user(request)
+        )
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+        return redirect("cases:detail", case_id=case.pk)
+    count = len(images)
+    messages.success(
+        request, f"{count} image{'s' if count != 1 else ''} uploaded; scoring started."
+    )
+    return redirect("cases:detail", case_id=case.pk)
+
+
+@require_GET
+def image_file_view(request: HttpRequest, case_id: int, image_id: int) -> FileResponse:
+    """Stream a stored image to someone allowed to see its case (files have no public URL)."""
+    try:
+        image = case_image_get(user=_user(request), case_id=case_id, image_id=image_id)
+    except (Case.DoesNotExist, Image.DoesNotExist) as exc:
+        raise Http404("No such image.") from exc
+    content_type = "image/jpeg" if image.format == "JPEG" else "image/png"
+    response = FileResponse(image.file.open("rb"), content_type=content_type)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

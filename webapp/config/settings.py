@@ -1,0 +1,253 @@
+"""Django settings for DermaTriage, read from the environment (see .env.example)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import django_stubs_ext
+import environ
+from rest_framework.fields import Field as SerializerField
+from rest_framework.generics import GenericAPIView
+from rest_framework.serializers import BaseSerializer
+
+from webapp.config.env import env_bool, env_int, env_list, env_optional_str, env_str
+
+# Lets classes written as generics for the type checker (ModelAdmin[Case], ...) run as well.
+django_stubs_ext.monkeypatch(extra_classes=[BaseSerializer, GenericAPIView, SerializerField])
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+# Everything the app writes when nothing else is configured lives under var/ (git-ignored).
+VAR_DIR = Path(env_str("DERMATRIAGE_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DJANGO_DEBUG", default=False)
+
+_secret_key = env_optional_str("DJANGO_SECRET_KEY")
+if _secret_key is None:
+    # A fixed key is only acceptable for local, embedded-default runs; sessions signed with it
+    # are forgeable by anyone who reads this file.
+    _secret_key = "insecure-local-only-key-set-DJANGO_SECRET_KEY-in-production"  # noqa: S105
+SECRET_KEY = _secret_key
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_filters",
+    "django_htmx",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "template_partials",
+    "webapp.lib",
+    "webapp.accounts",
+    "webapp.audit",
+    "webapp.cases",
+    "webapp.scoring",
+    "webapp.reviews",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    # Every page needs a signed-in user; the few public ones opt out with @login_not_required
+    # and the REST API authenticates (token or session) on its own.
+    "webapp.lib.middleware.LoginRequiredMiddleware",
+]
+
+ROOT_URLCONF = "webapp.config.urls"
+WSGI_APPLICATION = "webapp.config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "webapp" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "webapp.lib.context_processors.disclaimer",
+            ],
+        },
+    },
+]
+
+# Databases: PostgreSQL when DATABASE_URL is set, otherwise an embedded SQLite file.
+DATABASE_URL = env_optional_str("DATABASE_URL")
+USING_EMBEDDED_DATABASE = DATABASE_URL is None
+_database: dict[str, Any]
+if DATABASE_URL is None:
+    _database = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / "db.sqlite3")}
+else:
+    _database = dict(environ.Env.db_url_config(DATABASE_URL))
+    _database["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+    _database["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("DJANGO_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# Static files are served by WhiteNoise from STATIC_ROOT (run collectstatic first).
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(VAR_DIR / "static")))
+WHITENOISE_USE_FINDERS = DEBUG
+
+# Uploaded images: local disk by default, an S3-compatible bucket when one is named. They are
+# never served from a public URL; the app streams them after a permission check.
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env_str("DJANGO_MEDIA_ROOT", str(VAR_DIR / "media")))
+AWS_STORAGE_BUCKET_NAME = env_optional_str("AWS_STORAGE_BUCKET_NAME")
+_default_storage: dict[str, Any]
+if AWS_STORAGE_BUCKET_NAME is None:
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+else:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env_optional_str("AWS_S3_ENDPOINT_URL"),
+            "region_name": env_optional_str("AWS_S3_REGION_NAME"),
+            "access_key": env_optional_str("AWS_ACCESS_KEY_ID"),
+            "secret_key": env_optional_str("AWS_SECRET_ACCESS_KEY"),
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if env_bool("DJANGO_STATIC_MANIFEST", default=False)
+            else "whitenoise.storage.CompressedStaticFilesStorage"
+        )
+    },
+}
+# Uploads of several full-resolution dermoscopy images exceed Django's 2.5 MB default.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_UPLOAD_MAX_MB", 50, minimum=1) * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DJANGO_UPLOAD_MAX_FILES", 50, minimum=1)
+
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Celery: Redis when CELERY_BROKER_URL is set, otherwise kombu's filesystem transport, which
+# needs no server and keeps messages under var/broker.
+CELERY_BROKER_URL_CONFIGURED = env_optional_str("CELERY_BROKER_URL")
+USING_EMBEDDED_BROKER = CELERY_BROKER_URL_CONFIGURED is None
+BROKER_DIR = VAR_DIR / "broker"
+CELERY_BROKER_URL = CELERY_BROKER_URL_CONFIGURED or "filesystem://"
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
+    {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+    if USING_EMBEDDED_BROKER
+    # Redis redelivers an unacknowledged (acks_late) task after this many seconds; it must
+    # exceed the longest task or a slow scoring run would be handed to a second worker.
+    else {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+)
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dermatriage")
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# Results live on the Prediction row; a Celery result backend would be a second, stale copy.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One prefetched message per process: scoring is slow, so prefetching starves other workers.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Scoring.
+SCORING_MAX_ATTEMPTS = env_int("DERMATRIAGE_SCORING_MAX_ATTEMPTS", 3, minimum=1)
+SCORING_RETRY_DELAY_SECONDS = env_int("DERMATRIAGE_SCORING_RETRY_DELAY", 10, minimum=0)
+SCORING_TIME_LIMIT_SECONDS = env_int("DERMATRIAGE_SCORING_TIME_LIMIT", 300, minimum=10)
+# A RUNNING row older than this is taken to belong to a worker that died mid-task, and a
+# redelivered task may claim it again. Keep it above the task time limit.
+SCORING_STALE_AFTER_SECONDS = env_int(
+    "DERMATRIAGE_SCORING_STALE_AFTER", SCORING_TIME_LIMIT_SECONDS * 2, minimum=10
+)
+CELERY_TASK_SOFT_TIME_LIMIT = SCORING_TIME_LIMIT_SECONDS
+CELERY_TASK_TIME_LIMIT = SCORING_TIME_LIMIT_SECONDS + 30
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "webapp.lib.api.DefaultPagination",
+    "PAGE_SIZE": 25,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "webapp.lib.api.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "DermaTriage API",
+    "DESCRIPTION": (
+        "Upload dermoscopic lesion images, follow their asynchronous scoring and review "
+        "flagged cases.\n\n**For education and research, not a medical diagnosis.** Scores "
+        "come from a research model and must not be used to make clinical decisions."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
+}

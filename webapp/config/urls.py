@@ -1,0 +1,32 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+
+from webapp.cases import views as case_views
+from webapp.cases.apis import CaseDetailApi, CaseImagesApi, CaseListCreateApi
+from webapp.reviews.apis import QueueApi, ReviewListCreateApi
+from webapp.scoring.apis import PredictionDetailApi
+
+api_v1 = [
+    path("auth/token/", obtain_auth_token, name="token"),
+    path("cases/", CaseListCreateApi.as_view(), name="case-list"),
+    path("cases/<int:case_id>/", CaseDetailApi.as_view(), name="case-detail"),
+    path("cases/<int:case_id>/images/", CaseImagesApi.as_view(), name="case-images"),
+    path(
+        "predictions/<int:prediction_id>/", PredictionDetailApi.as_view(), name="prediction-detail"
+    ),
+    path("queue/", QueueApi.as_view(), name="queue"),
+    path("reviews/", ReviewListCreateApi.as_view(), name="review-list"),
+]
+
+urlpatterns = [
+    path("", case_views.home, name="home"),
+    path("accounts/", include("webapp.accounts.urls")),
+    path("cases/", include("webapp.cases.urls")),
+    path("", include("webapp.reviews.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include((api_v1, "api"))),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import django_filters
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from webapp.accounts.models import User
+from webapp.accounts.permissions import HasRole
+from webapp.accounts.roles import user_can_review
+from webapp.cases.models import Case
+from webapp.cases.selectors import case_get
+from webapp.cases.serializers import CaseSerializer
+from webapp.lib.api import error_responses
+from webapp.reviews.models import Decision, Review
+from webapp.reviews.selectors import QueueFilter, QueueOrdering, queue_list, review_list
+from webapp.reviews.serializers import (
+    QueueQuerySerializer,
+    ReviewCreateSerializer,
+    ReviewSerializer,
+)
+from webapp.reviews.services import review_create
+from webapp.scoring.selectors import prediction_get
+
+
+def _user(request: Request) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+class QueueApi(generics.ListAPIView[Case]):
+    """Flagged high-risk cases for review, highest probability first by default."""
+
+    permission_classes = (IsAuthenticated, HasRole)
+    role_checks = {"*": user_can_review}
+    serializer_class = CaseSerializer
+    # The selector does the filtering and ordering; the generic backends would fight it.
+    filter_backends = ()
+
+    def get_queryset(self) -> QuerySet[Case]:
+        query = QueueQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        return queue_list(
+            state=QueueFilter(params["state"]),
+            ordering=QueueOrdering(params["ordering"]),
+            flagged_from=params.get("flagged_from"),
+            flagged_to=params.get("flagged_to"),
+        )
+
+    @extend_schema(
+        parameters=[QueueQuerySerializer],
+        responses={200: CaseSerializer(many=True), **error_responses(400, 401, 403)},
+    )
+    def get(self, request: Request) -> Response:
+        return super().get(request)
+
+
+class ReviewFilter(django_filters.FilterSet):
+    case = django_filters.NumberFilter(field_name="case_id")
+    decision = django_filters.ChoiceFilter(choices=Decision.choices)
+
+    class Meta:
+        model = Review
+        fields = ("case", "decision")
+
+
+class ReviewListCreateApi(generics.ListAPIView[Review]):
+    """Reviews of the cases you may see; reviewers and admins record new ones."""
+
+    permission_classes = (IsAuthenticated, HasRole)
+    role_checks = {"POST": user_can_review}
+    serializer_class = ReviewSerializer
+    filterset_class = ReviewFilter
+    ordering_fields = ("created_at",)
+    ordering = ("-created_at", "-id")
+
+    def get_queryset(self) -> QuerySet[Review]:
+        return review_list(user=_user(self.request))
+
+    @extend_schema(
+        request=ReviewCreateSerializer,
+        responses={201: ReviewSerializer, **error_responses(400, 401, 403, 404)},
+    )
+    def post(self, request: Request) -> Response:
+        payload = ReviewCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        user = _user(request)
+        review = review_create(
+            case=case_get(user=user, case_id=data["case"]),
+            prediction=prediction_get(user=user, prediction_id=data["prediction"]),
+            reviewer=user,
+            decision=Decision(data["decision"]),
+            note=data["note"],
+        )
+        return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)

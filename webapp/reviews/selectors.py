@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from django.db.models import QuerySet
+
+from webapp.accounts.models import User
+from webapp.cases.models import Case, ReviewState
+from webapp.cases.selectors import case_list
+from webapp.reviews.models import Review
+from webapp.scoring.models import Prediction, PredictionStatus
+
+
+class QueueFilter(enum.StrEnum):
+    UNREVIEWED = "unreviewed"
+    REVIEWED = "reviewed"
+    ALL = "all"
+
+
+class QueueOrdering(enum.StrEnum):
+    PROBABILITY_DESC = "-probability"
+    PROBABILITY_ASC = "probability"
+    FLAGGED_DESC = "-flagged"
+    FLAGGED_ASC = "flagged"
+
+
+_ORDER_BY: dict[QueueOrdering, tuple[str, ...]] = {
+    QueueOrdering.PROBABILITY_DESC: ("-top_probability", "-flagged_at", "-id"),
+    QueueOrdering.PROBABILITY_ASC: ("top_probability", "flagged_at", "id"),
+    QueueOrdering.FLAGGED_DESC: ("-flagged_at", "-id"),
+    QueueOrdering.FLAGGED_ASC: ("flagged_at", "id"),
+}
+
+
+def queue_list(
+    *,
+    state: QueueFilter = QueueFilter.UNREVIEWED,
+    ordering: QueueOrdering = QueueOrdering.PROBABILITY_DESC,
+    flagged_from: dt.date | None = None,
+    flagged_to: dt.date | None = None,
+) -> QuerySet[Case]:
+    """Return the flagged cases, filtered by review state and flag date, in queue order."""
+    states = {
+        QueueFilter.UNREVIEWED: [ReviewState.UNREVIEWED],
+        QueueFilter.REVIEWED: [ReviewState.REVIEWED],
+        QueueFilter.ALL: [ReviewState.UNREVIEWED, ReviewState.REVIEWED],
+    }[state]
+    cases = Case.objects.filter(review_state__in=states).select_related("created_by")
+    if flagged_from is not None:
+        cases = cases.filter(flagged_at__date__gte=flagged_from)
+    if flagged_to is not None:
+        cases = cases.filter(flagged_at__date__lte=flagged_to)
+    return cases.order_by(*_ORDER_BY[ordering])
+
+
+def review_list(*, user: User, case_id: int | None = None) -> QuerySet[Review]:
+    """Return the reviews of cases the user may see, newest first."""
+    reviews = Review.objects.filter(case__in=case_list(user=user)).select_related(
+        "reviewer", "prediction", "case"
+    )
+    if case_id is not None:
+        reviews = reviews.filter(case_id=case_id)
+    return reviews.order_by("-created_at", "-id")
+
+
+def case_reviewable_predictions(*, case: Case) -> QuerySet[Prediction]:
+    """Return the finished scores of a case, flagged and unreviewed ones first."""
+    return (
+        Prediction.objects.filter(image__case=case, status=PredictionStatus.DONE)
+        .select_related("image")
+        .order_by("-high_risk", "-probability", "-id")
+    )

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from webapp.accounts.decorators import role_required
+from webapp.accounts.models import User
+from webapp.accounts.roles import user_can_review
+from webapp.cases.models import Case
+from webapp.cases.selectors import case_get
+from webapp.reviews.forms import QueueFilterForm, ReviewForm
+from webapp.reviews.models import Decision
+from webapp.reviews.selectors import (
+    QueueFilter,
+    QueueOrdering,
+    case_reviewable_predictions,
+    queue_list,
+)
+from webapp.reviews.services import review_create
+
+QUEUE_PAGE_SIZE = 20
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+@require_GET
+@role_required(user_can_review)
+def queue_view(request: HttpRequest) -> HttpResponse:
+    form = QueueFilterForm(request.GET)
+    filters = form.cleaned_data if form.is_valid() else {}
+    cases = queue_list(
+        state=QueueFilter(filters.get("state") or QueueFilter.UNREVIEWED),
+        ordering=QueueOrdering(filters.get("ordering") or QueueOrdering.PROBABILITY_DESC),
+        flagged_from=filters.get("flagged_from"),
+        flagged_to=filters.get("flagged_to"),
+    )
+    page = Paginator(cases, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "query": query.urlencode()}
+    template = "reviews/queue.html#queue" if request.htmx else "reviews/queue.html"
+    return render(request, template, context)
+
+
+@require_POST
+@role_required(user_can_review)
+def review_create_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    try:
+        case = case_get(user=_user(request), case_id=case_id)
+    except Case.DoesNotExist as exc:
+        raise Http404("No such case.") from exc
+    form = ReviewForm(request.POST, predictions=case_reviewable_predictions(case=case))
+    if not form.is_valid():
+        messages.error(request, "Choose a score and a decision to record a review.")
+        return redirect("cases:detail", case_id=case.pk)
+    try:
+        review_create(
+            case=case,
+            prediction=form.cleaned_data["prediction"],
+            reviewer=_user(request),
+            decision=Decision(form.cleaned_data["decision"]),
+            note=form.cleaned_data["note"],
+        )
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+        return redirect("cases:detail", case_id=case.pk)
+    messages.success(request, "Review recorded.")
+    return redirect("cases:detail", case_id=case.pk)

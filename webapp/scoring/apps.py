@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class ScoringConfig(AppConfig):
+    name = "webapp.scoring"
+    label = "scoring"
+    verbose_name = "Scoring"
+
+    def ready(self) -> None:
+        from webapp.scoring import signals  # noqa: F401  (connects the worker hooks)

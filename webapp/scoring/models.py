@@ -1,0 +1,65 @@
+from django.db import models
+
+
+class PredictionStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Prediction(models.Model):
+    """The model's score for one image. Its status column is the scoring state machine.
+
+    pending -> running (claimed by one worker) -> done | failed; a failed attempt that will be
+    retried goes back to pending. Only services in webapp.scoring.services move it.
+    """
+
+    image = models.ForeignKey("cases.Image", on_delete=models.PROTECT, related_name="predictions")
+    status = models.CharField(
+        max_length=16, choices=PredictionStatus.choices, default=PredictionStatus.PENDING
+    )
+    model_name = models.CharField(max_length=200, blank=True)
+    model_version = models.CharField(max_length=100, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    probability = models.FloatField(
+        null=True, blank=True, help_text="Calibrated probability that the lesion is malignant."
+    )
+    high_risk = models.BooleanField(null=True, blank=True)
+    label = models.CharField(max_length=32, blank=True)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    inference_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [
+            # Finds predictions left pending or running (a future stale-work sweep).
+            models.Index(fields=["status", "created_at"], name="prediction_status_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                name="prediction_done_has_result",
+                condition=~models.Q(status="done")
+                | (
+                    models.Q(probability__isnull=False)
+                    & models.Q(high_risk__isnull=False)
+                    & models.Q(threshold__isnull=False)
+                ),
+            ),
+            models.CheckConstraint(
+                name="prediction_probability_in_unit_range",
+                condition=models.Q(probability__isnull=True)
+                | (models.Q(probability__gte=0) & models.Q(probability__lte=1)),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Prediction {self.pk} ({self.status})"
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (PredictionStatus.PENDING, PredictionStatus.RUNNING)

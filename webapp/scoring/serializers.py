@@ -1,0 +1,32 @@
+from rest_framework import serializers
+
+from webapp.scoring.models import Prediction
+
+
+class PredictionSerializer(serializers.ModelSerializer[Prediction]):
+    case_id = serializers.IntegerField(source="image.case_id", read_only=True)
+    model_name = serializers.CharField(
+        read_only=True, help_text="The model's honest name, e.g. a stand-in architecture."
+    )
+
+    class Meta:
+        model = Prediction
+        fields = (
+            "id",
+            "image_id",
+            "case_id",
+            "status",
+            "probability",
+            "high_risk",
+            "label",
+            "threshold",
+            "model_name",
+            "model_version",
+            "error_message",
+            "attempts",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "inference_ms",
+        )
+        read_only_fields = fields
