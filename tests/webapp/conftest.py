@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.webapp.factories import (
+    AdminFactory,
+    CaseFactory,
+    ClinicianFactory,
+    PredictionFactory,
+    ReviewerFactory,
+)
+from webapp.accounts.models import User
+from webapp.cases.models import Case
+from webapp.reviews.services import case_queue_refresh
+from webapp.scoring.models import Prediction
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings: Any, tmp_path: Path) -> Path:
+    """Keep each test's uploads in its own folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def clinician(db: None) -> User:
+    return ClinicianFactory()
+
+
+@pytest.fixture
+def other_clinician(db: None) -> User:
+    return ClinicianFactory()
+
+
+@pytest.fixture
+def reviewer(db: None) -> User:
+    return ReviewerFactory()
+
+
+@pytest.fixture
+def admin_user(db: None) -> User:
+    return AdminFactory()
+
+
+def login(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def api_client(user: User | None) -> APIClient:
+    """An API client authenticated with the user's token, as an integration would be."""
+    client = APIClient()
+    if user is not None:
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@dataclass
+class StubResult:
+    probability: float
+    high_risk: bool
+    label: str
+    model_version: str
+
+
+class StubClassifier:
+    """A stand-in for inference.Classifier where the scoring service is the unit under test."""
+
+    version = "stub-1"
+    threshold = 0.5
+    display_name = "Stub classifier"
+
+    def __init__(self, probability: float = 0.8, error: Exception | None = None) -> None:
+        self.probability = probability
+        self.error = error
+        self.calls = 0
+
+    def predict(self, images: Sequence[Any]) -> list[StubResult]:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        high_risk = self.probability >= self.threshold
+        return [
+            StubResult(
+                probability=self.probability,
+                high_risk=high_risk,
+                label="malignant" if high_risk else "benign",
+                model_version=self.version,
+            )
+            for _ in images
+        ]
+
+
+@pytest.fixture
+def flagged_case(clinician: User) -> Case:
+    """A clinician's case with one high-risk score awaiting review."""
+    case = CaseFactory(created_by=clinician)
+    PredictionFactory(image__case=case, flagged=True)
+    return case_queue_refresh(case_id=case.pk)
+
+
+@pytest.fixture
+def flagged_prediction(flagged_case: Case) -> Prediction:
+    return Prediction.objects.get(image__case=flagged_case)

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import hashlib
+import io
+from typing import Any
+
+import factory
+import PIL.Image
+from django.core.files.base import ContentFile
+from django.utils import timezone
+
+from webapp.accounts.models import Role, User
+from webapp.cases.models import BodySite, Case, Image
+from webapp.reviews.models import Decision, Review
+from webapp.scoring.models import Prediction, PredictionStatus
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+def jpeg_bytes(
+    *, size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (160, 90, 60)
+) -> bytes:
+    """A small, valid JPEG made with Pillow."""
+    buffer = io.BytesIO()
+    PIL.Image.new("RGB", size, color).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+class UserFactory(factory.django.DjangoModelFactory[User]):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    role = Role.CLINICIAN
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def _save(self, create: bool, extracted: Any, **kwargs: Any) -> None:
+        if create:
+            self.save()
+
+
+class ClinicianFactory(UserFactory):
+    username = factory.Sequence(lambda n: f"clinician{n}")
+    role = Role.CLINICIAN
+
+
+class ReviewerFactory(UserFactory):
+    username = factory.Sequence(lambda n: f"reviewer{n}")
+    role = Role.REVIEWER
+
+
+class AdminFactory(UserFactory):
+    username = factory.Sequence(lambda n: f"admin{n}")
+    role = Role.ADMIN
+    is_staff = True
+    is_superuser = True
+
+
+class CaseFactory(factory.django.DjangoModelFactory[Case]):
+    class Meta:
+        model = Case
+
+    subject_ref = factory.Sequence(lambda n: f"SUBJ-{n:05d}")
+    body_site = BodySite.TRUNK_POSTERIOR
+    created_by = factory.SubFactory(ClinicianFactory)
+
+
+class ImageFactory(factory.django.DjangoModelFactory[Image]):
+    class Meta:
+        model = Image
+
+    class Params:
+        content = factory.LazyFunction(jpeg_bytes)
+
+    case = factory.SubFactory(CaseFactory)
+    file = factory.LazyAttribute(lambda o: ContentFile(o.content, name="lesion.jpg"))
+    sha256 = factory.LazyAttribute(lambda o: hashlib.sha256(o.content).hexdigest())
+    width = 64
+    height = 48
+    format = "JPEG"
+    original_filename = "lesion.jpg"
+    uploaded_by = factory.SelfAttribute("case.created_by")
+
+
+class PredictionFactory(factory.django.DjangoModelFactory[Prediction]):
+    class Meta:
+        model = Prediction
+
+    image = factory.SubFactory(ImageFactory)
+    status = PredictionStatus.PENDING
+
+    class Params:
+        done = factory.Trait(
+            status=PredictionStatus.DONE,
+            probability=0.3,
+            high_risk=False,
+            label="benign",
+            threshold=0.5,
+            model_name="Test model",
+            model_version="test-1",
+            attempts=1,
+            started_at=factory.LazyFunction(timezone.now),
+            finished_at=factory.LazyFunction(timezone.now),
+        )
+        flagged = factory.Trait(
+            status=PredictionStatus.DONE,
+            probability=0.9,
+            high_risk=True,
+            label="malignant",
+            threshold=0.5,
+            model_name="Test model",
+            model_version="test-1",
+            attempts=1,
+            started_at=factory.LazyFunction(timezone.now),
+            finished_at=factory.LazyFunction(timezone.now),
+        )
+
+
+class ReviewFactory(factory.django.DjangoModelFactory[Review]):
+    class Meta:
+        model = Review
+
+    prediction = factory.SubFactory(PredictionFactory, flagged=True)
+    case = factory.SelfAttribute("prediction.image.case")
+    reviewer = factory.SubFactory(ReviewerFactory)
+    decision = Decision.AGREE

@@ -1,0 +1,68 @@
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from tests.webapp.factories import CaseFactory, jpeg_bytes
+from webapp.audit.models import AuditAction, AuditEvent
+from webapp.cases.models import BodySite, Image
+from webapp.cases.services import case_create, case_images_upload
+from webapp.scoring.models import Prediction, PredictionStatus
+
+
+def upload(name: str = "lesion.jpg", content: bytes | None = None) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content or jpeg_bytes(), content_type="image/jpeg")
+
+
+def test_it_creates_a_case_and_records_it(clinician):
+    case = case_create(created_by=clinician, subject_ref=" P-17 ", body_site=BodySite.HEAD_NECK)
+    assert case.subject_ref == "P-17"
+    assert AuditEvent.objects.filter(case=case, action=AuditAction.CASE_CREATED).count() == 1
+
+
+def test_it_refuses_cases_from_reviewers(reviewer):
+    with pytest.raises(PermissionDenied):
+        case_create(created_by=reviewer, subject_ref="P-1", body_site=BodySite.OTHER)
+
+
+def test_it_stores_each_image_with_a_pending_prediction(
+    clinician, django_capture_on_commit_callbacks
+):
+    case = CaseFactory(created_by=clinician)
+    with django_capture_on_commit_callbacks() as callbacks:
+        images = case_images_upload(
+            case=case, files=[upload("a.jpg"), upload("b.jpg")], uploaded_by=clinician
+        )
+    assert [image.original_filename for image in images] == ["a.jpg", "b.jpg"]
+    assert all(image.width == 64 and image.height == 48 for image in images)
+    assert all(len(image.sha256) == 64 for image in images)
+    predictions = Prediction.objects.filter(image__case=case)
+    assert {p.status for p in predictions} == {PredictionStatus.PENDING}
+    assert predictions.count() == 2
+    # One scoring task per image, queued only once the transaction commits.
+    assert len(callbacks) == 2
+    assert AuditEvent.objects.filter(case=case, action=AuditAction.IMAGE_UPLOADED).count() == 2
+
+
+def test_it_stores_images_under_random_names(clinician):
+    case = CaseFactory(created_by=clinician)
+    [image] = case_images_upload(
+        case=case, files=[upload("Jane Doe arm.jpg")], uploaded_by=clinician
+    )
+    assert "Jane" not in image.file.name
+    assert image.original_filename == "Jane Doe arm.jpg"
+
+
+def test_it_accepts_none_of_an_upload_with_one_bad_file(clinician):
+    case = CaseFactory(created_by=clinician)
+    bad = SimpleUploadedFile("notes.jpg", b"not an image", content_type="image/jpeg")
+    with pytest.raises(ValidationError) as info:
+        case_images_upload(case=case, files=[upload(), bad], uploaded_by=clinician)
+    assert "notes.jpg" in str(info.value)
+    assert not Image.objects.filter(case=case).exists()
+    assert not Prediction.objects.exists()
+
+
+def test_it_refuses_uploads_from_reviewers(reviewer):
+    case = CaseFactory()
+    with pytest.raises(PermissionDenied):
+        case_images_upload(case=case, files=[upload()], uploaded_by=reviewer)
