@@ -24,6 +24,12 @@ from webapp.scoring.models import Prediction
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    # The production hasher is slow on purpose; the tests create hundreds of users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def media_root(settings: Any, tmp_path: Path) -> Path:
     """Keep each test's uploads in its own folder."""
     settings.MEDIA_ROOT = tmp_path / "media"

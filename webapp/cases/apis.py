@@ -43,7 +43,7 @@ class CaseFilter(django_filters.FilterSet):
         fields = ("body_site", "review_state", "created_after", "created_before")
 
 
-class CaseListCreateApi(generics.ListAPIView[Case]):
+class CaseListCreateApi(generics.ListAPIView):
     """List the cases you may see, or open a new one."""
 
     permission_classes = (IsAuthenticated, HasRole)
@@ -67,7 +67,7 @@ class CaseListCreateApi(generics.ListAPIView[Case]):
         return Response(CaseSerializer(case).data, status=status.HTTP_201_CREATED)
 
 
-class CaseDetailApi(generics.GenericAPIView[Case]):
+class CaseDetailApi(generics.GenericAPIView):
     permission_classes = (IsAuthenticated, HasRole)
     serializer_class = CaseDetailSerializer
 
@@ -80,7 +80,7 @@ class CaseDetailApi(generics.GenericAPIView[Case]):
         return Response(CaseDetailSerializer(case, context=context).data)
 
 
-class CaseImagesApi(generics.GenericAPIView[Case]):
+class CaseImagesApi(generics.GenericAPIView):
     permission_classes = (IsAuthenticated, HasRole)
     role_checks = {"POST": user_can_upload}
     parser_classes = (MultiPartParser, FormParser)

@@ -11,7 +11,7 @@ from webapp.lib.disclaimer import DISCLAIMER
 from webapp.scoring.serializers import PredictionSerializer
 
 
-class ImageSerializer(serializers.ModelSerializer[Image]):
+class ImageSerializer(serializers.ModelSerializer):
     uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True)
     file_url = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
@@ -48,7 +48,7 @@ class ImageSerializer(serializers.ModelSerializer[Image]):
         return PredictionSerializer(latest).data
 
 
-class CaseSerializer(serializers.ModelSerializer[Case]):
+class CaseSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", read_only=True)
     disclaimer = serializers.SerializerMethodField()
 
@@ -86,7 +86,7 @@ class CaseDetailSerializer(CaseSerializer):
         return list(ImageSerializer(images, many=True, context=self.context).data)
 
 
-class CaseCreateSerializer(serializers.Serializer[dict[str, Any]]):
+class CaseCreateSerializer(serializers.Serializer):
     subject_ref = serializers.CharField(
         max_length=64, help_text="A pseudonymous reference for the person. Never a name."
     )
@@ -94,7 +94,7 @@ class CaseCreateSerializer(serializers.Serializer[dict[str, Any]]):
     notes = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class ImageUploadSerializer(serializers.Serializer[dict[str, Any]]):
+class ImageUploadSerializer(serializers.Serializer):
     files = serializers.ListField(
         child=serializers.FileField(), allow_empty=False, help_text="One or more image files."
     )

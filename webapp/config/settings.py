@@ -7,14 +7,12 @@ from typing import Any
 
 import django_stubs_ext
 import environ
-from rest_framework.fields import Field as SerializerField
-from rest_framework.generics import GenericAPIView
-from rest_framework.serializers import BaseSerializer
 
 from webapp.config.env import env_bool, env_int, env_list, env_optional_str, env_str
 
-# Lets classes written as generics for the type checker (ModelAdmin[Case], ...) run as well.
-django_stubs_ext.monkeypatch(extra_classes=[BaseSerializer, GenericAPIView, SerializerField])
+# Lets Django classes written as generics for the type checker (ModelAdmin[Case]) run too.
+# DRF is deliberately not imported here: its class attributes read REST_FRAMEWORK on import.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Everything the app writes when nothing else is configured lives under var/ (git-ignored).

@@ -31,7 +31,7 @@ def _user(request: Request) -> User:
     return request.user
 
 
-class QueueApi(generics.ListAPIView[Case]):
+class QueueApi(generics.ListAPIView):
     """Flagged high-risk cases for review, highest probability first by default."""
 
     permission_classes = (IsAuthenticated, HasRole)
@@ -68,7 +68,7 @@ class ReviewFilter(django_filters.FilterSet):
         fields = ("case", "decision")
 
 
-class ReviewListCreateApi(generics.ListAPIView[Review]):
+class ReviewListCreateApi(generics.ListAPIView):
     """Reviews of the cases you may see; reviewers and admins record new ones."""
 
     permission_classes = (IsAuthenticated, HasRole)

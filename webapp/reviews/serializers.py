@@ -6,7 +6,7 @@ from webapp.reviews.models import Decision, Review
 from webapp.reviews.selectors import QueueFilter, QueueOrdering
 
 
-class ReviewSerializer(serializers.ModelSerializer[Review]):
+class ReviewSerializer(serializers.ModelSerializer):
     reviewer = serializers.CharField(source="reviewer.username", read_only=True)
 
     class Meta:
@@ -15,14 +15,14 @@ class ReviewSerializer(serializers.ModelSerializer[Review]):
         read_only_fields = fields
 
 
-class ReviewCreateSerializer(serializers.Serializer[dict[str, Any]]):
+class ReviewCreateSerializer(serializers.Serializer):
     case = serializers.IntegerField(min_value=1)
     prediction = serializers.IntegerField(min_value=1)
     decision = serializers.ChoiceField(choices=Decision.choices)
     note = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class QueueQuerySerializer(serializers.Serializer[dict[str, Any]]):
+class QueueQuerySerializer(serializers.Serializer):
     state = serializers.ChoiceField(
         choices=[choice.value for choice in QueueFilter], default=QueueFilter.UNREVIEWED
     )

@@ -12,7 +12,7 @@ from webapp.scoring.selectors import prediction_get
 from webapp.scoring.serializers import PredictionSerializer
 
 
-class PredictionDetailApi(generics.GenericAPIView[Prediction]):
+class PredictionDetailApi(generics.GenericAPIView):
     permission_classes = (IsAuthenticated, HasRole)
     serializer_class = PredictionSerializer
 

@@ -3,7 +3,7 @@ from rest_framework import serializers
 from webapp.scoring.models import Prediction
 
 
-class PredictionSerializer(serializers.ModelSerializer[Prediction]):
+class PredictionSerializer(serializers.ModelSerializer):
     case_id = serializers.IntegerField(source="image.case_id", read_only=True)
     model_name = serializers.CharField(
         read_only=True, help_text="The model's honest name, e.g. a stand-in architecture."

@@ -1,0 +1,228 @@
+"""Every role against every page and endpoint: allowed, 403, or 404 — never another's data."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from tests.webapp.conftest import api_client, login
+from tests.webapp.factories import CaseFactory, ClinicianFactory, PredictionFactory
+from webapp.reviews.services import case_queue_refresh
+
+ROLES = ("anonymous", "clinician", "other_clinician", "reviewer", "admin")
+
+
+@pytest.fixture
+def world(clinician, other_clinician, reviewer, admin_user):
+    """One flagged case owned by `clinician`, and a user of every role."""
+    case = CaseFactory(created_by=clinician)
+    prediction = PredictionFactory(image__case=case, flagged=True)
+    case_queue_refresh(case_id=case.pk)
+    users = {
+        "anonymous": None,
+        "clinician": clinician,
+        "other_clinician": other_clinician,
+        "reviewer": reviewer,
+        "admin": admin_user,
+    }
+    return {"case": case, "prediction": prediction, "image": prediction.image, "users": users}
+
+
+# (name, url builder, {role: expected status}); "login" means a redirect to the login page.
+PAGES = [
+    (
+        "home",
+        lambda w: reverse("home"),
+        {"clinician": 302, "other_clinician": 302, "reviewer": 302, "admin": 302},
+    ),
+    (
+        "case list",
+        lambda w: reverse("cases:list"),
+        {"clinician": 200, "other_clinician": 200, "reviewer": 200, "admin": 200},
+    ),
+    (
+        "new case",
+        lambda w: reverse("cases:create"),
+        {"clinician": 200, "other_clinician": 200, "reviewer": 403, "admin": 200},
+    ),
+    (
+        "case detail",
+        lambda w: reverse("cases:detail", args=[w["case"].pk]),
+        {"clinician": 200, "other_clinician": 404, "reviewer": 200, "admin": 200},
+    ),
+    (
+        "case timeline",
+        lambda w: reverse("cases:timeline", args=[w["case"].pk]),
+        {"clinician": 200, "other_clinician": 404, "reviewer": 200, "admin": 200},
+    ),
+    (
+        "image file",
+        lambda w: reverse("cases:image-file", args=[w["case"].pk, w["image"].pk]),
+        {"clinician": 200, "other_clinician": 404, "reviewer": 200, "admin": 200},
+    ),
+    (
+        "queue",
+        lambda w: reverse("reviews:queue"),
+        {"clinician": 403, "other_clinician": 403, "reviewer": 200, "admin": 200},
+    ),
+    (
+        "password change",
+        lambda w: reverse("password_change"),
+        {"clinician": 200, "other_clinician": 200, "reviewer": 200, "admin": 200},
+    ),
+    (
+        "django admin",
+        lambda w: reverse("admin:index"),
+        {"clinician": 302, "other_clinician": 302, "reviewer": 302, "admin": 200},
+    ),
+    (
+        "api docs",
+        lambda w: reverse("api-docs"),
+        {"clinician": 200, "other_clinician": 200, "reviewer": 200, "admin": 200},
+    ),
+    (
+        "api schema",
+        lambda w: reverse("api-schema"),
+        {"clinician": 200, "other_clinician": 200, "reviewer": 200, "admin": 200},
+    ),
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("name", "url", "expected"), PAGES, ids=[page[0] for page in PAGES])
+def test_each_role_gets_the_pages_its_role_allows(world, role, name, url, expected):
+    user = world["users"][role]
+    client = login(user) if user else Client()
+    response = client.get(url(world))
+    if user is None:
+        # Pages redirect to the login form; API schema and docs answer 401/403.
+        assert response.status_code in (302, 401, 403), name
+        if response.status_code == 302:
+            assert "/login/" in response["Location"]
+        return
+    assert response.status_code == expected[role], f"{role} on {name}"
+
+
+def test_a_clinician_only_lists_their_own_cases(world):
+    CaseFactory(created_by=world["users"]["other_clinician"], subject_ref="SOMEONE-ELSE")
+    response = login(world["users"]["clinician"]).get(reverse("cases:list"))
+    assert world["case"].subject_ref in response.text
+    assert "SOMEONE-ELSE" not in response.text
+
+
+POSTS = [
+    (
+        "upload",
+        lambda w: reverse("cases:upload", args=[w["case"].pk]),
+        {"clinician": 302, "other_clinician": 404, "reviewer": 403, "admin": 302},
+    ),
+    (
+        "review",
+        lambda w: reverse("reviews:create", args=[w["case"].pk]),
+        {"clinician": 403, "other_clinician": 403, "reviewer": 302, "admin": 302},
+    ),
+]
+
+
+@pytest.mark.parametrize("role", ROLES[1:])
+@pytest.mark.parametrize(("name", "url", "expected"), POSTS, ids=[post[0] for post in POSTS])
+def test_each_role_may_only_post_what_its_role_allows(world, role, name, url, expected):
+    response = login(world["users"][role]).post(url(world), {})
+    assert response.status_code == expected[role], f"{role} posting {name}"
+
+
+API = [
+    (
+        "GET",
+        "case list",
+        lambda w: reverse("api:case-list"),
+        {"clinician": 200, "other_clinician": 200, "reviewer": 200, "admin": 200},
+    ),
+    (
+        "POST",
+        "case create",
+        lambda w: reverse("api:case-list"),
+        {"clinician": 400, "other_clinician": 400, "reviewer": 403, "admin": 400},
+    ),
+    (
+        "GET",
+        "case detail",
+        lambda w: reverse("api:case-detail", args=[w["case"].pk]),
+        {"clinician": 200, "other_clinician": 404, "reviewer": 200, "admin": 200},
+    ),
+    (
+        "GET",
+        "case images",
+        lambda w: reverse("api:case-images", args=[w["case"].pk]),
+        {"clinician": 200, "other_clinician": 404, "reviewer": 200, "admin": 200},
+    ),
+    (
+        "POST",
+        "image upload",
+        lambda w: reverse("api:case-images", args=[w["case"].pk]),
+        {"clinician": 400, "other_clinician": 404, "reviewer": 403, "admin": 400},
+    ),
+    (
+        "GET",
+        "prediction",
+        lambda w: reverse("api:prediction-detail", args=[w["prediction"].pk]),
+        {"clinician": 200, "other_clinician": 404, "reviewer": 200, "admin": 200},
+    ),
+    (
+        "GET",
+        "queue",
+        lambda w: reverse("api:queue"),
+        {"clinician": 403, "other_clinician": 403, "reviewer": 200, "admin": 200},
+    ),
+    (
+        "GET",
+        "review list",
+        lambda w: reverse("api:review-list"),
+        {"clinician": 200, "other_clinician": 200, "reviewer": 200, "admin": 200},
+    ),
+    (
+        "POST",
+        "review create",
+        lambda w: reverse("api:review-list"),
+        {"clinician": 403, "other_clinician": 403, "reviewer": 400, "admin": 400},
+    ),
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(
+    ("method", "name", "url", "expected"), API, ids=[f"{a[0]} {a[1]}" for a in API]
+)
+def test_each_role_gets_the_endpoints_its_role_allows(world, role, method, name, url, expected):
+    client = api_client(world["users"][role])
+    response = (
+        client.generic(method, url(world), format="multipart")
+        if method == "POST"
+        else client.get(url(world))
+    )
+    if role == "anonymous":
+        assert response.status_code == 401, name
+        assert response.json()["error"]["code"] == "not_authenticated"
+        return
+    assert response.status_code == expected[role], f"{role} {method} {name}"
+    if response.status_code in (403, 404):
+        body = response.json()
+        assert set(body) == {"error"}
+        assert world["case"].subject_ref not in response.text
+
+
+def test_a_clinician_sees_only_reviews_of_their_own_cases(world, reviewer):
+    from webapp.reviews.models import Decision
+    from webapp.reviews.services import review_create
+
+    review_create(
+        case=world["case"],
+        prediction=world["prediction"],
+        reviewer=reviewer,
+        decision=Decision.AGREE,
+    )
+    owner = api_client(world["users"]["clinician"]).get(reverse("api:review-list")).json()
+    stranger = api_client(ClinicianFactory()).get(reverse("api:review-list")).json()
+    assert owner["count"] == 1
+    assert stranger["count"] == 0
