@@ -7,7 +7,6 @@ from rest_framework.response import Response
 from webapp.accounts.models import User
 from webapp.accounts.permissions import HasRole
 from webapp.lib.api import error_responses
-from webapp.scoring.models import Prediction
 from webapp.scoring.selectors import prediction_get
 from webapp.scoring.serializers import PredictionSerializer
 
