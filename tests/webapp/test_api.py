@@ -1,0 +1,223 @@
+"""The REST API's contract: payload shapes, filters, ordering, pagination and errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.webapp.conftest import api_client
+from tests.webapp.factories import CaseFactory, PredictionFactory, jpeg_bytes
+from webapp.cases.models import Case
+from webapp.lib.disclaimer import DISCLAIMER
+from webapp.reviews.services import case_queue_refresh
+from webapp.scoring.models import PredictionStatus
+
+
+def flag(case: Case, probability: float) -> Case:
+    PredictionFactory(image__case=case, flagged=True, probability=probability)
+    return case_queue_refresh(case_id=case.pk)
+
+
+def test_it_obtains_a_token_with_a_password(clinician):
+    from tests.webapp.factories import PASSWORD
+
+    response = api_client(None).post(
+        reverse("api:token"), {"username": clinician.username, "password": PASSWORD}
+    )
+    assert response.status_code == 200
+    assert len(response.json()["token"]) == 40
+
+
+def test_it_creates_a_case_and_answers_with_the_disclaimer(clinician):
+    response = api_client(clinician).post(
+        reverse("api:case-list"),
+        {"subject_ref": "P-9", "body_site": "head_neck", "notes": "left temple"},
+        format="json",
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["subject_ref"] == "P-9"
+    assert body["created_by"] == clinician.username
+    assert body["review_state"] == "not_flagged"
+    assert body["disclaimer"] == DISCLAIMER
+
+
+def test_it_explains_an_invalid_case_in_the_shared_error_format(clinician):
+    response = api_client(clinician).post(
+        reverse("api:case-list"), {"body_site": "elbow"}, format="json"
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["status"] == 400
+    assert error["code"] == "invalid"
+    assert set(error["details"]) == {"subject_ref", "body_site"}
+
+
+def test_it_lists_cases_with_pagination_and_the_disclaimer(clinician):
+    CaseFactory.create_batch(3, created_by=clinician)
+    response = api_client(clinician).get(reverse("api:case-list"), {"page_size": 2})
+    body = response.json()
+    assert body["count"] == 3
+    assert len(body["results"]) == 2
+    assert body["next"] is not None
+    assert all(case["disclaimer"] == DISCLAIMER for case in body["results"])
+
+
+def test_it_filters_and_orders_cases(clinician):
+    CaseFactory(created_by=clinician, body_site="head_neck")
+    CaseFactory(created_by=clinician, body_site="palms_soles")
+    client = api_client(clinician)
+    filtered = client.get(reverse("api:case-list"), {"body_site": "palms_soles"}).json()
+    assert [case["body_site"] for case in filtered["results"]] == ["palms_soles"]
+    oldest_first = client.get(reverse("api:case-list"), {"ordering": "created_at"}).json()
+    assert [case["body_site"] for case in oldest_first["results"]] == ["head_neck", "palms_soles"]
+
+
+def test_it_uploads_images_and_answers_with_pending_predictions(clinician):
+    case = CaseFactory(created_by=clinician)
+    files = [
+        SimpleUploadedFile("a.jpg", jpeg_bytes(), content_type="image/jpeg"),
+        SimpleUploadedFile("b.jpg", jpeg_bytes(color=(10, 10, 10)), content_type="image/jpeg"),
+    ]
+    response = api_client(clinician).post(
+        reverse("api:case-images", args=[case.pk]), {"files": files}, format="multipart"
+    )
+    assert response.status_code == 201
+    images = response.json()
+    assert [image["original_filename"] for image in images] == ["a.jpg", "b.jpg"]
+    assert all(image["prediction"]["status"] == "pending" for image in images)
+    assert images[0]["file_url"].endswith(f"/cases/{case.pk}/images/{images[0]['id']}/file/")
+
+
+def test_it_rejects_an_upload_that_is_not_an_image(clinician):
+    case = CaseFactory(created_by=clinician)
+    bad = SimpleUploadedFile("x.jpg", b"nope", content_type="image/jpeg")
+    response = api_client(clinician).post(
+        reverse("api:case-images", args=[case.pk]), {"files": [bad]}, format="multipart"
+    )
+    assert response.status_code == 400
+    assert "x.jpg" in response.json()["error"]["details"]["files"][0]
+
+
+def test_it_shows_a_case_with_its_images_and_latest_scores(
+    flagged_case, flagged_prediction, reviewer
+):
+    body = api_client(reviewer).get(reverse("api:case-detail", args=[flagged_case.pk])).json()
+    assert body["disclaimer"] == DISCLAIMER
+    [image] = body["images"]
+    prediction = image["prediction"]
+    assert prediction["id"] == flagged_prediction.pk
+    assert prediction["status"] == "done"
+    assert prediction["high_risk"] is True
+    assert prediction["high_risk"] == (prediction["probability"] >= prediction["threshold"])
+    assert prediction["model_name"] == "Test model"
+    assert prediction["model_version"] == "test-1"
+
+
+def test_it_reports_a_prediction_status(flagged_prediction, clinician):
+    body = (
+        api_client(clinician)
+        .get(reverse("api:prediction-detail", args=[flagged_prediction.pk]))
+        .json()
+    )
+    assert body["status"] == PredictionStatus.DONE
+    assert body["case_id"] == flagged_prediction.image.case_id
+
+
+def test_it_answers_404_in_the_error_format(clinician):
+    response = api_client(clinician).get(reverse("api:case-detail", args=[999999]))
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {"status": 404, "code": "not_found", "message": "Not found.", "details": None}
+    }
+
+
+def test_it_lists_the_queue_by_probability_then_by_date(reviewer):
+    low = flag(CaseFactory(), 0.6)
+    high = flag(CaseFactory(), 0.97)
+    client = api_client(reviewer)
+    by_probability = client.get(reverse("api:queue")).json()["results"]
+    assert [case["id"] for case in by_probability] == [high.pk, low.pk]
+    oldest_flag_first = client.get(reverse("api:queue"), {"ordering": "flagged"}).json()["results"]
+    assert [case["id"] for case in oldest_flag_first] == [low.pk, high.pk]
+
+
+def test_it_filters_the_queue_by_review_state_and_date(reviewer, flagged_case, flagged_prediction):
+    client = api_client(reviewer)
+    assert client.get(reverse("api:queue")).json()["count"] == 1
+    client.post(
+        reverse("api:review-list"),
+        {"case": flagged_case.pk, "prediction": flagged_prediction.pk, "decision": "agree"},
+        format="json",
+    )
+    assert client.get(reverse("api:queue")).json()["count"] == 0
+    assert client.get(reverse("api:queue"), {"state": "reviewed"}).json()["count"] == 1
+    assert client.get(reverse("api:queue"), {"state": "all"}).json()["count"] == 1
+    tomorrow = (timezone.now() + dt.timedelta(days=1)).date().isoformat()
+    assert (
+        client.get(reverse("api:queue"), {"state": "all", "flagged_from": tomorrow}).json()["count"]
+        == 0
+    )
+
+
+def test_it_rejects_an_unknown_queue_filter(reviewer):
+    response = api_client(reviewer).get(reverse("api:queue"), {"state": "maybe"})
+    assert response.status_code == 400
+    assert "state" in response.json()["error"]["details"]
+
+
+def test_it_records_a_review_through_the_api(reviewer, flagged_case, flagged_prediction):
+    response = api_client(reviewer).post(
+        reverse("api:review-list"),
+        {
+            "case": flagged_case.pk,
+            "prediction": flagged_prediction.pk,
+            "decision": "follow_up",
+            "note": "recheck in 3 months",
+        },
+        format="json",
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["decision"] == "follow_up"
+    assert body["reviewer"] == reviewer.username
+    listed = api_client(reviewer).get(reverse("api:review-list"), {"case": flagged_case.pk}).json()
+    assert [review["id"] for review in listed["results"]] == [body["id"]]
+
+
+def test_it_refuses_a_review_of_a_score_from_another_case(reviewer, flagged_case):
+    other = PredictionFactory(flagged=True)
+    response = api_client(reviewer).post(
+        reverse("api:review-list"),
+        {"case": flagged_case.pk, "prediction": other.pk, "decision": "agree"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "prediction" in response.json()["error"]["details"]
+
+
+@pytest.mark.django_db
+def test_it_publishes_an_openapi_schema_with_the_disclaimer(reviewer):
+    response = api_client(reviewer).get(reverse("api-schema"), {"format": "json"})
+    assert response.status_code == 200
+    schema = response.json()
+    assert "not a medical diagnosis" in schema["info"]["description"]
+    for path in (
+        "/api/v1/cases/",
+        "/api/v1/cases/{case_id}/images/",
+        "/api/v1/queue/",
+        "/api/v1/reviews/",
+    ):
+        assert path in schema["paths"]
+
+
+def test_it_serves_the_docs_with_local_assets(client, reviewer):
+    client.force_login(reviewer)
+    response = client.get(reverse("api-docs"))
+    assert response.status_code == 200
+    assert "drf_spectacular_sidecar/swagger-ui-dist" in response.text
+    assert "cdn" not in response.text.lower()

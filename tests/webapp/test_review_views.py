@@ -1,0 +1,65 @@
+from django.urls import reverse
+
+from tests.webapp.conftest import login
+from tests.webapp.factories import CaseFactory, PredictionFactory
+from webapp.cases.models import ReviewState
+from webapp.reviews.models import Review
+from webapp.reviews.services import case_queue_refresh
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def test_it_lists_flagged_unreviewed_cases_in_the_queue(reviewer, flagged_case):
+    response = login(reviewer).get(reverse("reviews:queue"))
+    assert f'data-case-id="{flagged_case.pk}"' in response.text
+    assert 'hx-trigger="every 10s"' in response.text
+
+
+def test_it_answers_queue_polls_with_the_fragment_only(reviewer, flagged_case):
+    response = login(reviewer).get(reverse("reviews:queue"), {"state": "all"}, **HTMX)
+    assert response.status_code == 200
+    assert "<html" not in response.text
+    assert f'data-case-id="{flagged_case.pk}"' in response.text
+    # The fragment keeps polling with the same filters.
+    assert "state=all" in response.text
+
+
+def test_it_sorts_the_queue_by_probability(reviewer):
+    cases = []
+    for probability in (0.55, 0.99, 0.7):
+        case = CaseFactory()
+        PredictionFactory(image__case=case, flagged=True, probability=probability)
+        cases.append(case_queue_refresh(case_id=case.pk))
+    text = login(reviewer).get(reverse("reviews:queue"), {"ordering": "-probability"}).text
+    positions = [text.index(f'data-case-id="{case.pk}"') for case in cases]
+    assert positions[1] < positions[2] < positions[0]
+
+
+def test_it_paginates_the_queue(reviewer):
+    for _ in range(21):
+        case = CaseFactory()
+        PredictionFactory(image__case=case, flagged=True)
+        case_queue_refresh(case_id=case.pk)
+    text = login(reviewer).get(reverse("reviews:queue")).text
+    assert text.count('data-testid="queue-row"') == 20
+    assert "Page 1 of 2" in text
+
+
+def test_it_records_a_decision_from_the_case_page(reviewer, flagged_case, flagged_prediction):
+    client = login(reviewer)
+    page = client.get(reverse("cases:detail", args=[flagged_case.pk]))
+    assert 'id="review-form"' in page.text
+    response = client.post(
+        reverse("reviews:create", args=[flagged_case.pk]),
+        {"prediction": flagged_prediction.pk, "decision": "refer", "note": "urgent"},
+    )
+    assert response.status_code == 302
+    review = Review.objects.get(case=flagged_case)
+    assert (review.decision, review.note, review.reviewer) == ("refer", "urgent", reviewer)
+    flagged_case.refresh_from_db()
+    assert flagged_case.review_state == ReviewState.REVIEWED
+
+
+def test_it_hides_the_review_form_from_clinicians(clinician, flagged_case):
+    page = login(clinician).get(reverse("cases:detail", args=[flagged_case.pk]))
+    assert 'id="review-form"' not in page.text
