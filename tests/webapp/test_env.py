@@ -37,3 +37,10 @@ def test_it_rejects_integers_below_the_minimum(monkeypatch):
 def test_it_splits_lists_on_commas(monkeypatch):
     monkeypatch.setenv("HOSTS", " a.example , b.example,,")
     assert env_list("HOSTS", []) == ["a.example", "b.example"]
+
+
+def test_it_treats_an_empty_variable_as_unset(monkeypatch):
+    monkeypatch.setenv("EMPTY", "")
+    assert env_bool("EMPTY", default=True) is True
+    assert env_list("EMPTY", ["localhost"]) == ["localhost"]
+    assert env_int("EMPTY", 5) == 5

@@ -1,5 +1,8 @@
 """Typed readers for settings that come from the environment.
 
+An unset and an empty variable mean the same (use the default), so .env.example can list
+every variable with an empty value.
+
 Each helper fails loudly on a malformed value: a typo in a deployment's env file should stop
 the process at start-up, not quietly fall back to a default.
 """
@@ -11,7 +14,7 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def _raw(name: str) -> str | None:
@@ -34,7 +37,7 @@ def env_optional_str(name: str) -> str | None:
 def env_bool(name: str, default: bool) -> bool:
     """Return the variable as a boolean; only the usual spellings are accepted."""
     value = _raw(name)
-    if value is None:
+    if not value:
         return default
     lowered = value.lower()
     if lowered in _TRUE:
@@ -61,6 +64,6 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
 def env_list(name: str, default: list[str]) -> list[str]:
     """Return a comma-separated variable as a list of non-empty, stripped items."""
     value = _raw(name)
-    if value is None:
+    if not value:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]

@@ -1,0 +1,36 @@
+# One image for the web server and the scoring workers.
+#   docker build -t dermatriage .
+# For NVIDIA GPUs build with --build-arg TENSORFLOW_EXTRA="[and-cuda]"; without a GPU the same
+# worker runs on the CPU.
+FROM python:3.11-slim-bookworm
+
+ARG TENSORFLOW_EXTRA=""
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    DJANGO_STATIC_ROOT=/app/var/static \
+    DJANGO_MEDIA_ROOT=/app/var/media \
+    DJANGO_STATIC_MANIFEST=true
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 curl \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY pyproject.toml ./
+COPY webapp ./webapp
+COPY inference ./inference
+COPY training ./training
+COPY models ./models
+COPY manage.py ./
+RUN pip install . \
+    && if [ -n "$TENSORFLOW_EXTRA" ]; then pip install "tensorflow${TENSORFLOW_EXTRA}"; fi
+
+RUN useradd --create-home --uid 1000 dermatriage \
+    && mkdir -p /app/var/media /app/var/static \
+    && python manage.py collectstatic --noinput \
+    && chown -R dermatriage /app/var
+USER dermatriage
+
+EXPOSE 8000
+CMD ["gunicorn", "webapp.config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
