@@ -1,0 +1,113 @@
+"""The training pipeline end to end on a tiny generated dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference import ModelArtifactError, load_classifier
+from training.backbones import build_base, build_classifier
+from training.config import Phase, TrainingConfig, default_config
+from training.data import load_dataset, split_dataset
+from training.pipeline import finalize
+from training.train import LOGITS_FILE, MODEL_FILE, train
+
+pytestmark = pytest.mark.slow
+
+
+def _smoke_config(architecture: str, **changes: object) -> TrainingConfig:
+    config = default_config(architecture)  # type: ignore[arg-type]
+    return config.with_overrides(
+        input_size=32,
+        effective_resolution=32,
+        batch_size=8,
+        phases=tuple(Phase(p.name, p.trainable, 1, p.learning_rate, p.monitor, 1) for p in config.phases),
+        **changes,
+    )
+
+
+@pytest.mark.parametrize("architecture", ["efficientnet_lite0", "efficientnet_b0", "vgg16", "custom_cnn"])
+def test_each_architecture_trains_a_step_and_saves_logits(
+    architecture: str, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    dataset = load_dataset(tiny_dataset)
+    split = split_dataset(dataset, seed=0)
+    result = train(_smoke_config(architecture), split, tmp_path / "run", weights_path=None)
+
+    assert (tmp_path / "run" / MODEL_FILE).is_file()
+    with np.load(tmp_path / "run" / LOGITS_FILE) as saved:
+        assert saved["validation_logits"].shape == (len(split.validation),)
+        assert saved["test_logits"].shape == (len(split.test),)
+        assert np.isfinite(saved["test_logits"]).all()
+    assert len(result.history["loss"]) == len(_smoke_config(architecture).phases)
+    assert result.model.output_shape == (None, 1)
+
+
+def test_efficientnet_b0_builds_with_random_weights() -> None:
+    base = build_base("efficientnet_b0", 64)
+    model = build_classifier(base, architecture="efficientnet_b0")
+    assert model.output_shape == (None, 1)
+    assert any("_se_" in layer.name for layer in base.layers)
+
+
+def test_lite0_loads_the_shared_imagenet_weights_where_present() -> None:
+    from training.weights import WeightsError, resolve_lite0_weights
+
+    try:
+        weights = resolve_lite0_weights(None)
+    except WeightsError as exc:
+        pytest.skip(f"Lite0 weights not available here: {exc}")
+    base = build_base("efficientnet_lite0", 64, weights_path=weights)
+    assert not any("_se_" in layer.name for layer in base.layers)
+    stem = base.get_layer("stem_conv").get_weights()[0]
+    with np.load(weights) as saved:
+        np.testing.assert_array_equal(stem, saved["stem_conv/0"])
+
+
+def test_a_trained_run_becomes_an_artifact_that_inference_loads(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    dataset = load_dataset(tiny_dataset)
+    config = _smoke_config("efficientnet_lite0")
+    split = split_dataset(dataset, seed=config.seed)
+    train(config, split, tmp_path / "run", weights_path=None)
+    artifact = tmp_path / "models" / "efficientnet_lite0"
+    record = finalize(
+        run_dir=tmp_path / "run",
+        config=config,
+        dataset=dataset,
+        split=split,
+        artifact_dir=artifact,
+        comparison_dir=tmp_path / "models" / "comparison" / "efficientnet_lite0",
+        plots_dir=tmp_path / "models" / "plots",
+        tta="off",
+    )
+
+    metadata = json.loads((artifact / "metadata.json").read_text())
+    assert metadata["threshold"] == record["threshold"]["threshold"]
+    assert metadata["dataset"]["manifest_sha256"] == dataset.fingerprint
+    assert metadata["split"]["seed"] == config.seed
+    assert "stand-in for EfficientNet-B0" in metadata["display_name"]
+    assert (artifact / "split.csv").is_file()
+    assert "not a medical diagnosis" in (artifact / "MODEL_CARD.md").read_text()
+    assert {"roc_auc", "sensitivity", "specificity", "ece"} <= set(
+        metadata["test_metrics"]["overall"]
+    )
+    assert set(metadata["test_metrics"]["by_source"]) == {"small-source", "large-source"}
+
+    classifier = load_classifier(artifact)
+    image = dataset.samples[0].path
+    by_path, by_bytes = classifier.predict([image, image.read_bytes()])
+    assert by_path == by_bytes
+    assert 0.0 <= by_path.probability <= 1.0
+    assert by_path.high_risk == (by_path.probability >= metadata["threshold"])
+    assert by_path.model_version == metadata["version"]
+
+    # A model file that no longer matches its recorded sha256 is refused.
+    with (artifact / MODEL_FILE).open("ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(ModelArtifactError, match="sha256"):
+        load_classifier(artifact)
