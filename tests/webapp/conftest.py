@@ -38,22 +38,22 @@ def media_root(settings: Any, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def clinician(db: None) -> User:
-    return ClinicianFactory()
+    return ClinicianFactory.create()
 
 
 @pytest.fixture
 def other_clinician(db: None) -> User:
-    return ClinicianFactory()
+    return ClinicianFactory.create()
 
 
 @pytest.fixture
 def reviewer(db: None) -> User:
-    return ReviewerFactory()
+    return ReviewerFactory.create()
 
 
 @pytest.fixture
 def admin_user(db: None) -> User:
-    return AdminFactory()
+    return AdminFactory.create()
 
 
 def login(user: User) -> Client:
@@ -110,8 +110,8 @@ class StubClassifier:
 @pytest.fixture
 def flagged_case(clinician: User) -> Case:
     """A clinician's case with one high-risk score awaiting review."""
-    case = CaseFactory(created_by=clinician)
-    PredictionFactory(image__case=case, flagged=True)
+    case = CaseFactory.create(created_by=clinician)
+    PredictionFactory.create(image__case=case, flagged=True)
     return case_queue_refresh(case_id=case.pk)
 
 

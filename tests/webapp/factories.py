@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-from typing import Any
 
 import factory
 import PIL.Image
@@ -30,16 +29,10 @@ class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
         django_get_or_create = ("username",)
-        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     role = Role.CLINICIAN
-    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
-
-    @factory.post_generation
-    def _save(self, create: bool, extracted: Any, **kwargs: Any) -> None:
-        if create:
-            self.save()
+    password = factory.django.Password(PASSWORD)
 
 
 class ClinicianFactory(UserFactory):

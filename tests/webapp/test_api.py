@@ -18,7 +18,7 @@ from webapp.scoring.models import PredictionStatus
 
 
 def flag(case: Case, probability: float) -> Case:
-    PredictionFactory(image__case=case, flagged=True, probability=probability)
+    PredictionFactory.create(image__case=case, flagged=True, probability=probability)
     return case_queue_refresh(case_id=case.pk)
 
 
@@ -68,8 +68,8 @@ def test_it_lists_cases_with_pagination_and_the_disclaimer(clinician):
 
 
 def test_it_filters_and_orders_cases(clinician):
-    CaseFactory(created_by=clinician, body_site="head_neck")
-    CaseFactory(created_by=clinician, body_site="palms_soles")
+    CaseFactory.create(created_by=clinician, body_site="head_neck")
+    CaseFactory.create(created_by=clinician, body_site="palms_soles")
     client = api_client(clinician)
     filtered = client.get(reverse("api:case-list"), {"body_site": "palms_soles"}).json()
     assert [case["body_site"] for case in filtered["results"]] == ["palms_soles"]
@@ -78,7 +78,7 @@ def test_it_filters_and_orders_cases(clinician):
 
 
 def test_it_uploads_images_and_answers_with_pending_predictions(clinician):
-    case = CaseFactory(created_by=clinician)
+    case = CaseFactory.create(created_by=clinician)
     files = [
         SimpleUploadedFile("a.jpg", jpeg_bytes(), content_type="image/jpeg"),
         SimpleUploadedFile("b.jpg", jpeg_bytes(color=(10, 10, 10)), content_type="image/jpeg"),
@@ -94,7 +94,7 @@ def test_it_uploads_images_and_answers_with_pending_predictions(clinician):
 
 
 def test_it_rejects_an_upload_that_is_not_an_image(clinician):
-    case = CaseFactory(created_by=clinician)
+    case = CaseFactory.create(created_by=clinician)
     bad = SimpleUploadedFile("x.jpg", b"nope", content_type="image/jpeg")
     response = api_client(clinician).post(
         reverse("api:case-images", args=[case.pk]), {"files": [bad]}, format="multipart"
@@ -137,8 +137,8 @@ def test_it_answers_404_in_the_error_format(clinician):
 
 
 def test_it_lists_the_queue_by_probability_then_by_date(reviewer):
-    low = flag(CaseFactory(), 0.6)
-    high = flag(CaseFactory(), 0.97)
+    low = flag(CaseFactory.create(), 0.6)
+    high = flag(CaseFactory.create(), 0.97)
     client = api_client(reviewer)
     by_probability = client.get(reverse("api:queue")).json()["results"]
     assert [case["id"] for case in by_probability] == [high.pk, low.pk]
@@ -190,7 +190,7 @@ def test_it_records_a_review_through_the_api(reviewer, flagged_case, flagged_pre
 
 
 def test_it_refuses_a_review_of_a_score_from_another_case(reviewer, flagged_case):
-    other = PredictionFactory(flagged=True)
+    other = PredictionFactory.create(flagged=True)
     response = api_client(reviewer).post(
         reverse("api:review-list"),
         {"case": flagged_case.pk, "prediction": other.pk, "decision": "agree"},

@@ -16,8 +16,8 @@ ROLES = ("anonymous", "clinician", "other_clinician", "reviewer", "admin")
 @pytest.fixture
 def world(clinician, other_clinician, reviewer, admin_user):
     """One flagged case owned by `clinician`, and a user of every role."""
-    case = CaseFactory(created_by=clinician)
-    prediction = PredictionFactory(image__case=case, flagged=True)
+    case = CaseFactory.create(created_by=clinician)
+    prediction = PredictionFactory.create(image__case=case, flagged=True)
     case_queue_refresh(case_id=case.pk)
     users = {
         "anonymous": None,
@@ -105,7 +105,7 @@ def test_each_role_gets_the_pages_its_role_allows(world, role, name, url, expect
 
 
 def test_a_clinician_only_lists_their_own_cases(world):
-    CaseFactory(created_by=world["users"]["other_clinician"], subject_ref="SOMEONE-ELSE")
+    CaseFactory.create(created_by=world["users"]["other_clinician"], subject_ref="SOMEONE-ELSE")
     response = login(world["users"]["clinician"]).get(reverse("cases:list"))
     assert world["case"].subject_ref in response.text
     assert "SOMEONE-ELSE" not in response.text
@@ -223,6 +223,6 @@ def test_a_clinician_sees_only_reviews_of_their_own_cases(world, reviewer):
         decision=Decision.AGREE,
     )
     owner = api_client(world["users"]["clinician"]).get(reverse("api:review-list")).json()
-    stranger = api_client(ClinicianFactory()).get(reverse("api:review-list")).json()
+    stranger = api_client(ClinicianFactory.create()).get(reverse("api:review-list")).json()
     assert owner["count"] == 1
     assert stranger["count"] == 0

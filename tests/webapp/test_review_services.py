@@ -33,7 +33,7 @@ def test_it_puts_a_reviewed_case_back_when_a_new_image_is_flagged(
     review_create(
         case=flagged_case, prediction=flagged_prediction, reviewer=reviewer, decision=Decision.AGREE
     )
-    PredictionFactory(image__case=flagged_case, flagged=True, probability=0.95)
+    PredictionFactory.create(image__case=flagged_case, flagged=True, probability=0.95)
     case = case_queue_refresh(case_id=flagged_case.pk)
     assert case.review_state == ReviewState.UNREVIEWED
     assert case.top_probability == pytest.approx(0.95)
@@ -50,7 +50,7 @@ def test_it_refuses_reviews_from_clinicians(flagged_case, flagged_prediction, cl
 
 
 def test_it_refuses_a_score_of_another_case(flagged_case, reviewer):
-    other = PredictionFactory(flagged=True)
+    other = PredictionFactory.create(flagged=True)
     with pytest.raises(ValidationError, match="another case"):
         review_create(
             case=flagged_case, prediction=other, reviewer=reviewer, decision=Decision.AGREE
@@ -58,7 +58,7 @@ def test_it_refuses_a_score_of_another_case(flagged_case, reviewer):
 
 
 def test_it_refuses_a_score_that_is_not_finished(flagged_case, reviewer):
-    pending = PredictionFactory(image__case=flagged_case)
+    pending = PredictionFactory.create(image__case=flagged_case)
     with pytest.raises(ValidationError, match="finished"):
         review_create(
             case=flagged_case, prediction=pending, reviewer=reviewer, decision=Decision.AGREE
@@ -67,7 +67,7 @@ def test_it_refuses_a_score_that_is_not_finished(flagged_case, reviewer):
 
 @pytest.mark.django_db
 def test_it_keeps_unflagged_cases_out_of_the_queue():
-    prediction = PredictionFactory(done=True)
+    prediction = PredictionFactory.create(done=True)
     case = case_queue_refresh(case_id=prediction.image.case_id)
     assert case.review_state == ReviewState.NOT_FLAGGED
     assert case.top_probability is None
@@ -75,7 +75,7 @@ def test_it_keeps_unflagged_cases_out_of_the_queue():
 
 @pytest.mark.django_db
 def test_it_counts_a_case_reviewed_only_when_every_flag_is_reviewed():
-    review = ReviewFactory()
+    review = ReviewFactory.create()
     case = review.case
-    PredictionFactory(image__case=case, flagged=True)
+    PredictionFactory.create(image__case=case, flagged=True)
     assert case_queue_refresh(case_id=case.pk).review_state == ReviewState.UNREVIEWED

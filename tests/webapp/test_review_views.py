@@ -6,7 +6,7 @@ from webapp.cases.models import ReviewState
 from webapp.reviews.models import Review
 from webapp.reviews.services import case_queue_refresh
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
+HTMX = {"HX-Request": "true"}
 
 
 def test_it_lists_flagged_unreviewed_cases_in_the_queue(reviewer, flagged_case):
@@ -16,7 +16,7 @@ def test_it_lists_flagged_unreviewed_cases_in_the_queue(reviewer, flagged_case):
 
 
 def test_it_answers_queue_polls_with_the_fragment_only(reviewer, flagged_case):
-    response = login(reviewer).get(reverse("reviews:queue"), {"state": "all"}, **HTMX)
+    response = login(reviewer).get(reverse("reviews:queue"), {"state": "all"}, headers=HTMX)
     assert response.status_code == 200
     assert "<html" not in response.text
     assert f'data-case-id="{flagged_case.pk}"' in response.text
@@ -27,8 +27,8 @@ def test_it_answers_queue_polls_with_the_fragment_only(reviewer, flagged_case):
 def test_it_sorts_the_queue_by_probability(reviewer):
     cases = []
     for probability in (0.55, 0.99, 0.7):
-        case = CaseFactory()
-        PredictionFactory(image__case=case, flagged=True, probability=probability)
+        case = CaseFactory.create()
+        PredictionFactory.create(image__case=case, flagged=True, probability=probability)
         cases.append(case_queue_refresh(case_id=case.pk))
     text = login(reviewer).get(reverse("reviews:queue"), {"ordering": "-probability"}).text
     positions = [text.index(f'data-case-id="{case.pk}"') for case in cases]
@@ -37,8 +37,8 @@ def test_it_sorts_the_queue_by_probability(reviewer):
 
 def test_it_paginates_the_queue(reviewer):
     for _ in range(21):
-        case = CaseFactory()
-        PredictionFactory(image__case=case, flagged=True)
+        case = CaseFactory.create()
+        PredictionFactory.create(image__case=case, flagged=True)
         case_queue_refresh(case_id=case.pk)
     text = login(reviewer).get(reverse("reviews:queue")).text
     assert text.count('data-testid="queue-row"') == 20

@@ -19,7 +19,7 @@ def run(prediction: Prediction, classifier: StubClassifier) -> ScoringOutcome:
 
 
 def test_it_records_the_score_and_model_on_the_row():
-    prediction = PredictionFactory()
+    prediction = PredictionFactory.create()
     assert run(prediction, StubClassifier(probability=0.2)) is ScoringOutcome.DONE
     prediction.refresh_from_db()
     assert prediction.status == PredictionStatus.DONE
@@ -33,7 +33,7 @@ def test_it_records_the_score_and_model_on_the_row():
 
 
 def test_it_puts_a_flagged_case_in_the_review_queue():
-    prediction = PredictionFactory()
+    prediction = PredictionFactory.create()
     run(prediction, StubClassifier(probability=0.9))
     case = prediction.image.case
     case.refresh_from_db()
@@ -43,14 +43,14 @@ def test_it_puts_a_flagged_case_in_the_review_queue():
 
 
 def test_it_leaves_a_low_score_out_of_the_queue():
-    prediction = PredictionFactory()
+    prediction = PredictionFactory.create()
     run(prediction, StubClassifier(probability=0.1))
     prediction.image.case.refresh_from_db()
     assert prediction.image.case.review_state == ReviewState.NOT_FLAGGED
 
 
 def test_it_never_scores_a_redelivered_task_twice():
-    prediction = PredictionFactory()
+    prediction = PredictionFactory.create()
     classifier = StubClassifier()
     assert run(prediction, classifier) is ScoringOutcome.DONE
     assert run(prediction, classifier) is ScoringOutcome.SKIPPED
@@ -59,13 +59,15 @@ def test_it_never_scores_a_redelivered_task_twice():
 
 
 def test_it_lets_only_one_worker_claim_a_row():
-    prediction = PredictionFactory()
+    prediction = PredictionFactory.create()
     assert prediction_claim(prediction_id=prediction.pk) is True
     assert prediction_claim(prediction_id=prediction.pk) is False
 
 
 def test_it_answers_busy_while_another_worker_holds_the_row():
-    prediction = PredictionFactory(status=PredictionStatus.RUNNING, started_at=timezone.now())
+    prediction = PredictionFactory.create(
+        status=PredictionStatus.RUNNING, started_at=timezone.now()
+    )
     classifier = StubClassifier()
     assert run(prediction, classifier) is ScoringOutcome.BUSY
     assert classifier.calls == 0
@@ -73,13 +75,15 @@ def test_it_answers_busy_while_another_worker_holds_the_row():
 
 def test_it_reclaims_a_row_left_running_by_a_dead_worker(settings):
     started = timezone.now() - timedelta(seconds=settings.SCORING_STALE_AFTER_SECONDS + 5)
-    prediction = PredictionFactory(status=PredictionStatus.RUNNING, started_at=started, attempts=1)
+    prediction = PredictionFactory.create(
+        status=PredictionStatus.RUNNING, started_at=started, attempts=1
+    )
     assert run(prediction, StubClassifier()) is ScoringOutcome.DONE
     assert Prediction.objects.get(pk=prediction.pk).attempts == 2
 
 
 def test_it_fails_at_once_on_an_undecodable_image():
-    prediction = PredictionFactory()
+    prediction = PredictionFactory.create()
     outcome = run(prediction, StubClassifier(error=ImageDecodeError("truncated file")))
     assert outcome is ScoringOutcome.FAILED
     prediction.refresh_from_db()
@@ -89,7 +93,7 @@ def test_it_fails_at_once_on_an_undecodable_image():
 
 
 def test_it_releases_the_row_for_a_retry_after_a_transient_error():
-    prediction = PredictionFactory()
+    prediction = PredictionFactory.create()
     outcome = run(prediction, StubClassifier(error=ConnectionError("storage unreachable")))
     assert outcome is ScoringOutcome.RETRY
     prediction.refresh_from_db()
@@ -99,7 +103,7 @@ def test_it_releases_the_row_for_a_retry_after_a_transient_error():
 
 def test_it_fails_for_good_after_the_last_attempt(settings):
     settings.SCORING_MAX_ATTEMPTS = 2
-    prediction = PredictionFactory()
+    prediction = PredictionFactory.create()
     classifier = StubClassifier(error=RuntimeError("out of memory"))
     assert run(prediction, classifier) is ScoringOutcome.RETRY
     assert run(prediction, classifier) is ScoringOutcome.FAILED
@@ -115,7 +119,7 @@ def test_it_records_a_model_that_will_not_load_as_a_failure(settings):
     def broken_loader() -> StubClassifier:
         raise RuntimeError("model artifact missing")
 
-    prediction = PredictionFactory()
+    prediction = PredictionFactory.create()
     outcome = prediction_run(prediction_id=prediction.pk, classifier_loader=broken_loader)
     assert outcome is ScoringOutcome.FAILED
     assert "model artifact missing" in Prediction.objects.get(pk=prediction.pk).error_message

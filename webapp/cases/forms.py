@@ -32,4 +32,4 @@ class MultipleImageField(forms.FileField):
 
 
 class ImageUploadForm(forms.Form):
-    files = MultipleImageField(label="Images")
+    images = MultipleImageField(label="Images")

@@ -54,7 +54,7 @@ class CaseSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Case
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "subject_ref",
             "body_site",
@@ -67,7 +67,7 @@ class CaseSerializer(serializers.ModelSerializer):
             "top_probability",
             "disclaimer",
         )
-        read_only_fields = fields
+        read_only_fields: tuple[str, ...] = fields
 
     def get_disclaimer(self, case: Case) -> str:
         return DISCLAIMER

@@ -21,11 +21,9 @@ from webapp.cases.selectors import (
     case_scoring_in_progress,
 )
 from webapp.cases.services import case_create, case_images_upload, case_record_view
+from webapp.lib.htmx import HTMX_STOP_POLLING, HtmxHttpRequest
 from webapp.reviews.forms import ReviewForm
 from webapp.reviews.selectors import case_reviewable_predictions, review_list
-
-# htmx stops polling an element when the server answers with this status.
-HTMX_STOP_POLLING = 286
 
 
 def _user(request: HttpRequest) -> User:
@@ -88,7 +86,7 @@ def case_detail_context(request: HttpRequest, case: Case) -> dict[str, object]:
 
 
 @require_GET
-def case_detail_view(request: HttpRequest, case_id: int) -> HttpResponse:
+def case_detail_view(request: HtmxHttpRequest, case_id: int) -> HttpResponse:
     case = _visible_case(request, case_id)
     if request.htmx:
         # A polling request: answer with the images fragment, and 286 once nothing is left
@@ -118,7 +116,7 @@ def case_images_upload_view(request: HttpRequest, case_id: int) -> HttpResponse:
         return redirect("cases:detail", case_id=case.pk)
     try:
         images = case_images_upload(
-            case=case, files=form.cleaned_data["files"], uploaded_by=_user(request)
+            case=case, files=form.cleaned_data["images"], uploaded_by=_user(request)
         )
     except ValidationError as exc:
         for message in exc.messages:

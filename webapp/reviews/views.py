@@ -12,6 +12,7 @@ from webapp.accounts.models import User
 from webapp.accounts.roles import user_can_review
 from webapp.cases.models import Case
 from webapp.cases.selectors import case_get
+from webapp.lib.htmx import HtmxHttpRequest
 from webapp.reviews.forms import QueueFilterForm, ReviewForm
 from webapp.reviews.models import Decision
 from webapp.reviews.selectors import (
@@ -32,7 +33,7 @@ def _user(request: HttpRequest) -> User:
 
 @require_GET
 @role_required(user_can_review)
-def queue_view(request: HttpRequest) -> HttpResponse:
+def queue_view(request: HtmxHttpRequest) -> HttpResponse:
     form = QueueFilterForm(request.GET)
     filters = form.cleaned_data if form.is_valid() else {}
     cases = queue_list(
