@@ -60,14 +60,18 @@ class Classifier:
     def logits(self, pixels: np.ndarray) -> np.ndarray:
         """Raw (uncalibrated) malignancy logits for a uint8 pixel batch."""
         if pixels.ndim != 4 or pixels.shape[1:] != self._input_shape:
-            raise ValueError(f"expected a batch of shape (N, *{self._input_shape}), got {pixels.shape}")
+            raise ValueError(
+                f"expected a batch of shape (N, *{self._input_shape}), got {pixels.shape}"
+            )
         if len(pixels) == 0:
             return np.zeros((0,), dtype=np.float64)
         views = [pixels]
         if self.metadata.test_time_augmentation:
             views += [pixels[:, :, ::-1], pixels[:, ::-1, :], pixels[:, ::-1, ::-1]]
         with self._lock:
-            outputs = [np.asarray(self._forward(view), dtype=np.float64).reshape(-1) for view in views]
+            outputs = [
+                np.asarray(self._forward(view), dtype=np.float64).reshape(-1) for view in views
+            ]
         return np.mean(outputs, axis=0)
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:

@@ -73,7 +73,9 @@ def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: boo
         weights_path = _weights_for(architecture, args)
         config = config.with_overrides(weights_path=str(weights_path) if weights_path else None)
         train_model(config, split, run_dir, weights_path=weights_path)
-    artifact_dir = args.models_dir / architecture if architecture in ARTIFACT_ARCHITECTURES else None
+    artifact_dir = (
+        args.models_dir / architecture if architecture in ARTIFACT_ARCHITECTURES else None
+    )
     record = finalize(
         run_dir=run_dir,
         config=config,
@@ -110,26 +112,44 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--data", type=Path, default=default_data_dir(),
-                         help="data folder (manifest.csv + images/, or benign/ and malignant/)")
+        sub.add_argument(
+            "--data",
+            type=Path,
+            default=default_data_dir(),
+            help="data folder (manifest.csv + images/, or benign/ and malignant/)",
+        )
         sub.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
         sub.add_argument("--runs-dir", type=Path, default=REPO_ROOT / "runs")
         sub.add_argument("--seed", type=int, default=42)
-        sub.add_argument("--tta", choices=("auto", "on", "off"), default="auto",
-                         help="test-time augmentation: 'auto' keeps it if it helps on validation")
+        sub.add_argument(
+            "--tta",
+            choices=("auto", "on", "off"),
+            default="auto",
+            help="test-time augmentation: 'auto' keeps it if it helps on validation",
+        )
         sub.add_argument("--input-size", type=int, default=None)
-        sub.add_argument("--quick", type=int, default=0, metavar="N",
-                         help="smoke run: N images per subset, one epoch per phase")
+        sub.add_argument(
+            "--quick",
+            type=int,
+            default=0,
+            metavar="N",
+            help="smoke run: N images per subset, one epoch per phase",
+        )
         sub.add_argument("--lite0-weights", type=Path, default=None)
         sub.add_argument("--vgg16-weights", type=Path, default=None)
-        sub.add_argument("--b0-weights", default=None,
-                         help="EfficientNet-B0 weights: a file, or 'imagenet' where reachable")
+        sub.add_argument(
+            "--b0-weights",
+            default=None,
+            help="EfficientNet-B0 weights: a file, or 'imagenet' where reachable",
+        )
 
     compare = commands.add_parser("compare", help="train and evaluate all three; write the report")
     common(compare)
     compare.add_argument("--architectures", nargs="+", choices=ARCHITECTURES, default=COMPARED)
-    for name, help_text in (("train", "train and evaluate one architecture"),
-                            ("finalize", "re-evaluate an already trained run")):
+    for name, help_text in (
+        ("train", "train and evaluate one architecture"),
+        ("finalize", "re-evaluate an already trained run"),
+    ):
         sub = commands.add_parser(name, help=help_text)
         common(sub)
         sub.add_argument("--architecture", choices=ARCHITECTURES, default="efficientnet_lite0")
@@ -142,8 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
-    print("$ python -m training " + shlex.join(argv if argv is not None else sys.argv[1:]),
-          flush=True)
+    print(
+        "$ python -m training " + shlex.join(argv if argv is not None else sys.argv[1:]), flush=True
+    )
     if args.command == "compare":
         for architecture in args.architectures:
             _run_one(architecture, args, train=True)

@@ -101,7 +101,14 @@ def default_config(architecture: Architecture) -> TrainingConfig:
             effective_resolution=180,
             dropout=0.4,
             phases=(
-                Phase("scratch", "scratch", epochs=30, learning_rate=1e-3, monitor="val_loss", patience=5),
+                Phase(
+                    "scratch",
+                    "scratch",
+                    epochs=30,
+                    learning_rate=1e-3,
+                    monitor="val_loss",
+                    patience=5,
+                ),
             ),
         )
     raise ValueError(f"no default recipe for {architecture!r}")

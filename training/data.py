@@ -67,7 +67,7 @@ class Split:
 
 
 def default_data_dir() -> Path:
-    """The data folder: `DERMATRIAGE_DATA_DIR`, else the shared dermoscopy folder beside the repo."""
+    """`DERMATRIAGE_DATA_DIR`, else the shared dermoscopy folder beside the repository."""
     configured = os.environ.get("DERMATRIAGE_DATA_DIR")
     if configured:
         return Path(configured)

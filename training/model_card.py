@@ -14,7 +14,7 @@ DISCLAIMER = (
 def fmt(value: Any, digits: int = 3) -> str:
     """A metric for a Markdown table: fixed digits, or an en dash when undefined."""
     if value is None:
-        return "–"
+        return "n/a"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
@@ -23,7 +23,7 @@ def fmt(value: Any, digits: int = 3) -> str:
 def fmt_interval(interval: Any) -> str:
     """A bootstrap interval as "[lo, hi]"."""
     if not interval:
-        return "–"
+        return "n/a"
     low, high = interval
     return f"[{low:.3f}, {high:.3f}]"
 
@@ -59,6 +59,9 @@ def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any
         for name, counts in dataset["sources"].items()
     ]
     shortcut = record["source_shortcut_check"]
+    latency = record["latency"]
+    megabytes = record["model_file_bytes"] / 1e6
+    tta = "on" if metadata["test_time_augmentation"] else "off"
     lines = [
         f"# Model card: {metadata['display_name']}",
         "",
@@ -68,12 +71,13 @@ def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any
         f"- Architecture: {metadata['backbone']}",
         f"- Input: {metadata['input_size']}x{metadata['input_size']} RGB, 0..255; every image "
         f"is first brought to an effective resolution of {metadata['effective_resolution']} px.",
-        f"- Output: calibrated probability of malignancy (temperature {metadata['temperature']:.3f}); "
-        f"flagged high-risk at probability >= {metadata['threshold']:.4f}.",
-        f"- Parameters: {record['parameters']:,}; model file {record['model_file_bytes'] / 1e6:.1f} MB; "
-        f"CPU latency {record['latency']['batch_1_ms_per_image']:.1f} ms for one image, "
-        f"{record['latency']['batch_32_ms_per_image']:.1f} ms per image in batches of 32.",
-        f"- Test-time augmentation (four flips): {'on' if metadata['test_time_augmentation'] else 'off'}.",
+        "- Output: calibrated probability of malignancy "
+        f"(temperature {metadata['temperature']:.3f}); flagged high-risk at probability "
+        f">= {metadata['threshold']:.4f}.",
+        f"- Parameters: {record['parameters']:,}; model file {megabytes:.1f} MB; "
+        f"CPU latency {latency['batch_1_ms_per_image']:.1f} ms for one image, "
+        f"{latency['batch_32_ms_per_image']:.1f} ms per image in batches of 32.",
+        f"- Test-time augmentation (four flips): {tta}.",
         "",
         "## Intended use",
         "Teaching and research on how an image classifier could help order a review queue of "
@@ -88,13 +92,15 @@ def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any
         *source_lines,
         "",
         f"Split (seed {metadata['split']['seed']}, stratified by label and source, saved as "
-        f"`split.csv`): {metadata['split']['counts']}. Manifest sha256 `{dataset['manifest_sha256']}`.",
+        f"`split.csv`): {metadata['split']['counts']}. "
+        f"Manifest sha256 `{dataset['manifest_sha256']}`.",
         "",
         "## Operating threshold",
         f"Chosen on the validation split for a target sensitivity of "
         f"{choice['target_sensitivity']:.2f}, with a margin: {choice['method']}. "
         f"Point threshold without margin {choice['point_threshold']:.4f}; shipped "
-        f"{choice['threshold']:.4f} (validation sensitivity {fmt(choice['validation_sensitivity'])}, "
+        f"{choice['threshold']:.4f} (validation sensitivity "
+        f"{fmt(choice['validation_sensitivity'])}, "
         f"specificity {fmt(choice['validation_specificity'])}).",
         "",
         "## Test metrics (held-out split, at the shipped threshold)",
@@ -110,7 +116,7 @@ def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any
         "- Two public sources only, both from the ISIC Archive; no patient identifiers, so the "
         "split cannot group images of one patient. Images from other cameras, clinics or "
         "non-dermoscopic photos are out of distribution.",
-        "- ISIC images come mostly from lighter-skinned patients (Fitzpatrick I–III); performance "
+        "- ISIC images come mostly from lighter-skinned patients (Fitzpatrick I-III); performance "
         "on darker skin is unknown and likely worse.",
         "- The two sources differ in resolution and malignant share (53% vs 18%). Every image is "
         "brought to one effective resolution so the model cannot tell sources apart by sharpness. "

@@ -123,20 +123,29 @@ def finalize(
     }
     uncalibrated = {name: evaluation.sigmoid(s.logits) for name, s in scores.items()}
     choice = evaluation.choose_threshold(
-        validation.labels, calibrated["validation"], target_sensitivity=config.target_sensitivity,
+        validation.labels,
+        calibrated["validation"],
+        target_sensitivity=config.target_sensitivity,
         seed=config.seed,
     )
     results = {
         name: evaluation.evaluate_predictions(
-            scores[name].labels, calibrated[name], choice.threshold,
-            groups=scores[name].sources.tolist(), seed=config.seed,
+            scores[name].labels,
+            calibrated[name],
+            choice.threshold,
+            groups=scores[name].sources.tolist(),
+            seed=config.seed,
         )
         for name in ("validation", "test")
     }
     calibration = {
         name: {
-            "ece_before": evaluation.expected_calibration_error(scores[name].labels, uncalibrated[name]),
-            "ece_after": evaluation.expected_calibration_error(scores[name].labels, calibrated[name]),
+            "ece_before": evaluation.expected_calibration_error(
+                scores[name].labels, uncalibrated[name]
+            ),
+            "ece_after": evaluation.expected_calibration_error(
+                scores[name].labels, calibrated[name]
+            ),
         }
         for name in ("validation", "test")
     }
@@ -174,13 +183,19 @@ def finalize(
         title=f"Test confusion matrix at threshold {choice.threshold:.3f}: {name}",
     )
     plots.plot_training_curves(
-        history["history"], plots_dir / f"training_{name}.png",
-        phase_boundaries=history["phase_boundaries"], title=f"Training history: {name}",
+        history["history"],
+        plots_dir / f"training_{name}.png",
+        phase_boundaries=history["phase_boundaries"],
+        title=f"Training history: {name}",
     )
     comparison_dir.mkdir(parents=True, exist_ok=True)
     (comparison_dir / EVALUATION_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    np.savez(comparison_dir / SCORES_FILE, labels=test.labels, probabilities=calibrated["test"],
-             sources=test.sources)
+    np.savez(
+        comparison_dir / SCORES_FILE,
+        labels=test.labels,
+        probabilities=calibrated["test"],
+        sources=test.sources,
+    )
 
     if artifact_dir is not None:
         _write_artifact(artifact_dir, run_dir, config, dataset, split, record)
@@ -195,8 +210,9 @@ def _decide_tta(
     if tta == "off":
         return {"used": False, "decided_by": "turned off"}
     samples = split.validation[: config.max_images_per_subset or None]
-    pixels = load_pixels(samples, input_size=config.input_size,
-                         effective_resolution=config.effective_resolution)
+    pixels = load_pixels(
+        samples, input_size=config.input_size, effective_resolution=config.effective_resolution
+    )
     with_tta = predict_logits(model, pixels, tta=True)
     labels = scores["validation"].labels
     plain_auc = float(roc_auc_score(labels, scores["validation"].logits))
@@ -216,8 +232,9 @@ def _rescore_with_tta(
     rescored = {}
     for subset, old in scores.items():
         samples = split.subset(subset)[: config.max_images_per_subset or None]
-        pixels = load_pixels(samples, input_size=config.input_size,
-                             effective_resolution=config.effective_resolution)
+        pixels = load_pixels(
+            samples, input_size=config.input_size, effective_resolution=config.effective_resolution
+        )
         rescored[subset] = Scores(predict_logits(model, pixels, tta=True), old.labels, old.sources)
     return rescored
 
@@ -244,7 +261,7 @@ def _write_artifact(
 
     sources: dict[str, dict[str, int]] = {}
     for sample in dataset.samples:
-        counts = sources.setdefault(sample.source, {label: 0 for label in LABELS})
+        counts = sources.setdefault(sample.source, dict.fromkeys(LABELS, 0))
         counts[LABELS[sample.label]] += 1
     metadata = {
         "format_version": FORMAT_VERSION,
@@ -292,6 +309,7 @@ def _write_artifact(
 
 def _headline(result: dict[str, Any]) -> dict[str, Any]:
     """Metrics without the bulky classification report, overall and per source."""
+
     def trim(metrics: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in metrics.items() if not k.startswith("classification_report")}
 

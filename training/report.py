@@ -22,8 +22,12 @@ def load_records(comparison_root: Path) -> dict[str, dict[str, Any]]:
     for folder in sorted(comparison_root.iterdir()) if comparison_root.is_dir() else []:
         if (folder / EVALUATION_FILE).is_file():
             records[folder.name] = json.loads((folder / EVALUATION_FILE).read_text())
-    return dict(sorted(records.items(), key=lambda item: ORDER.index(item[0])
-                       if item[0] in ORDER else len(ORDER)))
+    return dict(
+        sorted(
+            records.items(),
+            key=lambda item: ORDER.index(item[0]) if item[0] in ORDER else len(ORDER),
+        )
+    )
 
 
 def write_report(models_dir: Path, *, command: str) -> Path:
@@ -39,8 +43,9 @@ def write_report(models_dir: Path, *, command: str) -> Path:
         with np.load(comparison_root / name / SCORES_FILE) as scores:
             curves[records[name]["display_name"]] = (scores["labels"], scores["probabilities"])
     plots.plot_roc_curves(curves, plots_dir / "roc.png", title="ROC on the test split")
-    plots.plot_pr_curves(curves, plots_dir / "precision_recall.png",
-                         title="Precision-recall on the test split")
+    plots.plot_pr_curves(
+        curves, plots_dir / "precision_recall.png", title="Precision-recall on the test split"
+    )
 
     lines = [
         "# Model comparison",
@@ -98,7 +103,8 @@ def write_report(models_dir: Path, *, command: str) -> Path:
             f"## {r['display_name']}",
             "",
             f"Input {r['input_size']} px (effective resolution {r['effective_resolution']} px). "
-            f"Threshold {choice['threshold']:.4f} (point threshold {choice['point_threshold']:.4f}; "
+            f"Threshold {choice['threshold']:.4f} "
+            f"(point threshold {choice['point_threshold']:.4f}; "
             f"validation sensitivity {fmt(choice['validation_sensitivity'])}, specificity "
             f"{fmt(choice['validation_specificity'])}). Temperature {r['temperature']:.3f}. "
             + _tta_sentence(tta),
@@ -132,5 +138,6 @@ def _tta_sentence(tta: dict[str, Any]) -> str:
     state = "on" if tta["used"] else "off"
     return (
         f"Test-time augmentation (four flips): {state} — validation ROC AUC "
-        f"{tta['validation_roc_auc_without']:.3f} without, {tta['validation_roc_auc_with']:.3f} with."
+        f"{tta['validation_roc_auc_without']:.3f} without, "
+        f"{tta['validation_roc_auc_with']:.3f} with."
     )

@@ -206,7 +206,8 @@ def train(
     }
     np.savez(
         output_dir / LOGITS_FILE,
-        **logits,
+        validation_logits=logits["validation_logits"],
+        test_logits=logits["test_logits"],
         validation_labels=labels["validation"],
         test_labels=labels["test"],
         validation_files=np.array([s.file for s in subsets["validation"]]),

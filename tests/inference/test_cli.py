@@ -23,7 +23,9 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_every_file_gets_a_row_and_bad_ones_get_an_error(classifier: Classifier, folder: Path) -> None:
+def test_every_file_gets_a_row_and_bad_ones_get_an_error(
+    classifier: Classifier, folder: Path
+) -> None:
     rows = {Path(row["file"]).name: row for row in score_files(classifier, [str(folder)])}
     assert set(rows) == {"a.jpg", "b.png", "notes.txt", "truncated.jpg"}
     for good in ("a.jpg", "b.png"):
@@ -47,7 +49,9 @@ def test_the_csv_output_has_one_row_per_file_and_a_failing_exit_code(
     assert "not a medical diagnosis" in out.err
 
 
-def test_the_json_output_carries_the_disclaimer(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_json_output_carries_the_disclaimer(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["predict", str(folder / "a.jpg"), "--format", "json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert "not a medical diagnosis" in document["disclaimer"]
@@ -56,9 +60,18 @@ def test_the_json_output_carries_the_disclaimer(folder: Path, capsys: pytest.Cap
 
 def test_a_missing_model_is_a_clear_error(folder: Path, tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "inference", "predict", str(folder / "a.jpg"),
-         "--model", str(tmp_path / "no-model")],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "inference",
+            "predict",
+            str(folder / "a.jpg"),
+            "--model",
+            str(tmp_path / "no-model"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2
     assert "does not exist" in result.stderr

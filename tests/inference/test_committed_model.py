@@ -42,7 +42,10 @@ def test_the_committed_model_keeps_its_promises_on_the_real_test_split(
     # The figures recorded in the artifact are the ones this model actually produces.
     recorded = json.loads((served_model_dir / "metadata.json").read_text())["test_metrics"]
     assert auc == pytest.approx(recorded["overall"]["roc_auc"], abs=0.01)
-    assert dataset.fingerprint == json.loads(
-        (served_model_dir / "metadata.json").read_text()
-    )["dataset"]["manifest_sha256"]
-    assert LABELS == tuple(classifier.metadata.labels)
+    assert (
+        dataset.fingerprint
+        == json.loads((served_model_dir / "metadata.json").read_text())["dataset"][
+            "manifest_sha256"
+        ]
+    )
+    assert tuple(classifier.metadata.labels) == LABELS

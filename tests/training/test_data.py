@@ -38,7 +38,7 @@ def test_it_reads_a_plain_benign_malignant_folder_layout(tmp_path: Path) -> None
 
 def test_it_rejects_an_unknown_label_with_the_line_number(tmp_path: Path) -> None:
     (tmp_path / "manifest.csv").write_text("file,label,source\na.jpg,benign,x\nb.jpg,maybe,x\n")
-    with pytest.raises(ValueError, match="line 3.*'maybe'"):
+    with pytest.raises(ValueError, match=r"line 3.*'maybe'"):
         load_dataset(tmp_path)
 
 

@@ -24,12 +24,16 @@ def _smoke_config(architecture: str, **changes: object) -> TrainingConfig:
         input_size=32,
         effective_resolution=32,
         batch_size=8,
-        phases=tuple(Phase(p.name, p.trainable, 1, p.learning_rate, p.monitor, 1) for p in config.phases),
+        phases=tuple(
+            Phase(p.name, p.trainable, 1, p.learning_rate, p.monitor, 1) for p in config.phases
+        ),
         **changes,
     )
 
 
-@pytest.mark.parametrize("architecture", ["efficientnet_lite0", "efficientnet_b0", "vgg16", "custom_cnn"])
+@pytest.mark.parametrize(
+    "architecture", ["efficientnet_lite0", "efficientnet_b0", "vgg16", "custom_cnn"]
+)
 def test_each_architecture_trains_a_step_and_saves_logits(
     architecture: str, tiny_dataset: Path, tmp_path: Path
 ) -> None:
