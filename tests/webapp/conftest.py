@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from tests.webapp.e2e import LesionImage, WorkerProcess, celery_worker, pick_flagged_image
 from tests.webapp.factories import (
     AdminFactory,
     CaseFactory,
@@ -118,3 +119,42 @@ def flagged_case(clinician: User) -> Case:
 @pytest.fixture
 def flagged_prediction(flagged_case: Case) -> Prediction:
     return Prediction.objects.get(image__case=flagged_case)
+
+
+# End-to-end fixtures: one real worker process and one real flagged image per test session.
+
+
+@pytest.fixture(scope="session")
+def e2e_media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("e2e-media")
+
+
+@pytest.fixture(scope="session")
+def scoring_worker(
+    django_db_setup: None,
+    django_db_blocker: Any,
+    e2e_media_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[WorkerProcess]:
+    """A `celery -A webapp.config worker` process scoring against the test database."""
+    with (
+        django_db_blocker.unblock(),
+        celery_worker(
+            media_root=e2e_media_root, log_dir=tmp_path_factory.mktemp("worker-logs")
+        ) as worker,
+    ):
+        yield worker
+
+
+@pytest.fixture
+def e2e(
+    settings: Any, transactional_db: None, scoring_worker: WorkerProcess, e2e_media_root: Path
+) -> WorkerProcess:
+    """Committed data, uploads where the worker reads them, and a running worker."""
+    settings.MEDIA_ROOT = e2e_media_root
+    return scoring_worker
+
+
+@pytest.fixture(scope="session")
+def flagged_lesion(dermoscopy_data_dir: Path) -> LesionImage:
+    return pick_flagged_image(dermoscopy_data_dir)

@@ -1,0 +1,167 @@
+"""Real browser (Debian's chromium via Playwright) against the live server and a real worker."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from tests.webapp.factories import PASSWORD, ClinicianFactory, ReviewerFactory
+from webapp.accounts.models import User
+from webapp.cases.models import BodySite
+from webapp.cases.services import case_create, case_images_upload
+from webapp.lib.disclaimer import DISCLAIMER
+from webapp.reviews.models import Review
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SCORING_TIMEOUT_MS = 180_000
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    executable = Path(os.environ.get("DERMATRIAGE_CHROMIUM", "/usr/bin/chromium"))
+    if not executable.exists():
+        message = f"no chromium at {executable} (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    # Playwright's sync API runs an event loop in this thread; the ORM calls made by the test
+    # itself are still plain synchronous code.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(executable), headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def log_in(page: Any, base_url: str, user: User) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{base_url}/")
+    # Every page needs a session, so the app sends us to the login form first.
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    expect_disclaimer(page)
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.get_by_text(f"{user.username} (")).to_be_visible()
+
+
+def expect_disclaimer(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.get_by_test_id("disclaimer")).to_have_text(DISCLAIMER)
+
+
+def mark_page(page: Any) -> None:
+    """Tag the loaded document; the tag survives htmx swaps but not a reload."""
+    page.evaluate("window.__sameDocument = true")
+
+
+def still_same_page(page: Any) -> bool:
+    return page.evaluate("window.__sameDocument === true") is True
+
+
+def test_a_clinician_uploads_an_image_and_sees_its_score_appear_live(
+    live_server, e2e, page, flagged_lesion
+):
+    from playwright.sync_api import expect
+
+    clinician = ClinicianFactory.create()
+    log_in(page, live_server.url, clinician)
+    expect(page.get_by_role("heading", name="My cases")).to_be_visible()
+    expect_disclaimer(page)
+
+    page.click("text=New case")
+    expect_disclaimer(page)
+    page.fill("input[name=subject_ref]", "BROWSER-1")
+    page.select_option("select[name=body_site]", "upper_extremity")
+    page.click("button:has-text('Create case')")
+    expect(page).to_have_url(re.compile(r"/cases/\d+/$"))
+    expect_disclaimer(page)
+
+    page.set_input_files("input[name=images]", str(flagged_lesion.path))
+    page.click("button:has-text('Upload and score')")
+    expect(page.get_by_text("1 image uploaded; scoring started.")).to_be_visible()
+    expect(page.locator("#case-images")).to_have_attribute("data-scoring", "in-progress")
+    mark_page(page)
+
+    result = page.locator("[data-testid=prediction-result][data-status=done]")
+    expect(result).to_be_visible(timeout=SCORING_TIMEOUT_MS)
+    assert still_same_page(page), "the score should arrive without a page reload"
+    expect(result).to_contain_text("High risk")
+    expect(page.locator("#case-images")).to_contain_text("EfficientNet")
+    # The final answer (286) stopped the polling: the fragment no longer asks again.
+    expect(page.locator("#case-images")).to_have_attribute("data-scoring", "idle")
+    assert page.locator("#case-images").get_attribute("hx-trigger") is None
+    expect_disclaimer(page)
+
+
+def test_a_reviewer_sees_the_case_arrive_in_the_queue_and_records_a_decision(
+    live_server, e2e, page, flagged_lesion
+):
+    from playwright.sync_api import expect
+
+    reviewer = ReviewerFactory.create()
+    log_in(page, live_server.url, reviewer)
+    expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
+    expect(page.get_by_text("Nothing in the queue.")).to_be_visible()
+    mark_page(page)
+
+    # A clinician uploads meanwhile; the worker scores it and the open queue page updates.
+    clinician = ClinicianFactory.create()
+    case = case_create(created_by=clinician, subject_ref="BROWSER-2", body_site=BodySite.HEAD_NECK)
+    upload = SimpleUploadedFile(flagged_lesion.path.name, flagged_lesion.read_bytes(), "image/jpeg")
+    case_images_upload(case=case, files=[upload], uploaded_by=clinician)
+
+    row = page.locator(f"[data-testid=queue-row][data-case-id='{case.pk}']")
+    expect(row).to_be_visible(timeout=SCORING_TIMEOUT_MS)
+    assert still_same_page(page), "the queue should update without a page reload"
+    expect_disclaimer(page)
+
+    row.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(rf"/cases/{case.pk}/$"))
+    expect_disclaimer(page)
+    expect(page.locator("[data-testid=prediction-result]")).to_contain_text("High risk")
+    page.check("input[name=decision][value=refer]")
+    page.fill("textarea[name=note]", "Refer to dermatology.")
+    page.click("button:has-text('Record review')")
+    expect(page.get_by_text("Review recorded.")).to_be_visible()
+    expect(page.get_by_test_id("review")).to_contain_text("Refer")
+
+    review = Review.objects.get(case=case)
+    assert (review.reviewer, review.decision) == (reviewer, "refer")
+    page.goto(f"{live_server.url}/queue/")
+    expect(page.get_by_text("Nothing in the queue.")).to_be_visible()
