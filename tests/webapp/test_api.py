@@ -221,3 +221,13 @@ def test_it_serves_the_docs_with_local_assets(client, reviewer):
     assert response.status_code == 200
     assert "drf_spectacular_sidecar/swagger-ui-dist" in response.text
     assert "cdn" not in response.text.lower()
+
+
+@pytest.mark.django_db
+def test_the_schema_generates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    call_command(
+        "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml")
+    )
+    assert "disclaimer" in (tmp_path / "schema.yml").read_text()

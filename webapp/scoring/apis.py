@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from webapp.accounts.models import User
 from webapp.accounts.permissions import HasRole
 from webapp.lib.api import error_responses
+from webapp.scoring.models import Prediction
 from webapp.scoring.selectors import prediction_get
 from webapp.scoring.serializers import PredictionSerializer
 
@@ -14,6 +15,7 @@ from webapp.scoring.serializers import PredictionSerializer
 class PredictionDetailApi(generics.GenericAPIView):
     permission_classes = (IsAuthenticated, HasRole)
     serializer_class = PredictionSerializer
+    queryset = Prediction.objects.none()  # for the schema; rows come from the selectors
 
     @extend_schema(responses={200: PredictionSerializer, **error_responses(401, 404)})
     def get(self, request: Request, prediction_id: int) -> Response:
