@@ -39,7 +39,7 @@ else
 fi
 if [[ -z "${CELERY_BROKER_URL:-}" ]]; then
   echo "No CELERY_BROKER_URL set: using the filesystem broker under $VAR_DIR/broker (no server needed)"
-  mkdir -p "$VAR_DIR/broker/queue" "$VAR_DIR/broker/processed"
+  mkdir -p "$VAR_DIR/broker/queue" "$VAR_DIR/broker/processed" "$VAR_DIR/broker/control"
 else
   echo "Using the Celery broker from CELERY_BROKER_URL"
 fi

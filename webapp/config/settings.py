@@ -174,6 +174,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Otherwise kombu writes its exchange tables to ./control, wherever the process started.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
     if USING_EMBEDDED_BROKER
