@@ -63,3 +63,8 @@ def test_it_records_a_decision_from_the_case_page(reviewer, flagged_case, flagge
 def test_it_hides_the_review_form_from_clinicians(clinician, flagged_case):
     page = login(clinician).get(reverse("cases:detail", args=[flagged_case.pk]))
     assert 'id="review-form"' not in page.text
+
+
+def test_it_names_the_model_beside_each_queued_score(reviewer, flagged_case):
+    text = login(reviewer).get(reverse("reviews:queue")).text
+    assert "Test model · test-1" in text

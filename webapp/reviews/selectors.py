@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from webapp.accounts.models import User
 from webapp.cases.models import Case, ReviewState
@@ -46,7 +46,18 @@ def queue_list(
         QueueFilter.REVIEWED: [ReviewState.REVIEWED],
         QueueFilter.ALL: [ReviewState.UNREVIEWED, ReviewState.REVIEWED],
     }[state]
-    cases = Case.objects.filter(review_state__in=states).select_related("created_by")
+    # The model behind each case's top score, so the queue names it beside the number.
+    top_flag = Prediction.objects.filter(
+        image__case=OuterRef("pk"), status=PredictionStatus.DONE, high_risk=True
+    ).order_by("-probability", "-id")
+    cases = (
+        Case.objects.filter(review_state__in=states)
+        .select_related("created_by")
+        .annotate(
+            top_model_name=Subquery(top_flag.values("model_name")[:1]),
+            top_model_version=Subquery(top_flag.values("model_version")[:1]),
+        )
+    )
     if flagged_from is not None:
         cases = cases.filter(flagged_at__date__gte=flagged_from)
     if flagged_to is not None:
