@@ -239,7 +239,8 @@ def build_classifier(
     if hidden_units:
         x = layers.Dense(hidden_units, activation="relu", name="head_dense")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
-    logit = layers.Dense(1, name="malignancy_logit")(x)
+    # Float32 even under mixed precision: the logit feeds the loss and the calibration.
+    logit = layers.Dense(1, dtype="float32", name="malignancy_logit")(x)
     return keras.Model(inputs, logit, name=f"{architecture}_classifier")
 
 

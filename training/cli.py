@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -61,14 +62,19 @@ def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: boo
     from training.train import train as train_model
 
     dataset = load_dataset(args.data)
-    config = _config_for(architecture, args)
+    run_dir = args.runs_dir / architecture
+    saved_config = run_dir / "training_config.json"
+    if train or not saved_config.is_file():
+        config = _config_for(architecture, args)
+    else:
+        # Re-evaluating a run: use the config it was trained with, not today's defaults.
+        config = TrainingConfig.from_dict(json.loads(saved_config.read_text()))
     split = split_dataset(
         dataset,
         seed=config.seed,
         validation_fraction=config.validation_fraction,
         test_fraction=config.test_fraction,
     )
-    run_dir = args.runs_dir / architecture
     if train:
         weights_path = _weights_for(architecture, args)
         config = config.with_overrides(weights_path=str(weights_path) if weights_path else None)

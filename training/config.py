@@ -43,6 +43,9 @@ class TrainingConfig:
     phases: tuple[Phase, ...] = field(default_factory=tuple)
     target_sensitivity: float = 0.95
     test_time_augmentation: bool = False
+    # "mixed_bfloat16" roughly halves training time on CPUs with bf16 instructions (and on
+    # GPUs); the saved model is always rebuilt in float32.
+    precision: str = "float32"
     weights_path: str | None = None
     # Caps the images used per subset; for smoke tests on tiny data, never for a real model.
     max_images_per_subset: int | None = None
@@ -76,10 +79,14 @@ def default_config(architecture: Architecture) -> TrainingConfig:
     if architecture in ("efficientnet_lite0", "efficientnet_b0"):
         return TrainingConfig(
             architecture=architecture,
+            # Larger than the native 224: the lesions' fine structure spans more of the
+            # ImageNet-tuned receptive fields (measured: validation ROC AUC, see models/report.md).
+            input_size=256,
+            precision="mixed_bfloat16",
             phases=(
-                Phase("head", "head", epochs=6, learning_rate=1e-3, monitor="val_loss", patience=2),
-                Phase("top", "top", epochs=4, learning_rate=2e-4, monitor="val_auc", patience=2),
-                Phase("all", "all", epochs=14, learning_rate=8e-5, monitor="val_auc", patience=4),
+                Phase("head", "head", epochs=5, learning_rate=1e-3, monitor="val_loss", patience=2),
+                Phase("top", "top", epochs=3, learning_rate=2e-4, monitor="val_auc", patience=2),
+                Phase("all", "all", epochs=20, learning_rate=1.2e-4, monitor="val_auc", patience=5),
             ),
         )
     if architecture == "vgg16":

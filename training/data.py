@@ -164,6 +164,14 @@ def split_dataset(
     )
 
 
+def subsample(samples: tuple[Sample, ...], limit: int | None) -> tuple[Sample, ...]:
+    """At most `limit` samples spread evenly over the subset (for smoke runs on a few images)."""
+    if not limit or len(samples) <= limit:
+        return samples
+    indices = np.linspace(0, len(samples) - 1, limit).round().astype(int)
+    return tuple(samples[i] for i in indices)
+
+
 def write_split_csv(split: Split, path: Path) -> None:
     """Save which image went to which subset, so every metric can be reproduced."""
     with path.open("w", newline="") as handle:

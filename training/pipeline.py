@@ -20,7 +20,7 @@ from inference.artifact import FORMAT_VERSION, METADATA_FILE, file_sha256
 from training import evaluation, plots
 from training.backbones import DISPLAY_NAMES, count_parameters
 from training.config import TrainingConfig
-from training.data import LABELS, Dataset, Split, load_pixels, write_split_csv
+from training.data import LABELS, Dataset, Split, load_pixels, subsample, write_split_csv
 from training.model_card import write_model_card
 from training.train import HISTORY_FILE, LOGITS_FILE, MODEL_FILE, predict_logits
 
@@ -209,7 +209,7 @@ def _decide_tta(
 
     if tta == "off":
         return {"used": False, "decided_by": "turned off"}
-    samples = split.validation[: config.max_images_per_subset or None]
+    samples = subsample(split.validation, config.max_images_per_subset)
     pixels = load_pixels(
         samples, input_size=config.input_size, effective_resolution=config.effective_resolution
     )
@@ -231,7 +231,7 @@ def _rescore_with_tta(
 ) -> dict[str, Scores]:
     rescored = {}
     for subset, old in scores.items():
-        samples = split.subset(subset)[: config.max_images_per_subset or None]
+        samples = subsample(split.subset(subset), config.max_images_per_subset)
         pixels = load_pixels(
             samples, input_size=config.input_size, effective_resolution=config.effective_resolution
         )

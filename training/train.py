@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from training.backbones import build_base, build_classifier
 from training.config import Phase, TrainingConfig
-from training.data import Split, class_weights, load_pixels
+from training.data import Split, class_weights, load_pixels, subsample
 
 MODEL_FILE = "model.keras"
 LOGITS_FILE = "logits.npz"
@@ -140,9 +140,10 @@ def train(
     keras.utils.set_random_seed(config.seed)
     started = time.perf_counter()
 
-    subsets = {name: split.subset(name) for name in ("train", "validation", "test")}
-    if config.max_images_per_subset:
-        subsets = {name: s[: config.max_images_per_subset] for name, s in subsets.items()}
+    subsets = {
+        name: subsample(split.subset(name), config.max_images_per_subset)
+        for name in ("train", "validation", "test")
+    }
     pixels = {
         name: load_pixels(
             samples, input_size=config.input_size, effective_resolution=config.effective_resolution
@@ -157,46 +158,21 @@ def train(
         flush=True,
     )
 
-    base = build_base(config.architecture, config.input_size, weights_path=weights_path)
-    model = build_classifier(
-        base,
-        architecture=config.architecture,
-        dropout=config.dropout,
-        hidden_units=config.hidden_units,
-    )
+    # Built before the precision policy is set: augmentation stays in float32.
     train_data = _training_dataset(pixels["train"], labels["train"], config)
     validation_data = _eval_dataset(pixels["validation"], labels["validation"], config.batch_size)
     weights = class_weights(labels["train"])
     steps_per_epoch = int(np.ceil(len(pixels["train"]) / config.batch_size))
-
-    history: dict[str, list[float]] = {}
-    boundaries: list[int] = []
-    for phase in config.phases:
-        set_trainable(base, phase.trainable, config.top_layer_prefixes)
-        _compile(model, phase, steps_per_epoch)
-        print(f"[{config.architecture}] phase {phase.name}: {phase}", flush=True)
-        mode = "min" if phase.monitor.endswith("loss") else "max"
-        fit = model.fit(
-            train_data,
-            validation_data=validation_data,
-            epochs=phase.epochs,
-            class_weight=weights,
-            callbacks=[
-                keras.callbacks.EarlyStopping(
-                    monitor=phase.monitor,
-                    mode=mode,
-                    patience=phase.patience,
-                    restore_best_weights=True,
-                )
-            ],
-            verbose=1,
+    keras.mixed_precision.set_global_policy(config.precision)
+    try:
+        base, model = _build(config, weights_path)
+        history, boundaries = _fit_phases(
+            config, base, model, train_data, validation_data, weights, steps_per_epoch
         )
-        for key, values in fit.history.items():
-            history.setdefault(key, []).extend(float(v) for v in values)
-        boundaries.append(len(history.get("loss", [])))
-
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     seconds = time.perf_counter() - started
-    inference_model = _without_optimizer(model)
+    inference_model = _as_float32(model, config)
     inference_model.save(output_dir / MODEL_FILE)
     logits = {
         f"{name}_logits": predict_logits(
@@ -226,6 +202,60 @@ def train(
     return TrainingResult(output_dir, inference_model, history, boundaries[:-1], seconds)
 
 
-def _without_optimizer(model: keras.Model) -> keras.Model:
-    """The same layers in an uncompiled model, so the saved file carries no optimizer state."""
-    return keras.Model(model.inputs, model.outputs, name=model.name)
+def _build(config: TrainingConfig, weights_path: Path | None) -> tuple[keras.Model, keras.Model]:
+    base = build_base(config.architecture, config.input_size, weights_path=weights_path)
+    model = build_classifier(
+        base,
+        architecture=config.architecture,
+        dropout=config.dropout,
+        hidden_units=config.hidden_units,
+    )
+    return base, model
+
+
+def _fit_phases(
+    config: TrainingConfig,
+    base: keras.Model,
+    model: keras.Model,
+    train_data: tf.data.Dataset,
+    validation_data: tf.data.Dataset,
+    weights: dict[int, float],
+    steps_per_epoch: int,
+) -> tuple[dict[str, list[float]], list[int]]:
+
+    history: dict[str, list[float]] = {}
+    boundaries: list[int] = []
+    for phase in config.phases:
+        set_trainable(base, phase.trainable, config.top_layer_prefixes)
+        _compile(model, phase, steps_per_epoch)
+        print(f"[{config.architecture}] phase {phase.name}: {phase}", flush=True)
+        mode = "min" if phase.monitor.endswith("loss") else "max"
+        fit = model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=phase.epochs,
+            class_weight=weights,
+            callbacks=[
+                keras.callbacks.EarlyStopping(
+                    monitor=phase.monitor,
+                    mode=mode,
+                    patience=phase.patience,
+                    restore_best_weights=True,
+                )
+            ],
+            verbose=1,
+        )
+        for key, values in fit.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+        boundaries.append(len(history.get("loss", [])))
+
+    return history, boundaries
+
+
+def _as_float32(model: keras.Model, config: TrainingConfig) -> keras.Model:
+    """An uncompiled float32 copy: no optimizer state in the file, no bf16 at inference."""
+    if config.precision == "float32":
+        return keras.Model(model.inputs, model.outputs, name=model.name)
+    _, clone = _build(config, weights_path=None)
+    clone.set_weights(model.get_weights())
+    return clone

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -53,9 +54,26 @@ def worker_database_url() -> str:
 class WorkerProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
+    name: str
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep the worker from taking tasks until the block ends (Celery remote control).
+
+        Lets a test look at a page while its scoring is certainly still pending.
+        """
+        from webapp.config.celery import app
+
+        queue = settings.CELERY_TASK_DEFAULT_QUEUE
+        replies = app.control.cancel_consumer(queue, destination=[self.name], reply=True)
+        assert replies, f"the worker {self.name} did not answer the remote control"
+        try:
+            yield
+        finally:
+            app.control.add_consumer(queue, destination=[self.name], reply=True)
 
 
 @contextmanager
@@ -82,16 +100,17 @@ def celery_worker(
         "TF_NUM_INTEROP_THREADS": "1",
     }
     log_path = log_dir / f"worker-{uuid.uuid4().hex[:8]}.log"
+    name = f"e2e-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
     command = [
         sys.executable, "-m", "celery", "-A", "webapp.config", "worker",
         "--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle",
-        "--without-heartbeat", f"--hostname=e2e-{uuid.uuid4().hex[:8]}@%h",
+        "--without-heartbeat", f"--hostname={name}",
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    worker = WorkerProcess(process=process, log_path=log_path)
+    worker = WorkerProcess(process=process, log_path=log_path, name=name)
     try:
         wait_for(
             lambda: " ready." in worker.log(),

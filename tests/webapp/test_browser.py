@@ -112,17 +112,24 @@ def test_a_clinician_uploads_an_image_and_sees_its_score_appear_live(
     expect(page).to_have_url(re.compile(r"/cases/\d+/$"))
     expect_disclaimer(page)
 
-    page.set_input_files("input[name=images]", str(flagged_lesion.path))
-    page.click("button:has-text('Upload and score')")
-    expect(page.get_by_text("1 image uploaded; scoring started.")).to_be_visible()
-    expect(page.locator("#case-images")).to_have_attribute("data-scoring", "in-progress")
-    mark_page(page)
+    with e2e.held():
+        page.set_input_files("input[name=images]", str(flagged_lesion.path))
+        page.click("button:has-text('Upload and score')")
+        expect(page.get_by_text("1 image uploaded; scoring started.")).to_be_visible()
+        # Scoring is certainly still pending here: the page must update itself later.
+        expect(page.locator("#case-images")).to_have_attribute("data-scoring", "in-progress")
+        expect(page.locator("[data-testid=prediction-result]")).to_have_attribute(
+            "data-status", "pending"
+        )
+        mark_page(page)
 
     result = page.locator("[data-testid=prediction-result][data-status=done]")
     expect(result).to_be_visible(timeout=SCORING_TIMEOUT_MS)
     assert still_same_page(page), "the score should arrive without a page reload"
     expect(result).to_contain_text("High risk")
     expect(page.locator("#case-images")).to_contain_text("EfficientNet")
+    # The history timeline refreshed itself too.
+    expect(page.locator("#timeline")).to_contain_text("Image scored")
     # The final answer (286) stopped the polling: the fragment no longer asks again.
     expect(page.locator("#case-images")).to_have_attribute("data-scoring", "idle")
     assert page.locator("#case-images").get_attribute("hx-trigger") is None

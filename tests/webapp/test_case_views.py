@@ -62,6 +62,8 @@ def test_it_stops_polling_with_286_once_scoring_is_done(clinician):
     fragment = login(clinician).get(url, headers=HTMX)
     assert fragment.status_code == 286
     assert "hx-trigger" not in fragment.text
+    # The timeline listens for this event to refresh itself.
+    assert "case-updated" in fragment["HX-Trigger"]
     assert "High risk" in fragment.text
     assert "Test model" in fragment.text
     assert "test-1" in fragment.text

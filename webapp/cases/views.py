@@ -6,6 +6,7 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
 
 from webapp.accounts.decorators import role_required
 from webapp.accounts.models import User
@@ -93,7 +94,9 @@ def case_detail_view(request: HtmxHttpRequest, case_id: int) -> HttpResponse:
         # to wait for so the browser stops asking.
         context = case_detail_context(request, case)
         status = 200 if context["scoring_in_progress"] else HTMX_STOP_POLLING
-        return render(request, "cases/case_detail.html#images", context, status=status)
+        response = render(request, "cases/case_detail.html#images", context, status=status)
+        # Lets the history timeline refresh itself alongside the scores.
+        return trigger_client_event(response, "case-updated")
     case_record_view(case=case, viewer=_user(request))
     return render(request, "cases/case_detail.html", case_detail_context(request, case))
 
@@ -101,9 +104,8 @@ def case_detail_view(request: HtmxHttpRequest, case_id: int) -> HttpResponse:
 @require_GET
 def case_timeline_view(request: HttpRequest, case_id: int) -> HttpResponse:
     case = _visible_case(request, case_id)
-    return render(
-        request, "cases/case_detail.html#timeline", {"timeline": audit_event_list(case=case)}
-    )
+    context = {"case": case, "timeline": audit_event_list(case=case)}
+    return render(request, "cases/case_detail.html#timeline", context)
 
 
 @require_POST
