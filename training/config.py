@@ -37,6 +37,9 @@ class TrainingConfig:
     batch_size: int = 32
     dropout: float = 0.3
     hidden_units: int = 0
+    # "label_and_source": every (label, source) group weighs the same in the loss, so the source
+    # says nothing about the label; "label": plain class weights.
+    balance: str = "label_and_source"
     augmentation: str = "strong"  # "basic": flips, rotation, zoom; "strong": + colour jitter
     # Stages whose names start with these are unfrozen in the "top" phase.
     top_layer_prefixes: tuple[str, ...] = ("block6", "block7", "top_")

@@ -48,6 +48,15 @@ def metrics_table(rows: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def shortcut_summary(check: dict[str, Any]) -> str:
+    """Summarise a source-shortcut check: "melanoma 0.52 (n 40/80); nevus ..."."""
+    parts = []
+    for diagnosis, entry in check.get("by_diagnosis", {}).items():
+        counts = "/".join(str(n) for n in entry["n_by_source"].values())
+        parts.append(f"{diagnosis} {entry['source_auc']:.2f} (n {counts})")
+    return "; ".join(parts) or "no diagnosis is shared by both sources"
+
+
 def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any]) -> None:
     """Write the card: intended use, data, metrics per source, threshold, limits."""
     test = record["test"]
@@ -120,10 +129,10 @@ def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any
         "on darker skin is unknown and likely worse.",
         "- The two sources differ in resolution and malignant share (53% vs 18%). Every image is "
         "brought to one effective resolution so the model cannot tell sources apart by sharpness. "
-        "Check on test: within each true class, how well the score alone separates the sources "
-        f"(ROC AUC; 0.5 = not at all): benign {fmt(shortcut.get('benign_source_auc'))}, "
-        f"malignant {fmt(shortcut.get('malignant_source_auc'))}. Values away from 0.5 can also "
-        "reflect real differences in the lesions each source collected.",
+        "Check on the held-out images: for each diagnosis present in both sources, how well the "
+        "score alone tells the sources apart (ROC AUC; 0.5 = not at all): "
+        + shortcut_summary(shortcut)
+        + ".",
         "- Actinic keratosis is grouped with malignant (pre-malignant), as in HAM10000's `akiec`.",
         "- The backbone is EfficientNet-Lite0, a stand-in for EfficientNet-B0 whose ImageNet "
         "weights were not available.",

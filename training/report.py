@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from training import plots
-from training.model_card import DISCLAIMER, fmt, fmt_interval, metrics_table
+from training.model_card import DISCLAIMER, fmt, fmt_interval, metrics_table, shortcut_summary
 from training.pipeline import EVALUATION_FILE, SCORES_FILE
 
 SERVED = "efficientnet_lite0"
@@ -111,10 +111,10 @@ def write_report(models_dir: Path, *, command: str) -> Path:
             "",
             *metrics_table({"overall": test["overall"], **test["by_group"]}),
             "",
-            f"Source-shortcut check (test, within each true class, ROC AUC of the score for "
-            f"telling the sources apart; 0.5 = not at all): benign "
-            f"{fmt(shortcut.get('benign_source_auc'))}, malignant "
-            f"{fmt(shortcut.get('malignant_source_auc'))}.",
+            "Source-shortcut check (held-out images; per diagnosis present in both sources, "
+            "ROC AUC of the score for telling the sources apart; 0.5 = not at all): "
+            + shortcut_summary(shortcut)
+            + ".",
             "",
             "Confusion matrix (rows true benign/malignant, columns predicted): "
             f"`{test['overall']['confusion_matrix']}`",

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from training.backbones import build_base, build_classifier
 from training.config import Phase, TrainingConfig
-from training.data import Split, class_weights, load_pixels, subsample
+from training.data import Split, balanced_sample_weights, load_pixels, subsample
 
 MODEL_FILE = "model.keras"
 LOGITS_FILE = "logits.npz"
@@ -61,15 +61,19 @@ def build_augmentation(kind: str, seed: int) -> keras.Sequential:
 
 
 def _training_dataset(
-    pixels: np.ndarray, labels: np.ndarray, config: TrainingConfig
+    pixels: np.ndarray, labels: np.ndarray, weights: np.ndarray, config: TrainingConfig
 ) -> tf.data.Dataset:
     augmentation = build_augmentation(config.augmentation, config.seed)
 
-    def augment(images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def augment(
+        images: tf.Tensor, targets: tf.Tensor, sample_weights: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         images = augmentation(tf.cast(images, tf.float32), training=True)
-        return tf.clip_by_value(images, 0.0, 255.0), targets
+        return tf.clip_by_value(images, 0.0, 255.0), targets, sample_weights
 
-    dataset = tf.data.Dataset.from_tensor_slices((pixels, labels.astype(np.float32)[:, None]))
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (pixels, labels.astype(np.float32)[:, None], weights)
+    )
     return (
         dataset.shuffle(len(pixels), seed=config.seed, reshuffle_each_iteration=True)
         .batch(config.batch_size)
@@ -159,15 +163,19 @@ def train(
     )
 
     # Built before the precision policy is set: augmentation stays in float32.
-    train_data = _training_dataset(pixels["train"], labels["train"], config)
+    if config.balance not in ("label", "label_and_source"):
+        raise ValueError(f"balance must be 'label' or 'label_and_source', not {config.balance!r}")
+    weights = balanced_sample_weights(
+        subsets["train"], by_source=config.balance == "label_and_source"
+    )
+    train_data = _training_dataset(pixels["train"], labels["train"], weights, config)
     validation_data = _eval_dataset(pixels["validation"], labels["validation"], config.batch_size)
-    weights = class_weights(labels["train"])
     steps_per_epoch = int(np.ceil(len(pixels["train"]) / config.batch_size))
     keras.mixed_precision.set_global_policy(config.precision)
     try:
         base, model = _build(config, weights_path)
         history, boundaries = _fit_phases(
-            config, base, model, train_data, validation_data, weights, steps_per_epoch
+            config, base, model, train_data, validation_data, steps_per_epoch
         )
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -219,7 +227,6 @@ def _fit_phases(
     model: keras.Model,
     train_data: tf.data.Dataset,
     validation_data: tf.data.Dataset,
-    weights: dict[int, float],
     steps_per_epoch: int,
 ) -> tuple[dict[str, list[float]], list[int]]:
 
@@ -234,7 +241,6 @@ def _fit_phases(
             train_data,
             validation_data=validation_data,
             epochs=phase.epochs,
-            class_weight=weights,
             callbacks=[
                 keras.callbacks.EarlyStopping(
                     monitor=phase.monitor,

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from training.data import (
-    class_weights,
+    Sample,
+    balanced_sample_weights,
     load_dataset,
     load_pixels,
     read_split_csv,
@@ -82,8 +83,30 @@ def test_pixels_have_the_model_input_shape(tiny_dataset: Path) -> None:
     assert pixels.dtype == np.uint8
 
 
-def test_class_weights_balance_the_classes() -> None:
-    weights = class_weights(np.array([0, 0, 0, 1]))
-    assert weights[0] * 3 == pytest.approx(weights[1] * 1)
+def test_sample_weights_make_every_label_and_source_group_weigh_the_same() -> None:
+    samples = [
+        Sample(Path(f"{i}.jpg"), label, source)
+        for i, (label, source) in enumerate(
+            [(0, "a")] * 6 + [(1, "a")] * 2 + [(0, "b")] * 3 + [(1, "b")] * 1
+        )
+    ]
+    weights = balanced_sample_weights(samples, by_source=True)
+    totals: dict[tuple[int, str], float] = {}
+    for sample, weight in zip(samples, weights, strict=True):
+        totals[(sample.label, sample.source)] = (
+            totals.get((sample.label, sample.source), 0) + weight
+        )
+    assert len(set(np.round(list(totals.values()), 6))) == 1
+    assert weights.sum() == pytest.approx(len(samples))
+
+
+def test_label_only_weights_ignore_the_source_and_need_both_classes() -> None:
+    samples = [
+        Sample(Path("a.jpg"), 0, "a"),
+        Sample(Path("b.jpg"), 0, "b"),
+        Sample(Path("c.jpg"), 1, "b"),
+    ]
+    weights = balanced_sample_weights(samples, by_source=False)
+    assert weights[0] == weights[1] == pytest.approx(weights[2] / 2)
     with pytest.raises(ValueError, match="lacks a class"):
-        class_weights(np.array([0, 0]))
+        balanced_sample_weights(samples[:2], by_source=False)
