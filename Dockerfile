@@ -23,7 +23,8 @@ COPY inference ./inference
 COPY training ./training
 COPY models ./models
 COPY manage.py ./
-RUN pip install . \
+# Editable, so that the app runs from /app where models/, templates and static files live.
+RUN pip install -e . \
     && if [ -n "$TENSORFLOW_EXTRA" ]; then pip install "tensorflow${TENSORFLOW_EXTRA}"; fi
 
 RUN useradd --create-home --uid 1000 dermatriage \

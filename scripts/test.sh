@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/dermatriage}"
+export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-test-only-key-not-secret}"
 # Connections held open across tests keep pytest-django from dropping the test database.
 export DATABASE_CONN_MAX_AGE="${DATABASE_CONN_MAX_AGE:-0}"
 export CELERY_BROKER_URL="${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15}"

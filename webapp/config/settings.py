@@ -7,6 +7,7 @@ from typing import Any
 
 import django_stubs_ext
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from webapp.config.env import env_bool, env_int, env_list, env_optional_str, env_str
 
@@ -20,12 +21,6 @@ VAR_DIR = Path(env_str("DERMATRIAGE_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
 
-_secret_key = env_optional_str("DJANGO_SECRET_KEY")
-if _secret_key is None:
-    # A fixed key is only acceptable for local, embedded-default runs; sessions signed with it
-    # are forgeable by anyone who reads this file.
-    _secret_key = "insecure-local-only-key-set-DJANGO_SECRET_KEY-in-production"  # noqa: S105
-SECRET_KEY = _secret_key
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
@@ -98,6 +93,15 @@ else:
     _database["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     _database["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _database}
+
+_secret_key = env_optional_str("DJANGO_SECRET_KEY")
+if _secret_key is None:
+    # A fixed key is only acceptable for local runs on the embedded defaults: sessions signed
+    # with it are forgeable by anyone who reads this file.
+    if not (DEBUG or USING_EMBEDDED_DATABASE):
+        raise ImproperlyConfigured("Set DJANGO_SECRET_KEY: it is required once DATABASE_URL is.")
+    _secret_key = "insecure-local-only-key-set-DJANGO_SECRET_KEY-in-production"  # noqa: S105
+SECRET_KEY = _secret_key
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
