@@ -59,8 +59,17 @@ WORKER_PID=$!
 WEB_PID=$!
 
 stop() {
-  kill "$WEB_PID" "$WORKER_PID" 2>/dev/null || true
-  wait "$WEB_PID" "$WORKER_PID" 2>/dev/null || true
+  trap - EXIT INT TERM
+  kill -TERM "$WEB_PID" "$WORKER_PID" 2>/dev/null || true
+  # A Celery warm shutdown waits for the running task; give it a while, then force it.
+  for _ in $(seq 30); do
+    kill -0 "$WORKER_PID" 2>/dev/null || kill -0 "$WEB_PID" 2>/dev/null || break
+    sleep 1
+  done
+  kill -QUIT "$WORKER_PID" 2>/dev/null || true
+  sleep 2
+  kill -KILL "$WEB_PID" "$WORKER_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
 }
 trap stop EXIT INT TERM
 
