@@ -5,7 +5,13 @@ For education and research, not a medical diagnosis.
 
 from inference.artifact import ModelMetadata, default_model_dir, read_metadata
 from inference.classifier import Classifier, ImagePrediction, load_classifier
-from inference.errors import ImageDecodeError, InferenceError, ModelArtifactError
+from inference.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    ImageDecodeError,
+    InferenceError,
+    ModelArtifactError,
+)
 
 DISCLAIMER = (
     "For education and research only, not a medical diagnosis. DermaTriage is not a medical "
@@ -14,7 +20,9 @@ DISCLAIMER = (
 
 __all__ = [
     "DISCLAIMER",
+    "BackendUnavailableError",
     "Classifier",
+    "ConfigurationError",
     "ImageDecodeError",
     "ImagePrediction",
     "InferenceError",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,23 @@ from typing import Any
 import numpy as np
 
 from inference.artifact import ModelMetadata, default_model_dir, read_metadata, verify_model_file
-from inference.errors import ModelArtifactError
+from inference.backends import (
+    BackendChoice,
+    FlatbufferCache,
+    Forward,
+    backend_choice,
+    cache_root,
+    interpreter_threads,
+    keras_forward,
+    load_keras_model,
+    tflite_forward,
+)
+from inference.errors import BackendUnavailableError, ModelArtifactError
 from inference.preprocessing import ImageSource, prepare_batch
 
-Forward = Callable[[np.ndarray], np.ndarray]
+logger = logging.getLogger(__name__)
+
+__all__ = ["Classifier", "Forward", "ImagePrediction", "load_classifier"]
 
 
 @dataclass(frozen=True)
@@ -28,13 +42,20 @@ class ImagePrediction:
 
 
 class Classifier:
-    """A loaded model with its metadata; `predict` scores a batch of images."""
+    """A loaded model with its metadata; `predict` scores a batch of images.
 
-    def __init__(self, forward: Forward, metadata: ModelMetadata) -> None:
+    `backend` names what runs the forward pass: "tflite" (the LiteRT interpreter on a flatbuffer
+    verified against the Keras model) or "keras" (a traced Keras call).
+    """
+
+    def __init__(
+        self, forward: Forward, metadata: ModelMetadata, *, backend: str = "keras"
+    ) -> None:
         self._forward = forward
         self.metadata = metadata
-        # Keras models may be called from several threads (a threaded worker pool); the lock
-        # keeps one forward pass at a time so they do not fight over the same two cores.
+        self.backend = backend
+        # One forward pass at a time: the LiteRT interpreter is not thread-safe, and concurrent
+        # Keras calls from a threaded worker pool would only fight over the same cores.
         self._lock = threading.Lock()
 
     @property
@@ -102,35 +123,46 @@ class Classifier:
         return (size, size, 3)
 
 
-def _keras_forward(model_path: Path) -> Forward:
-    import keras
-    import tensorflow as tf
+def load_classifier(path: str | Path | None = None, backend: str | None = None) -> Classifier:
+    """Load and verify an artifact folder (default: the served model) into a Classifier.
 
-    try:
-        model = keras.models.load_model(model_path, compile=False)
-    except Exception as exc:  # keras raises many types for a damaged zip/h5 file
-        raise ModelArtifactError(f"cannot load model file {model_path}: {exc}") from exc
-
-    # A traced call skips model.predict's per-call dataset and callback setup, which dominates
-    # the cost of scoring a single image.
-    @tf.function(reduce_retracing=True)
-    def call(pixels: tf.Tensor) -> tf.Tensor:
-        return model(tf.cast(pixels, tf.float32), training=False)
-
-    def forward(pixels: np.ndarray) -> np.ndarray:
-        return np.asarray(call(tf.convert_to_tensor(pixels)))
-
-    return forward
-
-
-def load_classifier(path: str | Path | None = None) -> Classifier:
-    """Load and verify an artifact folder (default: the served model) into a Classifier."""
+    `backend` is "auto" (the default), "tflite" or "keras"; when None,
+    `DERMATRIAGE_INFERENCE_BACKEND` decides. "auto" runs the model with the LiteRT interpreter
+    when its flatbuffer's probabilities match the Keras model's within 1e-4, and otherwise falls
+    back to Keras with a warning; "tflite" raises BackendUnavailableError instead.
+    """
+    choice = backend_choice(backend)
     artifact_dir = Path(path) if path is not None else default_model_dir()
     metadata = read_metadata(artifact_dir)
     model_path = verify_model_file(artifact_dir, metadata)
-    classifier = Classifier(_keras_forward(model_path), metadata)
+    model = load_keras_model(model_path)
+    forward, used = _forward_for(choice, model, metadata)
+    classifier = Classifier(forward, metadata, backend=used)
     _check_output_shape(classifier)
+    logger.info("Loaded %s on the %s backend", metadata.version, used)
     return classifier
+
+
+def _forward_for(choice: BackendChoice, model: Any, metadata: ModelMetadata) -> tuple[Forward, str]:
+    reference = keras_forward(model)
+    if choice == "keras":
+        return reference, "keras"
+    try:
+        forward = tflite_forward(
+            model,
+            reference,
+            metadata,
+            threads=interpreter_threads(),
+            cache=FlatbufferCache(cache_root()),
+        )
+    except BackendUnavailableError as exc:
+        if choice == "tflite":
+            raise BackendUnavailableError(
+                f"cannot run {metadata.version} on the tflite backend: {exc}"
+            ) from exc
+        logger.warning("Scoring %s with Keras instead of LiteRT: %s", metadata.version, exc)
+        return reference, "keras"
+    return forward, "tflite"
 
 
 def _check_output_shape(classifier: Classifier) -> None:
@@ -154,4 +186,5 @@ def describe(classifier: Classifier) -> dict[str, Any]:
         "architecture": meta.architecture,
         "threshold": meta.threshold,
         "input_size": meta.input_size,
+        "backend": classifier.backend,
     }

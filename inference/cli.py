@@ -13,6 +13,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from inference import DISCLAIMER
+from inference.backends import BACKEND_CHOICES, BACKEND_ENV
 from inference.classifier import Classifier, load_classifier
 from inference.errors import ImageDecodeError, InferenceError
 from inference.preprocessing import prepare_image
@@ -98,14 +99,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     predict.add_argument("--format", choices=("csv", "json"), default="csv")
     predict.add_argument("--model", type=Path, default=None, help="artifact folder")
     predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        default=None,
+        help=f"what runs the model (default: ${BACKEND_ENV}, else auto: LiteRT if it matches)",
+    )
     args = parser.parse_args(argv)
 
     try:
-        classifier = load_classifier(args.model)
+        classifier = load_classifier(args.model, backend=args.backend)
     except InferenceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rows = list(score_files(classifier, args.paths, batch_size=max(1, args.batch_size)))
     _write(rows, args.format, sys.stdout)
+    print(f"# {classifier.version} scored on the {classifier.backend} backend", file=sys.stderr)
     print(f"# {DISCLAIMER}", file=sys.stderr)
     return 1 if any(row["error"] for row in rows) else 0

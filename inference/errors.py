@@ -11,3 +11,11 @@ class ModelArtifactError(InferenceError):
 
 class ImageDecodeError(InferenceError, ValueError):
     """An input could not be read as an image."""
+
+
+class ConfigurationError(InferenceError, ValueError):
+    """An inference setting (argument or environment variable) has a value we cannot use."""
+
+
+class BackendUnavailableError(InferenceError):
+    """The requested inference backend cannot run this model faithfully."""
