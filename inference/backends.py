@@ -195,19 +195,19 @@ class InterpreterForward:
 
 
 class FlatbufferCache:
-    """Converted flatbuffers on disk, one per model sha256 and conversion recipe."""
+    """Converted flatbuffers on disk, keyed by model sha256, input size and conversion recipe."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def paths(self, model_sha256: str) -> tuple[Path, Path]:
+    def paths(self, metadata: ModelMetadata) -> tuple[Path, Path]:
         """The flatbuffer's path and that of the manifest recording its digest."""
-        stem = f"{model_sha256}-recipe{CONVERSION_RECIPE}"
+        stem = f"{metadata.model_sha256}-{metadata.input_size}px-recipe{CONVERSION_RECIPE}"
         return self.root / f"{stem}.tflite", self.root / f"{stem}.json"
 
-    def read(self, model_sha256: str) -> bytes | None:
+    def read(self, metadata: ModelMetadata) -> bytes | None:
         """The cached flatbuffer, or None when absent or when it fails its digest check."""
-        flatbuffer_path, manifest_path = self.paths(model_sha256)
+        flatbuffer_path, manifest_path = self.paths(metadata)
         if not flatbuffer_path.is_file():
             return None
         try:
@@ -216,29 +216,29 @@ class FlatbufferCache:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             logger.warning("Ignoring unreadable cache entry %s: %s", flatbuffer_path, exc)
             return None
-        expected = (
-            manifest.get("flatbuffer_sha256") if isinstance(manifest, dict) else None,
-            manifest.get("model_sha256") if isinstance(manifest, dict) else None,
-        )
-        if expected != (hashlib.sha256(flatbuffer).hexdigest(), model_sha256):
+        if not isinstance(manifest, dict) or manifest != self._manifest(metadata, flatbuffer):
             logger.warning("Ignoring corrupt cache entry %s: digest mismatch", flatbuffer_path)
             return None
         return flatbuffer
 
-    def write(self, model_sha256: str, flatbuffer: bytes) -> None:
+    def write(self, metadata: ModelMetadata, flatbuffer: bytes) -> None:
         """Store a flatbuffer; each file appears whole or not at all."""
-        flatbuffer_path, manifest_path = self.paths(model_sha256)
-        manifest = {
-            "model_sha256": model_sha256,
-            "flatbuffer_sha256": hashlib.sha256(flatbuffer).hexdigest(),
-            "conversion_recipe": CONVERSION_RECIPE,
-            "tensorflow": _tensorflow_version(),
-        }
+        flatbuffer_path, manifest_path = self.paths(metadata)
+        manifest = self._manifest(metadata, flatbuffer)
         self.root.mkdir(parents=True, exist_ok=True)
         # Flatbuffer first: a reader that sees the new manifest with an old flatbuffer (or none)
         # fails the digest check and rebuilds, never the other way round.
         _write_atomically(flatbuffer_path, flatbuffer)
         _write_atomically(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
+
+    @staticmethod
+    def _manifest(metadata: ModelMetadata, flatbuffer: bytes) -> dict[str, Any]:
+        return {
+            "model_sha256": metadata.model_sha256,
+            "input_size": metadata.input_size,
+            "conversion_recipe": CONVERSION_RECIPE,
+            "flatbuffer_sha256": hashlib.sha256(flatbuffer).hexdigest(),
+        }
 
 
 def _write_atomically(path: Path, content: bytes) -> None:
@@ -256,12 +256,6 @@ def _write_atomically(path: Path, content: bytes) -> None:
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise
-
-
-def _tensorflow_version() -> str:
-    import tensorflow as tf
-
-    return str(tf.__version__)
 
 
 def verification_batch(input_size: int) -> np.ndarray:
@@ -299,7 +293,7 @@ def tflite_forward(
 ) -> InterpreterForward:
     """An interpreter forward verified against `reference`, from the cache or a fresh conversion."""
     pixels = verification_batch(metadata.input_size)
-    cached = cache.read(metadata.model_sha256) if cache is not None else None
+    cached = cache.read(metadata) if cache is not None else None
     if cached is not None:
         try:
             return _verified(cached, reference, pixels, metadata, threads=threads)
@@ -313,7 +307,7 @@ def tflite_forward(
     forward = _verified(flatbuffer, reference, pixels, metadata, threads=threads)
     if cache is not None:
         try:
-            cache.write(metadata.model_sha256, flatbuffer)
+            cache.write(metadata, flatbuffer)
         except OSError as exc:
             logger.warning("Cannot cache the flatbuffer under %s: %s", cache.root, exc)
     return forward

@@ -1,4 +1,8 @@
-"""`python -m inference predict FILES_OR_FOLDERS...`: score images from the command line."""
+"""`python -m inference predict FILES_OR_FOLDERS...`: score images from the command line.
+
+`python -m inference prepare` loads the model once, converting and caching its LiteRT flatbuffer,
+so that the first worker to start does not pay for the conversion.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from inference import DISCLAIMER
-from inference.backends import BACKEND_CHOICES, BACKEND_ENV
+from inference.backends import BACKEND_CHOICES, BACKEND_ENV, FlatbufferCache, cache_root
 from inference.classifier import Classifier, load_classifier
 from inference.errors import ImageDecodeError, InferenceError
 from inference.preprocessing import prepare_image
@@ -97,14 +101,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     predict = commands.add_parser("predict", help="score image files or folders of images")
     predict.add_argument("paths", nargs="+", metavar="FILES_OR_FOLDERS")
     predict.add_argument("--format", choices=("csv", "json"), default="csv")
-    predict.add_argument("--model", type=Path, default=None, help="artifact folder")
     predict.add_argument("--batch-size", type=int, default=32)
-    predict.add_argument(
-        "--backend",
-        choices=BACKEND_CHOICES,
-        default=None,
-        help=f"what runs the model (default: ${BACKEND_ENV}, else auto: LiteRT if it matches)",
+    prepare = commands.add_parser(
+        "prepare",
+        help="load the model once so its LiteRT flatbuffer is converted and cached "
+        "(e.g. while building an image), and say which backend it runs on",
     )
+    for command in (predict, prepare):
+        command.add_argument("--model", type=Path, default=None, help="artifact folder")
+        command.add_argument(
+            "--backend",
+            choices=BACKEND_CHOICES,
+            default=None,
+            help=f"what runs the model (default: ${BACKEND_ENV}, else auto: LiteRT if it matches)",
+        )
     args = parser.parse_args(argv)
 
     try:
@@ -112,6 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InferenceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "prepare":
+        flatbuffer_path, _ = FlatbufferCache(cache_root()).paths(classifier.metadata)
+        where = f", flatbuffer cached at {flatbuffer_path}" if flatbuffer_path.is_file() else ""
+        print(f"{classifier.version} runs on the {classifier.backend} backend{where}")
+        return 0
     rows = list(score_files(classifier, args.paths, batch_size=max(1, args.batch_size)))
     _write(rows, args.format, sys.stdout)
     print(f"# {classifier.version} scored on the {classifier.backend} backend", file=sys.stderr)

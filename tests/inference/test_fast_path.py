@@ -156,7 +156,7 @@ def _tiny_pixels() -> np.ndarray:
 
 
 def _cache_entry(artifact: Path, cache_dir: Path) -> tuple[Path, Path]:
-    return FlatbufferCache(cache_dir).paths(read_metadata(artifact).model_sha256)
+    return FlatbufferCache(cache_dir).paths(read_metadata(artifact))
 
 
 def test_the_cache_is_keyed_by_the_model_sha256(
@@ -217,16 +217,16 @@ def test_a_consistent_cache_entry_is_still_checked_against_keras(
     cache = FlatbufferCache(tmp_path / "cache")
     load_classifier(second)
     # Another model's flatbuffer filed under this model's key, with a manifest that agrees.
-    impostor = cache.read(read_metadata(second).model_sha256)
+    impostor = cache.read(read_metadata(second))
     assert impostor is not None
-    cache.write(read_metadata(first).model_sha256, impostor)
+    cache.write(read_metadata(first), impostor)
 
     with caplog.at_level(logging.WARNING, logger="inference.backends"):
         classifier = load_classifier(first)
 
     assert classifier.backend == "tflite"
     assert "Rebuilding cached flatbuffer" in caplog.text
-    assert cache.read(read_metadata(first).model_sha256) != impostor
+    assert cache.read(read_metadata(first)) != impostor
     keras = load_classifier(first, backend="keras")
     np.testing.assert_allclose(
         classifier.probabilities(_tiny_pixels()),
@@ -242,7 +242,7 @@ def test_a_flatbuffer_that_disagrees_with_keras_falls_back_to_keras(
 ) -> None:
     first, second = tiny_artifacts
     load_classifier(second)
-    wrong = FlatbufferCache(backends.cache_root()).read(read_metadata(second).model_sha256)
+    wrong = FlatbufferCache(backends.cache_root()).read(read_metadata(second))
     monkeypatch.setattr(backends, "convert_to_flatbuffer", lambda model, input_size: wrong)
 
     with caplog.at_level(logging.WARNING, logger="inference.classifier"):
@@ -332,3 +332,12 @@ def test_the_cli_uses_the_fast_path_by_default(
     assert float(fast_row["probability"]) == pytest.approx(
         float(keras_row["probability"]), abs=TOLERANCE
     )
+
+
+def test_prepare_converts_and_caches_the_flatbuffer_ahead_of_time(
+    tiny_artifacts: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["prepare", "--model", str(tiny_artifacts[1])]) == 0
+    flatbuffer_path, _ = _cache_entry(tiny_artifacts[1], tmp_path / "cache")
+    assert flatbuffer_path.is_file()
+    assert f"tflite backend, flatbuffer cached at {flatbuffer_path}" in capsys.readouterr().out
