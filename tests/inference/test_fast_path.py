@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -341,3 +342,18 @@ def test_prepare_converts_and_caches_the_flatbuffer_ahead_of_time(
     flatbuffer_path, _ = _cache_entry(tiny_artifacts[1], tmp_path / "cache")
     assert flatbuffer_path.is_file()
     assert f"tflite backend, flatbuffer cached at {flatbuffer_path}" in capsys.readouterr().out
+
+
+def test_threads_sharing_one_fast_classifier_get_their_own_answers(
+    tiny_artifacts: tuple[Path, Path],
+) -> None:
+    classifier = load_classifier(tiny_artifacts[0])
+    batches = [
+        np.stack([synthetic_lesion(200 + 10 * job + i, height=32, width=32) for i in range(job)])
+        for job in range(1, 9)
+    ]
+    expected = [classifier.probabilities(batch) for batch in batches]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(classifier.probabilities, batches * 4))
+    for answer, wanted in zip(answers, expected * 4, strict=True):
+        np.testing.assert_allclose(answer, wanted, atol=1e-6)
