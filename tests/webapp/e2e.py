@@ -1,4 +1,4 @@
-"""Helpers for end-to-end tests: a real Celery worker process and real lesion images."""
+"""End-to-end test support: a real Celery worker process and real lesion images."""
 
 from __future__ import annotations
 

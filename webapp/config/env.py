@@ -3,7 +3,7 @@
 An unset and an empty variable mean the same (use the default), so .env.example can list
 every variable with an empty value.
 
-Each helper fails loudly on a malformed value: a typo in a deployment's env file should stop
+Each reader fails loudly on a malformed value: a typo in a deployment's env file should stop
 the process at start-up, not quietly fall back to a default.
 """
 
