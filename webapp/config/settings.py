@@ -202,6 +202,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Scoring.
 SCORING_MAX_ATTEMPTS = env_int("DERMATRIAGE_SCORING_MAX_ATTEMPTS", 3, minimum=1)
+# Pending predictions one task scores together in a single forward pass (1 = one at a time).
+SCORING_BATCH_SIZE = env_int("DERMATRIAGE_SCORING_BATCH_SIZE", 16, minimum=1)
 SCORING_RETRY_DELAY_SECONDS = env_int("DERMATRIAGE_SCORING_RETRY_DELAY", 10, minimum=0)
 SCORING_TIME_LIMIT_SECONDS = env_int("DERMATRIAGE_SCORING_TIME_LIMIT", 300, minimum=10)
 # A RUNNING row older than this is taken to belong to a worker that died mid-task, and a

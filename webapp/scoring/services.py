@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING
@@ -15,10 +15,11 @@ from django.utils import timezone
 
 from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record
-from webapp.scoring.classifier import ScoringModel
+from webapp.scoring.classifier import ScoreResult, ScoringModel
 from webapp.scoring.models import Prediction, PredictionStatus
 
 if TYPE_CHECKING:
+    from inference import ImageDecodeError
     from webapp.cases.models import Image
 
 logger = logging.getLogger(__name__)
@@ -65,13 +66,48 @@ def prediction_claim(*, prediction_id: int) -> bool:
     return claimed == 1
 
 
-def prediction_run(
-    *, prediction_id: int, classifier_loader: Callable[[], ScoringModel]
-) -> ScoringOutcome:
-    """Claim a prediction, score its image and record the result or the error on the row."""
-    # Imported here so that importing the web app never loads TensorFlow.
-    from inference import ImageDecodeError
+@transaction.atomic
+def prediction_claim_pending(*, limit: int, exclude_id: int | None = None) -> list[int]:
+    """Claim up to `limit` other pending predictions whose own tasks have not started yet.
 
+    Lets one task score a burst of uploads in a single forward pass. Only never-attempted rows
+    are taken (attempts == 0): a row waiting out a retry delay keeps its delay. SKIP LOCKED
+    lets two workers claim side by side without waiting on each other, and the conditional
+    update is the same state-machine step as `prediction_claim`. The rows' own tasks still
+    run later, find them done and skip.
+    """
+    if limit < 1:
+        return []
+    candidates = (
+        Prediction.objects.select_for_update(skip_locked=True)
+        .filter(status=PredictionStatus.PENDING, attempts=0)
+        .order_by("created_at", "id")
+    )
+    if exclude_id is not None:
+        candidates = candidates.exclude(pk=exclude_id)
+    ids = list(candidates.values_list("pk", flat=True)[:limit])
+    if not ids:
+        return []
+    # The rows are locked until this transaction ends, so the update cannot lose a race; the
+    # status condition still guards it like every other transition.
+    Prediction.objects.filter(pk__in=ids, status=PredictionStatus.PENDING).update(
+        status=PredictionStatus.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    return ids
+
+
+def prediction_run(
+    *,
+    prediction_id: int,
+    classifier_loader: Callable[[], ScoringModel],
+    batch_size: int | None = None,
+) -> ScoringOutcome:
+    """Claim a prediction, score its image and record the result or the error on the row.
+
+    While it holds its own row it also claims up to `batch_size - 1` other pending rows
+    (default `SCORING_BATCH_SIZE`) and scores them all in one forward pass; each row is still
+    completed, failed or released on its own. The outcome returned is the one of this row.
+    """
     if not prediction_claim(prediction_id=prediction_id):
         status = Prediction.objects.filter(pk=prediction_id).values_list("status", flat=True)
         current = status.first()
@@ -82,43 +118,117 @@ def prediction_run(
             ScoringOutcome.BUSY if current == PredictionStatus.RUNNING else ScoringOutcome.SKIPPED
         )
 
-    prediction = Prediction.objects.select_related("image__case").get(pk=prediction_id)
+    size = settings.SCORING_BATCH_SIZE if batch_size is None else batch_size
+    others = prediction_claim_pending(limit=size - 1, exclude_id=prediction_id)
+    rows = Prediction.objects.select_related("image__case").in_bulk([prediction_id, *others])
+    # Oldest first, this task's own row at the head.
+    batch = [rows[pk] for pk in (prediction_id, *others) if pk in rows]
+    if len(batch) > 1:
+        logger.info("Scoring %s predictions in one batch: %s", len(batch), [p.pk for p in batch])
+    outcomes = prediction_batch_score(predictions=batch, classifier_loader=classifier_loader)
+    return outcomes.get(prediction_id, ScoringOutcome.SKIPPED)
+
+
+def prediction_batch_score(
+    *, predictions: Sequence[Prediction], classifier_loader: Callable[[], ScoringModel]
+) -> dict[int, ScoringOutcome]:
+    """Score claimed (running) predictions in one forward pass and settle each row on its own."""
+    # Imported here so that importing the web app never loads TensorFlow.
+    from inference import ImageDecodeError
+
+    outcomes: dict[int, ScoringOutcome] = {}
     try:
         classifier = classifier_loader()
-        with prediction.image.file.open("rb") as handle:
-            image_bytes = handle.read()
-        started = time.perf_counter()
-        result = classifier.predict([image_bytes])[0]
-        inference_ms = round((time.perf_counter() - started) * 1000)
+    except Exception as exc:
+        logger.exception("Loading the classifier failed")
+        for prediction in predictions:
+            outcomes[prediction.pk] = _prediction_settle_error(prediction=prediction, exc=exc)
+        return outcomes
+
+    readable: list[tuple[Prediction, bytes]] = []
+    for prediction in predictions:
+        try:
+            with prediction.image.file.open("rb") as handle:
+                readable.append((prediction, handle.read()))
+        except Exception as exc:
+            logger.exception("Reading the image of prediction %s failed", prediction.pk)
+            outcomes[prediction.pk] = _prediction_settle_error(prediction=prediction, exc=exc)
+    if not readable:
+        return outcomes
+
+    started = time.perf_counter()
+    try:
+        results = _classifier_predict_each(classifier, [data for _, data in readable])
+    except Exception as exc:
+        logger.exception("Scoring a batch of %s predictions failed", len(readable))
+        for prediction, _ in readable:
+            outcomes[prediction.pk] = _prediction_settle_error(prediction=prediction, exc=exc)
+        return outcomes
+    # Each row carries its share of the batch's time, so the figure stays per image.
+    inference_ms = round((time.perf_counter() - started) * 1000 / len(readable))
+
+    for (prediction, _), result in zip(readable, results, strict=True):
+        if isinstance(result, ImageDecodeError):
+            # The same bytes will never decode: retrying only delays the answer.
+            prediction_fail(
+                prediction=prediction, error=f"The image could not be decoded: {result}"
+            )
+            outcomes[prediction.pk] = ScoringOutcome.FAILED
+            continue
+        completed = prediction_complete(
+            prediction=prediction,
+            probability=float(result.probability),
+            high_risk=bool(result.high_risk),
+            label=str(result.label),
+            model_version=str(result.model_version),
+            model_name=classifier.display_name,
+            threshold=float(classifier.threshold),
+            inference_ms=inference_ms,
+        )
+        outcomes[prediction.pk] = ScoringOutcome.DONE if completed else ScoringOutcome.SKIPPED
+    return outcomes
+
+
+def _classifier_predict_each(
+    classifier: ScoringModel, images: Sequence[bytes]
+) -> list[ScoreResult | ImageDecodeError]:
+    """Score images in one call; an image that will not decode gets its error, not a score."""
+    from inference import ImageDecodeError
+
+    try:
+        return list(classifier.predict(images))
     except ImageDecodeError as exc:
-        # The same bytes will never decode: retrying only delays the answer.
+        if len(images) == 1:
+            return [exc]
+    # Uploads are checked before they are stored, so this is rare: find the bad images one by
+    # one, then score the good ones together.
+    errors: dict[int, ImageDecodeError] = {}
+    for index, data in enumerate(images):
+        try:
+            classifier.predict([data])
+        except ImageDecodeError as exc:
+            errors[index] = exc
+    good = [data for index, data in enumerate(images) if index not in errors]
+    scored = iter(classifier.predict(good) if good else [])
+    return [errors[index] if index in errors else next(scored) for index in range(len(images))]
+
+
+def _prediction_settle_error(*, prediction: Prediction, exc: Exception) -> ScoringOutcome:
+    """Fail a row for good once its attempts are spent, else release it for a retry."""
+    from inference import ImageDecodeError
+
+    if isinstance(exc, ImageDecodeError):
         prediction_fail(prediction=prediction, error=f"The image could not be decoded: {exc}")
         return ScoringOutcome.FAILED
-    except Exception as exc:
-        logger.exception(
-            "Scoring prediction %s failed (attempt %s)", prediction_id, prediction.attempts
+    error = f"{type(exc).__name__}: {exc}"
+    if prediction.attempts >= settings.SCORING_MAX_ATTEMPTS:
+        prediction_fail(
+            prediction=prediction,
+            error=f"Scoring failed after {prediction.attempts} attempts. {error}",
         )
-        error = f"{type(exc).__name__}: {exc}"
-        if prediction.attempts >= settings.SCORING_MAX_ATTEMPTS:
-            prediction_fail(
-                prediction=prediction,
-                error=f"Scoring failed after {prediction.attempts} attempts. {error}",
-            )
-            return ScoringOutcome.FAILED
-        prediction_release(prediction=prediction, error=error)
-        return ScoringOutcome.RETRY
-
-    completed = prediction_complete(
-        prediction=prediction,
-        probability=float(result.probability),
-        high_risk=bool(result.high_risk),
-        label=str(result.label),
-        model_version=str(result.model_version),
-        model_name=classifier.display_name,
-        threshold=float(classifier.threshold),
-        inference_ms=inference_ms,
-    )
-    return ScoringOutcome.DONE if completed else ScoringOutcome.SKIPPED
+        return ScoringOutcome.FAILED
+    prediction_release(prediction=prediction, error=error)
+    return ScoringOutcome.RETRY
 
 
 @transaction.atomic

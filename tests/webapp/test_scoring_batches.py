@@ -1,0 +1,196 @@
+"""Batched scoring: one task scores several pending predictions, each row settled on its own."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from django.core.files.base import ContentFile
+from django.utils import timezone
+
+from inference import ImageDecodeError
+from tests.webapp.conftest import StubClassifier, StubResult
+from tests.webapp.factories import PredictionFactory
+from webapp.audit.models import AuditAction, AuditEvent
+from webapp.scoring import tasks
+from webapp.scoring.models import Prediction, PredictionStatus
+from webapp.scoring.services import (
+    ScoringOutcome,
+    prediction_claim_pending,
+    prediction_run,
+)
+
+pytestmark = pytest.mark.django_db
+
+NOT_AN_IMAGE = b"this is not an image"
+
+
+class RecordingClassifier(StubClassifier):
+    """A stub that remembers each batch and, like the real one, rejects undecodable bytes."""
+
+    def __init__(self, probability: float = 0.8, error: Exception | None = None) -> None:
+        super().__init__(probability=probability, error=error)
+        self.batches: list[int] = []
+
+    def predict(self, images: Sequence[Any]) -> list[StubResult]:
+        self.batches.append(len(images))
+        if any(image == NOT_AN_IMAGE for image in images):
+            self.calls += 1
+            raise ImageDecodeError("not a readable image")
+        return super().predict(images)
+
+
+def run(prediction: Prediction, classifier: StubClassifier, batch_size: int) -> ScoringOutcome:
+    return prediction_run(
+        prediction_id=prediction.pk, classifier_loader=lambda: classifier, batch_size=batch_size
+    )
+
+
+def statuses(predictions: Sequence[Prediction]) -> list[str]:
+    return [Prediction.objects.get(pk=p.pk).status for p in predictions]
+
+
+def test_it_scores_pending_predictions_in_one_forward_pass():
+    predictions = PredictionFactory.create_batch(5)
+    classifier = RecordingClassifier()
+    assert run(predictions[2], classifier, batch_size=16) is ScoringOutcome.DONE
+    assert classifier.batches == [5]
+    assert statuses(predictions) == [PredictionStatus.DONE] * 5
+    for prediction in Prediction.objects.all():
+        assert prediction.attempts == 1
+        assert prediction.started_at is not None
+        assert prediction.finished_at is not None
+        assert prediction.inference_ms is not None
+    assert AuditEvent.objects.filter(action=AuditAction.PREDICTION_SCORED).count() == 5
+
+
+def test_it_claims_no_more_than_the_batch_size_oldest_first():
+    predictions = PredictionFactory.create_batch(6)
+    classifier = RecordingClassifier()
+    run(predictions[5], classifier, batch_size=3)
+    assert classifier.batches == [3]
+    # Its own row, then the two oldest others; the rest wait for their own tasks.
+    assert statuses(predictions) == [
+        PredictionStatus.DONE,
+        PredictionStatus.DONE,
+        PredictionStatus.PENDING,
+        PredictionStatus.PENDING,
+        PredictionStatus.PENDING,
+        PredictionStatus.DONE,
+    ]
+
+
+def test_a_batch_size_of_one_scores_only_its_own_row():
+    predictions = PredictionFactory.create_batch(3)
+    classifier = RecordingClassifier()
+    run(predictions[1], classifier, batch_size=1)
+    assert classifier.batches == [1]
+    assert statuses(predictions) == [
+        PredictionStatus.PENDING,
+        PredictionStatus.DONE,
+        PredictionStatus.PENDING,
+    ]
+
+
+def test_the_tasks_of_rows_scored_in_a_batch_skip_them_later():
+    predictions = PredictionFactory.create_batch(4)
+    classifier = RecordingClassifier()
+    assert run(predictions[0], classifier, batch_size=16) is ScoringOutcome.DONE
+    for prediction in predictions[1:]:
+        assert run(prediction, classifier, batch_size=16) is ScoringOutcome.SKIPPED
+    assert classifier.batches == [4]
+    assert {p.attempts for p in Prediction.objects.all()} == {1}
+    assert AuditEvent.objects.filter(action=AuditAction.PREDICTION_SCORED).count() == 4
+
+
+def test_it_leaves_rows_that_are_running_finished_or_waiting_to_retry_alone():
+    own = PredictionFactory.create()
+    running = PredictionFactory.create(status=PredictionStatus.RUNNING, started_at=timezone.now())
+    done = PredictionFactory.create(done=True)
+    retrying = PredictionFactory.create(attempts=1, error_message="Attempt 1 failed")
+    classifier = RecordingClassifier()
+    run(own, classifier, batch_size=16)
+    assert classifier.batches == [1]
+    assert statuses([running, done, retrying]) == [
+        PredictionStatus.RUNNING,
+        PredictionStatus.DONE,
+        PredictionStatus.PENDING,
+    ]
+
+
+def test_an_undecodable_image_fails_only_its_own_row():
+    good = PredictionFactory.create_batch(3)
+    bad = PredictionFactory.create()
+    bad.image.file.save("bad.jpg", ContentFile(NOT_AN_IMAGE), save=True)
+    classifier = RecordingClassifier(probability=0.9)
+    assert run(good[0], classifier, batch_size=16) is ScoringOutcome.DONE
+    assert statuses([*good, bad]) == [PredictionStatus.DONE] * 3 + [PredictionStatus.FAILED]
+    bad.refresh_from_db()
+    assert "could not be decoded" in bad.error_message
+    # The good images were still scored together, after the bad one was found.
+    assert classifier.batches[-1] == 3
+    assert AuditEvent.objects.filter(action=AuditAction.PREDICTION_FAILED).count() == 1
+    assert AuditEvent.objects.filter(action=AuditAction.PREDICTION_SCORED).count() == 3
+
+
+def test_a_bad_image_that_is_the_tasks_own_fails_it_and_scores_the_rest():
+    bad = PredictionFactory.create()
+    bad.image.file.save("bad.jpg", ContentFile(NOT_AN_IMAGE), save=True)
+    good = PredictionFactory.create_batch(2)
+    classifier = RecordingClassifier()
+    assert run(bad, classifier, batch_size=16) is ScoringOutcome.FAILED
+    assert statuses([bad, *good]) == [PredictionStatus.FAILED] + [PredictionStatus.DONE] * 2
+
+
+def test_an_unreadable_file_is_retried_without_holding_back_the_batch():
+    good = PredictionFactory.create()
+    missing = PredictionFactory.create()
+    missing.image.file.delete(save=False)
+    classifier = RecordingClassifier()
+    assert run(good, classifier, batch_size=16) is ScoringOutcome.DONE
+    missing.refresh_from_db()
+    assert missing.status == PredictionStatus.PENDING
+    assert missing.attempts == 1
+    assert "will retry" in missing.error_message
+    assert classifier.batches == [1]
+
+
+def test_a_transient_error_releases_every_row_of_the_batch_for_a_retry():
+    predictions = PredictionFactory.create_batch(3)
+    classifier = RecordingClassifier(error=ConnectionError("storage unreachable"))
+    assert run(predictions[0], classifier, batch_size=16) is ScoringOutcome.RETRY
+    for prediction in Prediction.objects.all():
+        assert prediction.status == PredictionStatus.PENDING
+        assert prediction.attempts == 1
+        assert "storage unreachable" in prediction.error_message
+
+
+def test_a_batch_puts_each_flagged_case_in_the_queue():
+    predictions = PredictionFactory.create_batch(3)
+    run(predictions[0], RecordingClassifier(probability=0.95), batch_size=16)
+    for prediction in predictions:
+        case = prediction.image.case
+        case.refresh_from_db()
+        assert case.review_state == "unreviewed"
+        assert case.top_probability == pytest.approx(0.95)
+
+
+def test_claiming_pending_rows_is_a_conditional_state_change():
+    predictions = PredictionFactory.create_batch(3)
+    first = prediction_claim_pending(limit=2)
+    assert first == [predictions[0].pk, predictions[1].pk]
+    # Claimed rows are running now: a second claim finds only the one left.
+    assert prediction_claim_pending(limit=5) == [predictions[2].pk]
+    assert prediction_claim_pending(limit=5) == []
+    assert statuses(predictions) == [PredictionStatus.RUNNING] * 3
+
+
+def test_the_task_scores_a_burst_in_batches_from_the_setting(monkeypatch, settings):
+    settings.SCORING_BATCH_SIZE = 4
+    classifier = RecordingClassifier()
+    monkeypatch.setattr(tasks, "classifier_get", lambda: classifier)
+    predictions = PredictionFactory.create_batch(10)
+    outcomes = [tasks.prediction_score.apply(args=(p.pk,)).get() for p in predictions]
+    assert classifier.batches == [4, 4, 2]
+    assert outcomes.count("done") == 3
+    assert outcomes.count("skipped") == 7
+    assert statuses(predictions) == [PredictionStatus.DONE] * 10
