@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,33 +78,48 @@ class WorkerProcess:
 
 @contextmanager
 def celery_worker(
-    *, media_root: Path, log_dir: Path, timeout: float = 90
+    *,
+    media_root: Path,
+    log_dir: Path,
+    timeout: float = 90,
+    queue: str | None = None,
+    broker_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    extra_args: Sequence[str] = (),
+    wait_ready: bool = True,
 ) -> Iterator[WorkerProcess]:
-    """Run `celery -A webapp.config worker` against the test database until the block ends."""
+    """Run `celery -A webapp.config worker` against the test database until the block ends.
+
+    `queue` and `broker_url` give a fault test a worker of its own, which tasks of the shared
+    session worker never reach; `extra_args` adds e.g. `--beat` or a prefork pool.
+    """
     from webapp.config.celery import app
 
     if settings.USING_EMBEDDED_BROKER:
         pytest.skip("end-to-end tests need the Redis broker (run them through scripts/test.sh)")
     served_model_dir()
-    # Messages left by an earlier, interrupted run would name rows this database lacks.
-    app.control.purge()
+    if queue is None and broker_url is None:
+        # Messages left by an earlier, interrupted run would name rows this database lacks.
+        app.control.purge()
 
     env = {
         **os.environ,
         "DATABASE_URL": worker_database_url(),
         "DJANGO_MEDIA_ROOT": str(media_root),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CELERY_TASK_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
+        "CELERY_BROKER_URL": broker_url or settings.CELERY_BROKER_URL,
+        "CELERY_TASK_DEFAULT_QUEUE": queue or settings.CELERY_TASK_DEFAULT_QUEUE,
         "DERMATRIAGE_SCORING_RETRY_DELAY": "1",
         # Keeps TensorFlow from starting more threads than the machine has cores.
         "TF_NUM_INTEROP_THREADS": "1",
+        **(extra_env or {}),
     }
     log_path = log_dir / f"worker-{uuid.uuid4().hex[:8]}.log"
     name = f"e2e-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+    pool = [] if any(arg.startswith("--pool") for arg in extra_args) else ["--pool=solo"]
     command = [
         sys.executable, "-m", "celery", "-A", "webapp.config", "worker",
-        "--pool=solo", "--loglevel=INFO", "--without-gossip", "--without-mingle",
-        "--without-heartbeat", f"--hostname={name}",
+        *pool, "--loglevel=INFO", "--without-gossip", "--without-mingle",
+        "--without-heartbeat", f"--hostname={name}", *extra_args,
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -112,12 +127,13 @@ def celery_worker(
         )
     worker = WorkerProcess(process=process, log_path=log_path, name=name)
     try:
-        wait_for(
-            lambda: " ready." in worker.log(),
-            timeout=timeout,
-            what="the worker to start",
-            worker=worker,
-        )
+        if wait_ready:
+            wait_for(
+                lambda: " ready." in worker.log(),
+                timeout=timeout,
+                what="the worker to start",
+                worker=worker,
+            )
         yield worker
     finally:
         process.terminate()

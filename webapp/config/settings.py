@@ -211,6 +211,16 @@ SCORING_TIME_LIMIT_SECONDS = env_int("DERMATRIAGE_SCORING_TIME_LIMIT", 300, mini
 SCORING_STALE_AFTER_SECONDS = env_int(
     "DERMATRIAGE_SCORING_STALE_AFTER", SCORING_TIME_LIMIT_SECONDS * 2, minimum=10
 )
+# The sweep (webapp.scoring.sweep) runs this often; it queues a pending prediction whose task
+# was never sent after SWEEP_PENDING_AFTER seconds, and re-sends one whose task was sent but
+# has not started after REQUEUE_AFTER seconds (by default the broker's own redelivery delay).
+SCORING_SWEEP_INTERVAL_SECONDS = env_int("DERMATRIAGE_SWEEP_INTERVAL", 60, minimum=1)
+SCORING_SWEEP_PENDING_AFTER_SECONDS = env_int("DERMATRIAGE_SWEEP_PENDING_AFTER", 60, minimum=0)
+SCORING_REQUEUE_AFTER_SECONDS = env_int(
+    "DERMATRIAGE_SCORING_REQUEUE_AFTER",
+    CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600),
+    minimum=10,
+)
 CELERY_TASK_SOFT_TIME_LIMIT = SCORING_TIME_LIMIT_SECONDS
 CELERY_TASK_TIME_LIMIT = SCORING_TIME_LIMIT_SECONDS + 30
 

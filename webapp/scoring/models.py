@@ -30,6 +30,9 @@ class Prediction(models.Model):
     error_message = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When its scoring task was last handed to the broker; None while it never was (the broker
+    # was down at upload). The sweep reads it so that it never queues a live task twice.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     inference_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -37,7 +40,7 @@ class Prediction(models.Model):
     class Meta:
         ordering = ("-created_at", "-id")
         indexes = [
-            # Finds predictions left pending or running (a future stale-work sweep).
+            # Finds predictions left pending or running (webapp.scoring.sweep).
             models.Index(fields=["status", "created_at"], name="prediction_status_created_idx"),
         ]
         constraints = [

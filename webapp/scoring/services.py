@@ -38,11 +38,12 @@ class ScoringOutcome(enum.StrEnum):
 
 def prediction_create(*, image: Image) -> Prediction:
     """Create a pending prediction for an image and queue its scoring once the data commits."""
-    from webapp.scoring.tasks import prediction_score
+    from webapp.scoring.sweep import prediction_enqueue
 
     prediction = Prediction.objects.create(image=image, status=PredictionStatus.PENDING)
     # Queued on commit: a worker that picked the task up earlier would not find the row yet.
-    transaction.on_commit(partial(prediction_score.delay, prediction.pk))
+    # A broker outage is logged, not raised: the row stays pending and the sweep queues it.
+    transaction.on_commit(partial(prediction_enqueue, prediction_id=prediction.pk))
     return prediction
 
 

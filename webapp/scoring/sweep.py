@@ -1,0 +1,99 @@
+"""Hand scoring tasks to the broker, and re-queue predictions whose task never arrived.
+
+An upload commits its pending prediction first and sends the task after; if the broker is
+down at that moment the row is kept and `enqueued_at` stays empty. The periodic sweep
+(`scoring.prediction_sweep`, scheduled in webapp.config.celery) queues such rows once the
+broker is back, and rows whose task was lost with the broker or with a dead worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from webapp.scoring.models import Prediction, PredictionStatus
+
+logger = logging.getLogger(__name__)
+
+# Bounds one sweep's work; the next run takes the rest.
+SWEEP_BATCH_SIZE = 500
+
+
+def _requeue_condition(*, now: datetime) -> Q:
+    """Rows whose task is not known to be alive in the broker or in a worker."""
+    lost_before = now - timedelta(seconds=settings.SCORING_REQUEUE_AFTER_SECONDS)
+    stale_before = now - timedelta(seconds=settings.SCORING_STALE_AFTER_SECONDS)
+    never_sent = Q(enqueued_at__isnull=True)
+    sent_long_ago = Q(enqueued_at__lt=lost_before)
+    pending = Q(status=PredictionStatus.PENDING) & (never_sent | sent_long_ago)
+    # A running row whose claim went stale belongs to a worker that died mid-task.
+    abandoned = Q(
+        status=PredictionStatus.RUNNING,
+        started_at__lt=stale_before,
+        enqueued_at__lt=stale_before,
+    )
+    return pending | abandoned
+
+
+def prediction_enqueue(*, prediction_id: int) -> bool:
+    """Send a prediction's scoring task unless one is already live; False if none was sent.
+
+    The conditional update on `enqueued_at` is the lock: of two callers (an upload's commit
+    hook and a sweep, or two sweeps) only one sees a row count of 1 and sends. A broker
+    failure is logged and the mark undone, so the sweep tries again later.
+    """
+    from webapp.scoring.tasks import prediction_score
+
+    now = timezone.now()
+    marked = (
+        Prediction.objects.filter(pk=prediction_id)
+        .filter(_requeue_condition(now=now))
+        .update(enqueued_at=now)
+    )
+    if marked != 1:
+        return False
+    try:
+        # No publish retries: an upload must not hang on a dead broker; the sweep retries.
+        # The queue is read per call so that a test can route tasks to its own worker.
+        prediction_score.apply_async(
+            args=(prediction_id,), queue=settings.CELERY_TASK_DEFAULT_QUEUE, retry=False
+        )
+    except Exception:
+        logger.warning(
+            "Could not queue prediction %s; it stays pending for the sweep",
+            prediction_id,
+            exc_info=True,
+        )
+        Prediction.objects.filter(pk=prediction_id, enqueued_at=now).update(enqueued_at=None)
+        return False
+    return True
+
+
+def prediction_sweep(*, now: datetime | None = None) -> int:
+    """Queue predictions left pending too long or abandoned mid-run; return how many."""
+    now = now or timezone.now()
+    grace_before = now - timedelta(seconds=settings.SCORING_SWEEP_PENDING_AFTER_SECONDS)
+    # A fresh upload's own commit hook is about to send its task: leave it that moment.
+    candidates = list(
+        Prediction.objects.filter(_requeue_condition(now=now), created_at__lt=grace_before)
+        .order_by("created_at", "id")
+        .values_list("pk", flat=True)[:SWEEP_BATCH_SIZE]
+    )
+    queued = 0
+    for prediction_id in candidates:
+        if prediction_enqueue(prediction_id=prediction_id):
+            queued += 1
+        else:
+            # The broker is still down (or another sweep took the row): stop for this run.
+            still_due = Prediction.objects.filter(
+                _requeue_condition(now=timezone.now()), pk=prediction_id
+            ).exists()
+            if still_due:
+                break
+    if queued:
+        logger.info("Sweep queued %s predictions left waiting", queued)
+    return queued
