@@ -198,7 +198,7 @@ def custom_cnn_base(input_size: int) -> keras.Model:
     """A small from-scratch CNN: four conv stages with BatchNorm, the comparison baseline."""
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = layers.Rescaling(1.0 / 255.0, name="cnn_rescaling")(inputs)
-    for stage, filters in enumerate((32, 64, 128, 256), start=1):
+    for stage, filters in enumerate((16, 32, 64, 128), start=1):
         for conv in (1, 2):
             x = layers.Conv2D(
                 filters, 3, padding="same", use_bias=False, name=f"cnn{stage}_conv{conv}"

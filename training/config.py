@@ -96,27 +96,29 @@ def default_config(architecture: Architecture) -> TrainingConfig:
         return TrainingConfig(
             architecture="vgg16",
             input_size=128,
+            precision="mixed_bfloat16",
             effective_resolution=180,
             hidden_units=256,
             top_layer_prefixes=("block5",),
             phases=(
-                Phase("head", "head", epochs=8, learning_rate=1e-3, monitor="val_loss", patience=2),
-                Phase("top", "top", epochs=4, learning_rate=5e-5, monitor="val_auc", patience=2),
+                Phase("head", "head", epochs=6, learning_rate=1e-3, monitor="val_loss", patience=2),
+                Phase("top", "top", epochs=3, learning_rate=5e-5, monitor="val_auc", patience=2),
             ),
         )
     if architecture == "custom_cnn":
         return TrainingConfig(
             architecture="custom_cnn",
             input_size=128,
+            precision="mixed_bfloat16",
             effective_resolution=180,
             dropout=0.4,
             phases=(
                 Phase(
                     "scratch",
                     "scratch",
-                    epochs=30,
+                    epochs=25,
                     learning_rate=1e-3,
-                    monitor="val_loss",
+                    monitor="val_auc",
                     patience=5,
                 ),
             ),
