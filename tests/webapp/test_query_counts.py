@@ -95,9 +95,7 @@ def case_with_images(*, images: int, reviewed: bool) -> Case:
         ("api:case-images", True),
     ],
 )
-def test_a_case_runs_the_same_queries_with_few_images_or_many(
-    reviewer: User, page: str, api: bool
-):
+def test_a_case_runs_the_same_queries_with_few_images_or_many(reviewer: User, page: str, api: bool):
     client = api_client(reviewer) if api else login(reviewer)
     few = case_with_images(images=2, reviewed=True)
     many = case_with_images(images=8, reviewed=True)
