@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,11 +81,11 @@ def celery_broker(url: str) -> Iterator[None]:
     from webapp.config.celery import app
 
     def reconnect(broker_url: str) -> None:
-        app.conf.broker_url = broker_url
-        app.conf.broker_write_url = broker_url
-        app.conf.broker_read_url = broker_url
+        app.conf.update(
+            broker_url=broker_url, broker_write_url=broker_url, broker_read_url=broker_url
+        )
         app.close()  # drops the pooled connections to the old broker
-        app.amqp._producer_pool = None
+        vars(app.amqp)["_producer_pool"] = None
 
     original = app.conf.broker_url
     reconnect(url)
@@ -105,11 +106,13 @@ def private_queue(test_settings: object) -> Iterator[str]:
         yield name
     finally:
         with app.connection_for_write() as connection:
-            connection.default_channel.client.delete(name)
+            channel: Any = connection.default_channel
+            channel.client.delete(name)
 
 
 def queue_length(name: str) -> int:
     from webapp.config.celery import app
 
     with app.connection_for_write() as connection:
-        return int(connection.default_channel.client.llen(name))
+        channel: Any = connection.default_channel
+        return int(channel.client.llen(name))

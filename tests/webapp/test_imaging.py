@@ -52,5 +52,5 @@ def test_it_hashes_the_stored_bytes():
 
 
 def test_it_rejects_a_file_that_is_not_an_image():
-    with pytest.raises(ValidationError, match="not a readable image"):
+    with pytest.raises(ValidationError, match="not an accepted image format"):
         image_sanitize(data=b"%PDF-1.4 definitely not an image")

@@ -115,7 +115,8 @@ POSTS = [
     (
         "upload",
         lambda w: reverse("cases:upload", args=[w["case"].pk]),
-        {"clinician": 302, "other_clinician": 404, "reviewer": 403, "admin": 302},
+        # An empty upload is refused with the page and its message; strangers get 404.
+        {"clinician": 400, "other_clinician": 404, "reviewer": 403, "admin": 400},
     ),
     (
         "review",

@@ -21,8 +21,13 @@ class MultipleImageField(forms.FileField):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault(
-            "widget", MultipleFileInput(attrs={"accept": "image/*", "multiple": True})
+            "widget",
+            MultipleFileInput(
+                attrs={"accept": "image/jpeg,image/png,image/webp", "multiple": True}
+            ),
         )
+        # Empty files are judged with the rest by image_sanitize, so every refusal reads alike.
+        kwargs.setdefault("allow_empty_file", True)
         super().__init__(*args, **kwargs)
 
     def clean(self, data: Any, initial: Any = None) -> Any:

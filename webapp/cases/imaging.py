@@ -1,4 +1,10 @@
-"""Re-encode uploaded images so that nothing but pixels is stored."""
+"""Check uploaded images and re-encode them so that nothing but pixels is stored.
+
+An upload is accepted by what its bytes are, never by its name or Content-Type: the leading
+signature must be one of the allow-listed formats, and Pillow then decodes it with only that
+format's decoder. Size and pixel limits are checked before any pixel is decoded, so a small
+file that expands to gigabytes (a decompression bomb) is refused cheaply.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,17 @@ import io
 from dataclasses import dataclass
 
 import PIL.Image
+import PIL.ImageFile
 import PIL.ImageOps
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
-# Formats Pillow may read from an upload. JPEG stays JPEG (re-encoded at high quality, since
-# the model was trained on JPEGs); everything else is stored losslessly as PNG.
-READABLE_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP")
+# (signature test, Pillow format). WebP is RIFF....WEBP; every other format is refused, SVG
+# and HTML included, whatever the file is called.
+ACCEPTED_FORMATS = "JPEG, PNG or WebP"
+
+# A file cut short must be refused, never padded with grey and stored as if whole.
+PIL.ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 @dataclass(frozen=True)
@@ -25,39 +36,86 @@ class SanitizedImage:
     sha256: str
 
 
-def image_sanitize(*, data: bytes) -> SanitizedImage:
-    """Decode an upload, apply its EXIF orientation and re-encode it without metadata.
+def image_format_sniff(*, data: bytes) -> str | None:
+    """Return the Pillow format named by the file's leading signature, or None if not allowed."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
 
-    Re-encoding (rather than deleting EXIF tags) drops every metadata block, GPS included,
-    whatever container it came in.
+
+def _invalid(message: str, code: str) -> ValidationError:
+    return ValidationError(message, code=code)
+
+
+def image_sanitize(*, data: bytes) -> SanitizedImage:
+    """Check an upload against the allow-list and limits, and re-encode it without metadata.
+
+    Re-encoding (rather than deleting EXIF tags) drops every metadata block, GPS and comments
+    included, and anything appended to or hidden inside the file, whatever container it came
+    in. Every accepted image is stored as 8-bit RGB: CMYK, 16-bit, greyscale, palette and alpha
+    images are converted, so the stored file is what the model and the browser both read.
     """
+    if not data:
+        raise _invalid("The file is empty.", "empty_file")
+    max_bytes = settings.UPLOAD_MAX_IMAGE_BYTES
+    if len(data) > max_bytes:
+        raise _invalid(
+            f"The file is larger than the {max_bytes // (1024 * 1024)} MB limit.", "file_too_large"
+        )
+    source_format = image_format_sniff(data=data)
+    if source_format is None:
+        raise _invalid(
+            f"The file is not an accepted image format ({ACCEPTED_FORMATS}).", "unsupported_format"
+        )
+
+    max_pixels = settings.UPLOAD_MAX_IMAGE_PIXELS
     try:
-        with PIL.Image.open(io.BytesIO(data), formats=READABLE_FORMATS) as probe:
+        with PIL.Image.open(io.BytesIO(data), formats=(source_format,)) as probe:
+            # The header alone gives the size: refuse a bomb before decoding a single pixel.
+            width, height = probe.size
+            if width * height > max_pixels:
+                raise _invalid(
+                    f"The image is {width} x {height} pixels, more than the "
+                    f"{max_pixels / 1_000_000:g} megapixel limit.",
+                    "too_many_pixels",
+                )
+            if getattr(probe, "n_frames", 1) > 1:
+                raise _invalid(
+                    "Animated images are not accepted; upload a single still image.", "animated"
+                )
             probe.verify()
-        with PIL.Image.open(io.BytesIO(data), formats=READABLE_FORMATS) as opened:
-            source_format = opened.format or ""
+        with PIL.Image.open(io.BytesIO(data), formats=(source_format,)) as opened:
             icc_profile = opened.info.get("icc_profile")
             oriented = PIL.ImageOps.exif_transpose(opened)
             oriented.load()
+            pixels = _to_rgb(oriented)
+    except ValidationError:
+        raise
     except PIL.Image.DecompressionBombError as exc:
-        raise ValidationError("The image has too many pixels.", code="too_large") from exc
-    except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ValidationError(
-            "The file is not a readable image (JPEG, PNG, WebP, TIFF or BMP).",
-            code="unreadable_image",
+        # Pillow's own guard fires first for sizes far beyond ours; the answer is the same.
+        raise _invalid(
+            f"The image has more pixels than the {max_pixels / 1_000_000:g} megapixel limit.",
+            "too_many_pixels",
+        ) from exc
+    except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise _invalid(
+            f"The file is damaged or incomplete and cannot be read as a {source_format} image.",
+            "unreadable_image",
         ) from exc
 
     if source_format == "JPEG":
-        pixels = oriented if oriented.mode in ("RGB", "L") else oriented.convert("RGB")
         output_format, extension = "JPEG", ".jpg"
         save_options: dict[str, object] = {"quality": 95, "subsampling": 0}
     else:
-        allowed_modes = ("RGB", "RGBA", "L", "LA")
-        pixels = oriented if oriented.mode in allowed_modes else oriented.convert("RGBA")
         output_format, extension = "PNG", ".png"
         save_options = {"optimize": False}
-    # Colour profiles say how to display the pixels and identify no one, so they are kept.
-    if icc_profile:
+    # Colour profiles say how to display the pixels and identify no one, so RGB ones are kept;
+    # a CMYK profile would misdescribe the converted pixels.
+    if icc_profile and oriented.mode not in ("CMYK", "I;16", "I"):
         save_options["icc_profile"] = icc_profile
 
     buffer = io.BytesIO()
@@ -71,3 +129,22 @@ def image_sanitize(*, data: bytes) -> SanitizedImage:
         extension=extension,
         sha256=hashlib.sha256(content).hexdigest(),
     )
+
+
+def _to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
+    """A fresh 8-bit RGB copy of the pixels, with none of the source's info blocks."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits rather than clipping everything above 255 to white.
+        image = image.convert("I").point(lambda value: value / 256).convert("L")
+    elif image.mode == "F":
+        image = image.convert("L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Transparent areas become white, as a browser shows them on the page.
+        rgba = image.convert("RGBA")
+        background = PIL.Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    rgb = image.convert("RGB")
+    fresh = PIL.Image.new("RGB", rgb.size)
+    fresh.paste(rgb)
+    return fresh

@@ -96,5 +96,8 @@ class CaseCreateSerializer(serializers.Serializer):
 
 class ImageUploadSerializer(serializers.Serializer):
     files = serializers.ListField(
-        child=serializers.FileField(), allow_empty=False, help_text="One or more image files."
+        # Empty files are judged with the rest by image_sanitize, so every refusal reads alike.
+        child=serializers.FileField(allow_empty_file=True),
+        allow_empty=False,
+        help_text="One or more image files (JPEG, PNG or WebP).",
     )

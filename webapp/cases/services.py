@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import PurePath
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
@@ -38,6 +39,13 @@ def case_create(
     return case
 
 
+def _display_name(filename: str | None) -> str:
+    """The upload's own name, kept only for display: no path, no control characters."""
+    name = PurePath(filename or "").name
+    printable = "".join(char for char in name if char.isprintable()).strip()
+    return (printable or "upload")[:255]
+
+
 def case_images_upload(
     *, case: Case, files: Sequence[UploadedFile], uploaded_by: User
 ) -> list[Image]:
@@ -55,7 +63,12 @@ def case_images_upload(
     sanitized: list[tuple[str, SanitizedImage]] = []
     errors: list[str] = []
     for uploaded in files:
-        name = PurePath(uploaded.name or "upload").name[:255]
+        name = _display_name(uploaded.name)
+        if uploaded.size is not None and uploaded.size > settings.UPLOAD_MAX_IMAGE_BYTES:
+            # Refused before reading: a huge file must not be pulled into memory to be judged.
+            limit_mb = settings.UPLOAD_MAX_IMAGE_BYTES // (1024 * 1024)
+            errors.append(f"{name}: The file is larger than the {limit_mb} MB limit.")
+            continue
         try:
             sanitized.append((name, image_sanitize(data=uploaded.read())))
         except ValidationError as exc:

@@ -114,21 +114,25 @@ def case_images_upload_view(request: HttpRequest, case_id: int) -> HttpResponse:
     case = _visible_case(request, case_id)
     form = ImageUploadForm(request.POST, request.FILES)
     if not form.is_valid():
-        messages.error(request, "Choose one or more image files to upload.")
-        return redirect("cases:detail", case_id=case.pk)
+        return _upload_refused(request, case, ["Choose one or more image files to upload."])
     try:
         images = case_images_upload(
             case=case, files=form.cleaned_data["images"], uploaded_by=_user(request)
         )
     except ValidationError as exc:
-        for message in exc.messages:
-            messages.error(request, message)
-        return redirect("cases:detail", case_id=case.pk)
+        return _upload_refused(request, case, exc.messages)
     count = len(images)
     messages.success(
         request, f"{count} image{'s' if count != 1 else ''} uploaded; scoring started."
     )
     return redirect("cases:detail", case_id=case.pk)
+
+
+def _upload_refused(request: HttpRequest, case: Case, errors: list[str]) -> HttpResponse:
+    """Answer a refused upload with 400 and the case page, its messages saying why."""
+    for message in errors:
+        messages.error(request, message)
+    return render(request, "cases/case_detail.html", case_detail_context(request, case), status=400)
 
 
 @require_GET

@@ -160,6 +160,10 @@ STORAGES = {
 # Uploads of several full-resolution dermoscopy images exceed Django's 2.5 MB default.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_UPLOAD_MAX_MB", 50, minimum=1) * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DJANGO_UPLOAD_MAX_FILES", 50, minimum=1)
+# Per image: a dermoscopy photo is a few MB and at most ~25 megapixels; anything far beyond is
+# a mistake or a decompression bomb, refused before its pixels are decoded.
+UPLOAD_MAX_IMAGE_BYTES = env_int("DERMATRIAGE_UPLOAD_MAX_IMAGE_MB", 25, minimum=1) * 1024 * 1024
+UPLOAD_MAX_IMAGE_PIXELS = env_int("DERMATRIAGE_UPLOAD_MAX_MEGAPIXELS", 50, minimum=1) * 1_000_000
 
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
