@@ -51,13 +51,33 @@ class Case(models.Model):
     class Meta:
         ordering = ("-created_at", "-id")
         indexes = [
-            models.Index(fields=["created_by", "-created_at"], name="case_creator_created_idx"),
-            models.Index(fields=["-created_at"], name="case_created_idx"),
-            # The queue filters on review_state and sorts by confidence or by flag date.
+            # Every list of cases is newest first, with the id breaking ties (page order is
+            # stable), for one creator or for everyone.
             models.Index(
-                fields=["review_state", "-top_probability"], name="case_queue_probability_idx"
+                fields=["created_by", "-created_at", "-id"], name="case_creator_created_idx"
             ),
-            models.Index(fields=["review_state", "-flagged_at"], name="case_queue_flagged_idx"),
+            models.Index(fields=["-created_at", "-id"], name="case_created_idx"),
+            # The queue filters on one review_state and sorts by confidence or by flag date; the
+            # indexes hold the whole sort key, so a page is read in order and stops at its end.
+            models.Index(
+                fields=["review_state", "-top_probability", "-flagged_at", "-id"],
+                name="case_queue_probability_idx",
+            ),
+            models.Index(
+                fields=["review_state", "-flagged_at", "-id"], name="case_queue_flagged_idx"
+            ),
+            # "All flagged cases" spans two states: one partial index per ordering keeps it an
+            # ordered index read too, instead of sorting every flagged case for each page.
+            models.Index(
+                fields=["-top_probability", "-flagged_at", "-id"],
+                name="case_queue_all_probability_idx",
+                condition=models.Q(review_state__in=[ReviewState.UNREVIEWED, ReviewState.REVIEWED]),
+            ),
+            models.Index(
+                fields=["-flagged_at", "-id"],
+                name="case_queue_all_flagged_idx",
+                condition=models.Q(review_state__in=[ReviewState.UNREVIEWED, ReviewState.REVIEWED]),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -27,6 +27,8 @@ class Review(models.Model):
         ordering = ("-created_at", "-id")
         indexes = [
             models.Index(fields=["case", "-created_at"], name="review_case_created_idx"),
+            # The review list, newest first with the id breaking ties, for those who see all.
+            models.Index(fields=["-created_at", "-id"], name="review_created_idx"),
             models.Index(fields=["reviewer", "-created_at"], name="review_reviewer_created_idx"),
         ]
 
