@@ -138,7 +138,8 @@ def fixtures() -> dict[str, Any]:
     flagged = list(
         Case.objects.filter(review_state=ReviewState.UNREVIEWED)
         .order_by("?")
-        .values_list("pk", flat=True)[:50]
+        # Many cases: each case page view adds to that case's history, which the page lists.
+        .values_list("pk", flat=True)[:1000]
     )
     return {
         "client": client,

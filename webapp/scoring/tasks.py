@@ -13,7 +13,7 @@ from webapp.scoring.classifier import classifier_get
     max_retries=settings.SCORING_MAX_ATTEMPTS + 3,
 )
 def prediction_score(self: Task, prediction_id: int) -> str:
-    """Score one prediction; safe to run twice for the same id."""
+    """Score one prediction, with other pending ones in the same pass; safe to run twice."""
     outcome = services.prediction_run(prediction_id=prediction_id, classifier_loader=classifier_get)
     if outcome is services.ScoringOutcome.RETRY:
         raise self.retry(countdown=settings.SCORING_RETRY_DELAY_SECONDS)
