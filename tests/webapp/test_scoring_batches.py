@@ -61,6 +61,8 @@ def test_it_scores_pending_predictions_in_one_forward_pass():
         assert prediction.finished_at is not None
         assert prediction.inference_ms is not None
     assert AuditEvent.objects.filter(action=AuditAction.PREDICTION_SCORED).count() == 5
+    # Scored together, started together.
+    assert len({p.started_at for p in Prediction.objects.all()}) == 1
 
 
 def test_it_claims_no_more_than_the_batch_size_oldest_first():

@@ -4,7 +4,7 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -47,14 +47,14 @@ def prediction_create(*, image: Image) -> Prediction:
     return prediction
 
 
-def prediction_claim(*, prediction_id: int) -> bool:
+def prediction_claim(*, prediction_id: int, now: datetime | None = None) -> bool:
     """Move a prediction to running for this worker; False if another owns or finished it.
 
     The conditional update is the lock: of two deliveries of the same task, only one sees a
     row count of 1. A running row whose claim is older than the stale limit belongs to a
     worker that died (its task was redelivered), so it may be claimed again.
     """
-    now = timezone.now()
+    now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.SCORING_STALE_AFTER_SECONDS)
     claimed = (
         Prediction.objects.filter(pk=prediction_id)
@@ -68,7 +68,9 @@ def prediction_claim(*, prediction_id: int) -> bool:
 
 
 @transaction.atomic
-def prediction_claim_pending(*, limit: int, exclude_id: int | None = None) -> list[int]:
+def prediction_claim_pending(
+    *, limit: int, exclude_id: int | None = None, now: datetime | None = None
+) -> list[int]:
     """Claim up to `limit` other pending predictions whose own tasks have not started yet.
 
     Lets one task score a burst of uploads in a single forward pass. Only never-attempted rows
@@ -92,7 +94,9 @@ def prediction_claim_pending(*, limit: int, exclude_id: int | None = None) -> li
     # The rows are locked until this transaction ends, so the update cannot lose a race; the
     # status condition still guards it like every other transition.
     Prediction.objects.filter(pk__in=ids, status=PredictionStatus.PENDING).update(
-        status=PredictionStatus.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+        status=PredictionStatus.RUNNING,
+        started_at=now or timezone.now(),
+        attempts=F("attempts") + 1,
     )
     return ids
 
@@ -109,7 +113,9 @@ def prediction_run(
     (default `SCORING_BATCH_SIZE`) and scores them all in one forward pass; each row is still
     completed, failed or released on its own. The outcome returned is the one of this row.
     """
-    if not prediction_claim(prediction_id=prediction_id):
+    # One start time for the whole batch: the rows were scored together.
+    now = timezone.now()
+    if not prediction_claim(prediction_id=prediction_id, now=now):
         status = Prediction.objects.filter(pk=prediction_id).values_list("status", flat=True)
         current = status.first()
         if current is None:
@@ -120,7 +126,7 @@ def prediction_run(
         )
 
     size = settings.SCORING_BATCH_SIZE if batch_size is None else batch_size
-    others = prediction_claim_pending(limit=size - 1, exclude_id=prediction_id)
+    others = prediction_claim_pending(limit=size - 1, exclude_id=prediction_id, now=now)
     rows = Prediction.objects.select_related("image__case").in_bulk([prediction_id, *others])
     # Oldest first, this task's own row at the head.
     batch = [rows[pk] for pk in (prediction_id, *others) if pk in rows]

@@ -1,0 +1,422 @@
+"""End-to-end scoring throughput and latency through Redis and Celery, against the raw model.
+
+Run from the repository root (PostgreSQL and Redis on DATABASE_URL's and CELERY_BROKER_URL's
+servers, default 127.0.0.1):
+
+    python -m benchmarks.throughput [--images 500] [--batch-size 16] [--json PATH]
+
+In a scratch database (dermatriage_bench_throughput, dropped afterwards) and a queue of its own,
+it measures, all in one run:
+
+1. the raw batched forward throughput of the served model in this process (images/s through
+   `Classifier.predict_pixels` on batches of --batch-size preprocessed images): the baseline;
+2. a burst: --images uploads stored through `case_images_upload` while the worker is held
+   (Celery remote control), then released; throughput = images / (last finished - release),
+   and its ratio to (1);
+3. the same burst scored one image per task (DERMATRIAGE_SCORING_BATCH_SIZE=1), the old way;
+4. upload-to-scored latency on an idle queue: one upload at a time, waiting for its score;
+5. the worker's resident memory (RSS) with the model loaded.
+
+Images are 256x256 JPEGs from the dermoscopy set (DERMATRIAGE_DATA_DIR) when present, otherwise
+synthetic lesions. Figures depend on the machine and whatever else runs on it; the ratios,
+measured in the same run, are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if not __package__:
+    raise SystemExit("run it from the repository root as: python -m benchmarks.throughput")
+
+from benchmarks.support import (
+    REPO_ROOT,
+    bench_env,
+    command_line,
+    django_setup,
+    json_write,
+    machine,
+    rss_mib,
+    scratch_database,
+    summary_ms,
+    wait_until,
+)
+
+DATABASE_NAME = "dermatriage_bench_throughput"
+TARGET_RATIO = 0.70
+TARGET_IDLE_P50_MS = 300.0
+UPLOADS_PER_TRANSACTION = 25
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen[bytes]
+    name: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.throughput", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--images", type=int, default=500, help="uploads in the burst")
+    parser.add_argument("--batch-size", type=int, default=16, help="DERMATRIAGE_SCORING_BATCH_SIZE")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (solo pool)")
+    parser.add_argument(
+        "--unbatched-images", type=int, default=200, help="burst scored one per task (0: skip)"
+    )
+    parser.add_argument("--idle-samples", type=int, default=30, help="idle-queue uploads timed")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+    if args.images < 1 or args.batch_size < 1:
+        parser.error("--images and --batch-size must be positive")
+
+    report: dict[str, Any] = {
+        "command": command_line(),
+        "machine": machine(),
+        "images": args.images,
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+        "targets": {"ratio_to_raw": TARGET_RATIO, "idle_p50_ms": TARGET_IDLE_P50_MS},
+    }
+    media_root = Path(tempfile.mkdtemp(prefix="dermatriage-bench-media-"))
+    log_dir = Path(tempfile.mkdtemp(prefix="dermatriage-bench-logs-"))
+    queue = f"dermatriage-bench-{uuid.uuid4().hex[:8]}"
+    try:
+        with scratch_database(DATABASE_NAME, keep=args.keep) as url:
+            env = bench_env(database_url=url, media_root=media_root, queue=queue)
+            django_setup(env)
+            images, source = lesion_jpegs(64)
+            report["image_source"] = source
+            raw = RawForward(images, batch_size=args.batch_size)
+            report["raw"] = raw.measure()
+            print_raw(report["raw"], args.batch_size)
+
+            uploader = Uploader(images)
+            with workers(
+                env, count=args.workers, batch_size=args.batch_size, log_dir=log_dir
+            ) as ws:
+                uploader.wait_scored(uploader.upload(1), timeout=300)  # loads the model
+                report["burst"] = burst(ws, uploader, count=args.images)
+                # Measured again right after the burst, with the workers idle: under a load that
+                # drifts, the mean of before and after is the fairer baseline.
+                report["raw"]["forward_after_burst_images_per_s"] = raw.forward()
+                report["idle_latency"] = idle_latency(uploader, samples=args.idle_samples)
+                report["worker_rss_mib"] = [rss_mib(w.process.pid) for w in ws]
+            if args.unbatched_images:
+                with workers(env, count=args.workers, batch_size=1, log_dir=log_dir) as ws:
+                    uploader.wait_scored(uploader.upload(1), timeout=300)
+                    report["unbatched_burst"] = burst(ws, uploader, count=args.unbatched_images)
+            report["machine"]["load_average_after"] = machine()["load_average_1_5_15"]
+    finally:
+        shutil.rmtree(media_root, ignore_errors=True)
+        shutil.rmtree(log_dir, ignore_errors=True)
+    summarise(report)
+    print_report(report)
+    json_write(args.json, report)
+    return 0
+
+
+def lesion_jpegs(count: int) -> tuple[list[bytes], str]:
+    """Small lesion JPEGs: real dermoscopy images when the data set is here, else synthetic."""
+    import PIL.Image
+
+    from training.data import default_data_dir
+
+    images_dir = default_data_dir() / "images"
+    files = sorted(images_dir.glob("*.jpg"))[:count] if images_dir.is_dir() else []
+    if files:
+        return [path.read_bytes() for path in files], f"dermoscopy set ({len(files)} files)"
+    from inference.synthetic import synthetic_lesion
+
+    jpegs = []
+    for seed in range(count):
+        buffer = io.BytesIO()
+        PIL.Image.fromarray(synthetic_lesion(seed)).save(buffer, format="JPEG", quality=90)
+        jpegs.append(buffer.getvalue())
+    return jpegs, f"synthetic 256x256 lesions ({count})"
+
+
+class RawForward:
+    """The served model in this process, timed on batches of preprocessed images."""
+
+    def __init__(self, images: list[bytes], *, batch_size: int) -> None:
+        from inference import load_classifier
+
+        started = time.perf_counter()
+        self.classifier = load_classifier(path=None)
+        self.load_seconds = time.perf_counter() - started
+        self.batch_size = batch_size
+        self.batch = [images[i % len(images)] for i in range(batch_size)]
+        self.pixels = self.classifier.preprocess(self.batch)
+
+    def images_per_s(self, call: Callable[[], object], size: int, *, budget_s: float) -> float:
+        call()  # warm-up: the first call may allocate or trace
+        calls = 0
+        started = time.perf_counter()
+        while calls < 3 or time.perf_counter() - started < budget_s:
+            call()
+            calls += 1
+        return round(calls * size / (time.perf_counter() - started), 2)
+
+    def forward(self, *, budget_s: float = 4.0) -> float:
+        return self.images_per_s(
+            lambda: self.classifier.predict_pixels(self.pixels), self.batch_size, budget_s=budget_s
+        )
+
+    def measure(self) -> dict[str, Any]:
+        """The baseline and its neighbours: batch 1, and with JPEG decoding included."""
+        pixels_one = self.pixels[:1]
+        return {
+            "backend": self.classifier.backend,
+            "model_version": self.classifier.version,
+            "load_seconds": round(self.load_seconds, 2),
+            "forward_images_per_s": self.forward(),
+            "forward_batch_1_images_per_s": self.images_per_s(
+                lambda: self.classifier.predict_pixels(pixels_one), 1, budget_s=3.0
+            ),
+            "decode_and_forward_images_per_s": self.images_per_s(
+                lambda: self.classifier.predict(self.batch), self.batch_size, budget_s=3.0
+            ),
+        }
+
+
+class Uploader:
+    """Stores uploads through the case service, as the web app would, and waits for scores."""
+
+    def __init__(self, images: list[bytes]) -> None:
+        from webapp.accounts.models import Role, User
+        from webapp.cases.models import BodySite
+        from webapp.cases.services import case_create
+
+        self.images = images
+        self.sent = 0
+        self.user, _ = User.objects.get_or_create(
+            username="bench-clinician", defaults={"role": Role.CLINICIAN}
+        )
+        self.case = case_create(
+            created_by=self.user, subject_ref="BENCH-1", body_site=BodySite.TRUNK_POSTERIOR
+        )
+
+    def upload(self, count: int) -> list[int]:
+        """Upload `count` images (several per request, as a clinician's batch would be)."""
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        from webapp.cases.services import case_images_upload
+        from webapp.scoring.models import Prediction
+
+        image_ids: list[int] = []
+        while len(image_ids) < count:
+            files = []
+            for _ in range(min(UPLOADS_PER_TRANSACTION, count - len(image_ids))):
+                data = self.images[self.sent % len(self.images)]
+                files.append(SimpleUploadedFile(f"lesion-{self.sent}.jpg", data, "image/jpeg"))
+                self.sent += 1
+            stored = case_images_upload(case=self.case, files=files, uploaded_by=self.user)
+            image_ids += [image.pk for image in stored]
+        return list(Prediction.objects.filter(image_id__in=image_ids).values_list("pk", flat=True))
+
+    def finished(self, prediction_ids: list[int]) -> int:
+        from webapp.scoring.models import Prediction, PredictionStatus
+
+        return Prediction.objects.filter(
+            pk__in=prediction_ids, status__in=(PredictionStatus.DONE, PredictionStatus.FAILED)
+        ).count()
+
+    def wait_scored(self, prediction_ids: list[int], *, timeout: float) -> None:
+        wait_until(
+            lambda: self.finished(prediction_ids) == len(prediction_ids),
+            timeout=timeout,
+            what=f"{len(prediction_ids)} predictions to be scored",
+            interval=0.1,
+        )
+
+
+@contextmanager
+def workers(
+    env: dict[str, str], *, count: int, batch_size: int, log_dir: Path
+) -> Iterator[list[Worker]]:
+    """Start `count` solo-pool Celery worker processes on the benchmark's queue."""
+    started: list[Worker] = []
+    worker_env = {
+        **os.environ,
+        **env,
+        "DERMATRIAGE_SCORING_BATCH_SIZE": str(batch_size),
+        "DJANGO_LOG_LEVEL": "WARNING",
+    }
+    try:
+        for number in range(count):
+            name = f"bench{number}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+            log_path = log_dir / f"{name.split('@')[0]}.log"
+            command = [
+                sys.executable, "-m", "celery", "-A", "webapp.config", "worker",
+                "--pool=solo", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
+                "--without-heartbeat", f"--hostname={name}",
+                f"--queues={env['CELERY_TASK_DEFAULT_QUEUE']}",
+            ]  # fmt: skip
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(  # noqa: S603
+                    command, cwd=REPO_ROOT, env=worker_env, stdout=log, stderr=subprocess.STDOUT
+                )
+            started.append(Worker(process=process, name=name, log_path=log_path))
+        for worker in started:
+            _wait_ready(worker)
+        yield started
+    finally:
+        for worker in started:
+            worker.process.terminate()
+        for worker in started:
+            try:
+                worker.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+
+
+def _wait_ready(worker: Worker, timeout: float = 120) -> None:
+    from webapp.config.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.process.poll() is not None:
+            raise SystemExit(f"worker {worker.name} exited:\n{worker.log()[-3000:]}")
+        if app.control.ping(destination=[worker.name], timeout=0.5):
+            return
+    raise SystemExit(f"worker {worker.name} did not start:\n{worker.log()[-3000:]}")
+
+
+@contextmanager
+def held(ws: list[Worker]) -> Iterator[None]:
+    """Keep the workers from consuming until the block ends, so a burst queues up first."""
+    from django.conf import settings
+
+    from webapp.config.celery import app
+
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    names = [worker.name for worker in ws]
+    replies = app.control.cancel_consumer(queue, destination=names, reply=True) or []
+    if len(replies) != len(names):
+        raise SystemExit(f"only {len(replies)} of {len(names)} workers answered the hold")
+    try:
+        yield
+    finally:
+        app.control.add_consumer(queue, destination=names, reply=True)
+
+
+def burst(ws: list[Worker], uploader: Uploader, *, count: int) -> dict[str, Any]:
+    """Queue `count` uploads while the workers are held, release them, time until all done."""
+    from django.db.models import Max, Min
+
+    from webapp.scoring.models import Prediction, PredictionStatus
+
+    print(f"burst of {count} uploads ...", flush=True)
+    with held(ws):
+        prediction_ids = uploader.upload(count)
+        released = time.time()
+    uploader.wait_scored(prediction_ids, timeout=max(600.0, count * 2.0))
+    rows = Prediction.objects.filter(pk__in=prediction_ids)
+    span = rows.aggregate(first=Min("started_at"), last=Max("finished_at"))
+    seconds = span["last"].timestamp() - released
+    batches = rows.values("started_at").distinct().count()
+    done = rows.filter(status=PredictionStatus.DONE).count()
+    return {
+        "images": count,
+        "done": done,
+        "failed": count - done,
+        "seconds": round(seconds, 2),
+        "images_per_s": round(count / seconds, 2),
+        "batches": batches,
+        "mean_batch": round(count / batches, 1),
+        "first_start_after_release_s": round(span["first"].timestamp() - released, 3),
+    }
+
+
+def idle_latency(uploader: Uploader, *, samples: int) -> dict[str, Any]:
+    """Upload one image at a time on an idle queue; time until its score is on the row."""
+    from webapp.scoring.models import Prediction, PredictionStatus
+
+    print(f"idle-queue latency over {samples} uploads ...", flush=True)
+    observed: list[float] = []
+    on_row: list[float] = []
+    for _ in range(samples):
+        time.sleep(0.2)  # let the worker go idle
+        started = time.perf_counter()
+        (prediction_id,) = uploader.upload(1)
+        while not Prediction.objects.filter(
+            pk=prediction_id, status__in=(PredictionStatus.DONE, PredictionStatus.FAILED)
+        ).exists():
+            time.sleep(0.002)
+        observed.append(time.perf_counter() - started)
+        row = Prediction.objects.get(pk=prediction_id)
+        if row.finished_at is not None:
+            on_row.append((row.finished_at - row.created_at).total_seconds())
+    return {"upload_to_scored": summary_ms(observed), "row_created_to_finished": summary_ms(on_row)}
+
+
+def summarise(report: dict[str, Any]) -> None:
+    before = report["raw"]["forward_images_per_s"]
+    after = report["raw"].get("forward_after_burst_images_per_s", before)
+    raw = report["raw"]["baseline_images_per_s"] = round((before + after) / 2, 2)
+    burst_rate = report["burst"]["images_per_s"]
+    report["ratio_to_raw"] = round(burst_rate / raw, 3)
+    report["meets_ratio_target"] = report["ratio_to_raw"] >= TARGET_RATIO
+    p50 = report["idle_latency"]["upload_to_scored"]["p50_ms"]
+    report["meets_latency_target"] = p50 < TARGET_IDLE_P50_MS
+    if "unbatched_burst" in report:
+        unbatched = report["unbatched_burst"]["images_per_s"]
+        report["batched_vs_unbatched"] = round(burst_rate / unbatched, 2)
+        report["unbatched_ratio_to_raw"] = round(unbatched / raw, 3)
+
+
+def print_raw(raw: dict[str, Any], batch_size: int) -> None:
+    print(f"model {raw['model_version']} on {raw['backend']}, loaded in {raw['load_seconds']}s")
+    print(f"  raw forward, batch {batch_size}: {raw['forward_images_per_s']:.1f} images/s "
+          f"(batch 1: {raw['forward_batch_1_images_per_s']:.1f}; with decoding: "
+          f"{raw['decode_and_forward_images_per_s']:.1f})", flush=True)  # fmt: skip
+
+
+def print_report(report: dict[str, Any]) -> None:
+    m = report["machine"]
+    print(f"\nmachine: {m['cpu']}, {m['usable_cores']} cores, {m['memory_gib']} GiB; load "
+          f"{m['load_average_1_5_15']} at start, {m.get('load_average_after')} at end")  # fmt: skip
+    b = report["burst"]
+    print(f"burst: {b['images']} uploads in {b['seconds']}s = {b['images_per_s']:.1f} images/s "
+          f"in {b['batches']} batches (mean {b['mean_batch']}), {b['failed']} failed")  # fmt: skip
+    verdict = "met" if report["meets_ratio_target"] else "NOT met"
+    raw = report["raw"]
+    print(f"raw batched forward: {raw['forward_images_per_s']:.1f} images/s before the burst, "
+          f"{raw['forward_after_burst_images_per_s']:.1f} after; baseline (mean) "
+          f"{raw['baseline_images_per_s']:.1f}")  # fmt: skip
+    print(f"  ratio to raw batched forward: {report['ratio_to_raw']:.2f} "
+          f"(target >= {TARGET_RATIO:.2f}: {verdict})")  # fmt: skip
+    if "unbatched_burst" in report:
+        u = report["unbatched_burst"]
+        print(f"unbatched (1 per task): {u['images_per_s']:.1f} images/s; batched is "
+              f"{report['batched_vs_unbatched']:.2f}x that")  # fmt: skip
+    latency = report["idle_latency"]["upload_to_scored"]
+    print(f"idle upload-to-scored: p50 {latency['p50_ms']:.0f} ms, p95 {latency['p95_ms']:.0f} ms "
+          f"(target p50 < {TARGET_IDLE_P50_MS:.0f} ms: "
+          f"{'met' if report['meets_latency_target'] else 'NOT met'})")  # fmt: skip
+    print(f"worker RSS with the model loaded: {report['worker_rss_mib']} MiB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
