@@ -51,7 +51,9 @@ fi
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
 
-.venv/bin/celery -A webapp.config worker --loglevel=INFO \
+# --beat runs the periodic sweep that queues predictions left pending (one per deployment).
+.venv/bin/celery -A webapp.config worker --loglevel=INFO --beat \
+  --schedule="$VAR_DIR/celerybeat-schedule" \
   --concurrency="${WORKER_CONCURRENCY:-1}" &
 WORKER_PID=$!
 .venv/bin/gunicorn webapp.config.wsgi --bind "$HOST:$PORT" \

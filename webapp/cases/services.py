@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import PurePath
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
@@ -16,6 +18,8 @@ from webapp.audit.services import audit_record
 from webapp.cases.imaging import SanitizedImage, image_sanitize
 from webapp.cases.models import BodySite, Case, Image
 from webapp.scoring.services import prediction_create
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -77,33 +81,67 @@ def case_images_upload(
         raise ValidationError({"files": errors}, code="invalid_image")
 
     images: list[Image] = []
-    with transaction.atomic():
-        for original_filename, clean in sanitized:
-            image = Image(
+    stored_names: list[str] = []
+    try:
+        with transaction.atomic():
+            _images_store(
                 case=case,
-                sha256=clean.sha256,
-                width=clean.width,
-                height=clean.height,
-                format=clean.format,
-                original_filename=original_filename,
+                sanitized=sanitized,
                 uploaded_by=uploaded_by,
+                images=images,
+                stored_names=stored_names,
             )
-            image.file.save(f"upload{clean.extension}", ContentFile(clean.content), save=False)
-            image.save()
-            prediction = prediction_create(image=image)
-            audit_record(
-                action=AuditAction.IMAGE_UPLOADED,
-                actor=uploaded_by,
-                case=case,
-                data={
-                    "image_id": image.pk,
-                    "prediction_id": prediction.pk,
-                    "original_filename": original_filename,
-                    "sha256": image.sha256,
-                },
-            )
-            images.append(image)
+    except BaseException:
+        # The rows were rolled back (the database failed, or the request was cut short): take
+        # the files written for them too, so a failed upload leaves nothing behind.
+        for name in stored_names:
+            _stored_file_delete(name)
+        raise
     return images
+
+
+def _stored_file_delete(name: str) -> None:
+    try:
+        default_storage.delete(name)
+    except Exception:
+        logger.warning("Could not remove %s after a failed upload", name, exc_info=True)
+
+
+def _images_store(
+    *,
+    case: Case,
+    sanitized: Sequence[tuple[str, SanitizedImage]],
+    uploaded_by: User,
+    images: list[Image],
+    stored_names: list[str],
+) -> None:
+    """Write each file and its rows; called inside the upload's transaction."""
+    for original_filename, clean in sanitized:
+        image = Image(
+            case=case,
+            sha256=clean.sha256,
+            width=clean.width,
+            height=clean.height,
+            format=clean.format,
+            original_filename=original_filename,
+            uploaded_by=uploaded_by,
+        )
+        image.file.save(f"upload{clean.extension}", ContentFile(clean.content), save=False)
+        stored_names.append(image.file.name or "")
+        image.save()
+        prediction = prediction_create(image=image)
+        audit_record(
+            action=AuditAction.IMAGE_UPLOADED,
+            actor=uploaded_by,
+            case=case,
+            data={
+                "image_id": image.pk,
+                "prediction_id": prediction.pk,
+                "original_filename": original_filename,
+                "sha256": image.sha256,
+            },
+        )
+        images.append(image)
 
 
 def case_record_view(*, case: Case, viewer: User) -> None:

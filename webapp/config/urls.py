@@ -5,6 +5,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 
 from webapp.cases import views as case_views
 from webapp.cases.apis import CaseDetailApi, CaseImagesApi, CaseListCreateApi
+from webapp.lib.views import health_view
 from webapp.reviews.apis import QueueApi, ReviewListCreateApi
 from webapp.scoring.apis import PredictionDetailApi
 
@@ -29,4 +30,7 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("health/", health_view, name="health"),
 ]
+
+handler500 = "webapp.lib.views.server_error_view"

@@ -38,8 +38,10 @@ def classifier_get() -> ScoringModel:
     """Load the served model on first use in this process and keep it for later tasks."""
     # Imported here so that web processes, which never score, do not load TensorFlow.
     from inference import load_classifier
+    from webapp.scoring.worker_health import worker_model_loaded
 
     classifier: ScoringModel = load_classifier(path=None)
+    worker_model_loaded(classifier.version)
     logger.info(
         "Loaded classifier %s version %s (threshold %.4f)",
         classifier.display_name,

@@ -1,0 +1,68 @@
+"""The health endpoint and the answers to server errors, database outages included."""
+
+from __future__ import annotations
+
+import sys
+
+from django.contrib.auth.decorators import login_not_required
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from webapp.lib.health import health_report
+
+RETRY_AFTER_SECONDS = 5
+
+
+@login_not_required
+@never_cache
+@require_GET
+def health_view(request: HttpRequest) -> JsonResponse:
+    """200 when the database, broker and model artifact are usable, 503 otherwise.
+
+    `?workers=1` also asks the scoring workers (a second's wait); the answer carries no data
+    about cases or users, so orchestrators may call it without signing in.
+    """
+    include_workers = request.GET.get("workers") in ("1", "true", "yes")
+    healthy, report = health_report(include_workers=include_workers)
+    return JsonResponse(report, status=200 if healthy else 503)
+
+
+def _database_down() -> bool:
+    error = sys.exc_info()[1]
+    # OperationalError and InterfaceError mean the connection, not the query, failed.
+    return isinstance(error, OperationalError | InterfaceError) or (
+        isinstance(error, DatabaseError) and "connection" in str(error).lower()
+    )
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/") or "application/json" in request.headers.get(
+        "Accept", ""
+    )
+
+
+def server_error_view(request: HttpRequest) -> HttpResponse:
+    """Answer an unhandled error; a database outage becomes a 503 the client may retry."""
+    if _database_down():
+        status, code = 503, "service_unavailable"
+        message = "The service is briefly unavailable. Nothing was saved; try again shortly."
+    else:
+        status, code = 500, "server_error"
+        message = "Something went wrong on the server. Nothing was saved."
+    if _wants_json(request):
+        response: HttpResponse = JsonResponse(
+            {"error": {"status": status, "code": code, "message": message, "details": None}},
+            status=status,
+        )
+    else:
+        response = HttpResponse(
+            "<!doctype html><title>DermaTriage</title>"
+            f"<h1>{'Temporarily unavailable' if status == 503 else 'Server error'}</h1>"
+            f"<p>{message}</p>",
+            status=status,
+        )
+    if status == 503:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
