@@ -5,3 +5,6 @@ class AccountsConfig(AppConfig):
     name = "webapp.accounts"
     label = "accounts"
     verbose_name = "Accounts"
+
+    def ready(self) -> None:
+        from webapp.accounts import signals  # noqa: F401  (records sign-ins in the history)

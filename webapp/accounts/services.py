@@ -1,8 +1,19 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.http import HttpRequest
+from rest_framework.authtoken.models import Token
 
 from webapp.accounts.models import Role, User
+from webapp.audit.models import AuditAction
+from webapp.audit.services import audit_record
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    """The peer address of the request (the proxy's, behind one: X-Forwarded-For is forgeable)."""
+    if request is None:
+        return None
+    return request.META.get("REMOTE_ADDR") or None
 
 
 @transaction.atomic
@@ -27,3 +38,30 @@ def user_set_demo_account(*, username: str, password: str, role: Role) -> User:
     user.set_password(password)
     user.save(update_fields=["role", "is_staff", "is_active", "password"])
     return user
+
+
+@transaction.atomic
+def token_issue(*, user: User, request: HttpRequest | None) -> Token:
+    """Return the user's API token, creating it on first use, and record the sign-in."""
+    token, _ = Token.objects.get_or_create(user=user)
+    audit_record(
+        action=AuditAction.USER_LOGGED_IN,
+        actor=user,
+        case=None,
+        data={"ip": client_ip(request), "via": "api-token"},
+    )
+    return token
+
+
+@transaction.atomic
+def token_revoke(*, user: User, request: HttpRequest | None) -> bool:
+    """Delete the user's API token so it authenticates nothing more; False if there was none."""
+    deleted, _ = Token.objects.filter(user=user).delete()
+    if deleted:
+        audit_record(
+            action=AuditAction.TOKEN_REVOKED,
+            actor=user,
+            case=None,
+            data={"ip": client_ip(request)},
+        )
+    return bool(deleted)

@@ -1,3 +1,7 @@
+from __future__ import annotations
+
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -6,19 +10,38 @@ class AuditAction(models.TextChoices):
     CASE_CREATED = "case.created", "Case created"
     CASE_VIEWED = "case.viewed", "Case viewed"
     IMAGE_UPLOADED = "image.uploaded", "Image uploaded"
+    IMAGE_VIEWED = "image.viewed", "Image viewed"
     PREDICTION_SCORED = "prediction.scored", "Image scored"
     PREDICTION_FAILED = "prediction.failed", "Scoring failed"
     REVIEW_RECORDED = "review.recorded", "Review recorded"
+    USER_LOGGED_IN = "user.logged_in", "Signed in"
+    USER_LOGGED_OUT = "user.logged_out", "Signed out"
+    USER_LOGIN_FAILED = "user.login_failed", "Sign-in failed"
+    TOKEN_REVOKED = "token.revoked", "API token revoked"
+
+
+class AuditHistoryImmutableError(Exception):
+    """Raised on any attempt to change or delete recorded history through the ORM."""
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    # Bulk paths bypass save() and delete(), so they are closed here as well.
+    def update(self, **kwargs: Any) -> int:
+        raise AuditHistoryImmutableError("Audit events cannot be changed.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AuditHistoryImmutableError("Audit events cannot be deleted.")
 
 
 class AuditEvent(models.Model):
     """One entry of the append-only history: who did what to which case, and when.
 
-    Rows are only ever inserted (by audit_record); the admin shows them read-only.
+    Rows are only ever inserted (by audit_record). The ORM refuses to change or delete them,
+    the admin shows them read-only, and the API has no endpoint that writes them.
     """
 
     created_at = models.DateTimeField(auto_now_add=True)
-    # Null actor: the scoring worker acted, not a person.
+    # Null actor: the scoring worker acted, not a person (or a sign-in failed).
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -37,9 +60,23 @@ class AuditEvent(models.Model):
     )
     data = models.JSONField(default=dict, blank=True)
 
+    objects = AuditEventQuerySet.as_manager()
+
     class Meta:
         ordering = ("created_at", "id")
-        indexes = [models.Index(fields=["case", "created_at"], name="audit_case_created_idx")]
+        indexes = [
+            models.Index(fields=["case", "created_at"], name="audit_case_created_idx"),
+            # Recent failed sign-ins, counted by the login throttle.
+            models.Index(fields=["action", "-created_at"], name="audit_action_created_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} case={self.case_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AuditHistoryImmutableError("Audit events cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AuditHistoryImmutableError("Audit events cannot be deleted.")

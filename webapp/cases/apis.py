@@ -78,7 +78,7 @@ class CaseDetailApi(generics.GenericAPIView):
     def get(self, request: Request, case_id: int) -> Response:
         """A case with its images and each image's latest score."""
         case = case_get(user=_user(request), case_id=case_id)
-        case_record_view(case=case, viewer=_user(request))
+        case_record_view(case=case, viewer=_user(request), via="api")
         context = {**self.get_serializer_context(), "images": case_image_list(case=case)}
         return Response(CaseDetailSerializer(case, context=context).data)
 
@@ -94,6 +94,7 @@ class CaseImagesApi(generics.GenericAPIView):
     def get(self, request: Request, case_id: int) -> Response:
         """The images of a case, each with its latest score."""
         case = case_get(user=_user(request), case_id=case_id)
+        case_record_view(case=case, viewer=_user(request), via="api-images")
         images = case_image_list(case=case)
         return Response(ImageSerializer(images, many=True, context={"request": request}).data)
 

@@ -144,6 +144,16 @@ def _images_store(
         images.append(image)
 
 
-def case_record_view(*, case: Case, viewer: User) -> None:
-    """Note in the history that someone opened the case."""
-    audit_record(action=AuditAction.CASE_VIEWED, actor=viewer, case=case)
+def case_record_view(*, case: Case, viewer: User, via: str = "page") -> None:
+    """Note in the history that someone opened the case (its page, or through the API)."""
+    audit_record(action=AuditAction.CASE_VIEWED, actor=viewer, case=case, data={"via": via})
+
+
+def image_record_view(*, image: Image, viewer: User) -> None:
+    """Note in the history that someone opened an image file."""
+    audit_record(
+        action=AuditAction.IMAGE_VIEWED,
+        actor=viewer,
+        case=image.case,
+        data={"image_id": image.pk},
+    )

@@ -21,7 +21,12 @@ from webapp.cases.selectors import (
     case_list,
     case_scoring_in_progress,
 )
-from webapp.cases.services import case_create, case_images_upload, case_record_view
+from webapp.cases.services import (
+    case_create,
+    case_images_upload,
+    case_record_view,
+    image_record_view,
+)
 from webapp.lib.htmx import HTMX_STOP_POLLING, HtmxHttpRequest
 from webapp.reviews.forms import ReviewForm
 from webapp.reviews.selectors import case_reviewable_predictions, review_list
@@ -142,6 +147,7 @@ def image_file_view(request: HttpRequest, case_id: int, image_id: int) -> FileRe
         image = case_image_get(user=_user(request), case_id=case_id, image_id=image_id)
     except (Case.DoesNotExist, Image.DoesNotExist) as exc:
         raise Http404("No such image.") from exc
+    image_record_view(image=image, viewer=_user(request))
     content_type = "image/jpeg" if image.format == "JPEG" else "image/png"
     response = FileResponse(image.file.open("rb"), content_type=content_type)
     response["Cache-Control"] = "private, max-age=3600"

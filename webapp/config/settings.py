@@ -165,11 +165,35 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DJANGO_UPLOAD_MAX_FILES", 50, minimum=1)
 UPLOAD_MAX_IMAGE_BYTES = env_int("DERMATRIAGE_UPLOAD_MAX_IMAGE_MB", 25, minimum=1) * 1024 * 1024
 UPLOAD_MAX_IMAGE_PIXELS = env_int("DERMATRIAGE_UPLOAD_MAX_MEGAPIXELS", 50, minimum=1) * 1_000_000
 
-SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=False)
+# DJANGO_HTTPS=true (served over HTTPS, the production setting) switches on secure cookies,
+# the HTTPS redirect and HSTS; each can still be set on its own. `manage.py check --deploy`
+# is clean with it (tests/webapp/test_security.py runs it).
+HTTPS = env_bool("DJANGO_HTTPS", default=False)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=HTTPS)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", default=HTTPS)
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients).
+if env_bool("DJANGO_BEHIND_HTTPS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# A clinical session ends with the shift: eight hours, and when the browser closes.
+SESSION_COOKIE_AGE = env_int("DJANGO_SESSION_AGE_SECONDS", 8 * 3600, minimum=60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# Sign-in throttle (webapp.accounts.selectors.login_throttled): after this many failures in
+# the window for one username, or the IP limit from one address, sign-ins are refused (429)
+# until the oldest failure leaves the window.
+LOGIN_FAILURE_LIMIT = env_int("DERMATRIAGE_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_IP_FAILURE_LIMIT = env_int("DERMATRIAGE_LOGIN_IP_FAILURE_LIMIT", 20, minimum=1)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("DERMATRIAGE_LOGIN_FAILURE_WINDOW", 900, minimum=1)
 
 # Celery: Redis when CELERY_BROKER_URL is set, otherwise kombu's filesystem transport, which
 # needs no server and keeps messages under var/broker.

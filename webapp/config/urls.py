@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 
+from webapp.accounts.apis import TokenApi
 from webapp.cases import views as case_views
 from webapp.cases.apis import CaseDetailApi, CaseImagesApi, CaseListCreateApi
 from webapp.lib.views import health_view
@@ -10,7 +10,7 @@ from webapp.reviews.apis import QueueApi, ReviewListCreateApi
 from webapp.scoring.apis import PredictionDetailApi
 
 api_v1 = [
-    path("auth/token/", obtain_auth_token, name="token"),
+    path("auth/token/", TokenApi.as_view(), name="token"),
     path("cases/", CaseListCreateApi.as_view(), name="case-list"),
     path("cases/<int:case_id>/", CaseDetailApi.as_view(), name="case-detail"),
     path("cases/<int:case_id>/images/", CaseImagesApi.as_view(), name="case-images"),

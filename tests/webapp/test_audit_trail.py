@@ -1,0 +1,155 @@
+"""Every read, upload, score, review, sign-in, sign-out and failed sign-in is in the history,
+and the history cannot be changed or deleted through the app, the API or the admin."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+
+from tests.webapp.conftest import StubClassifier, api_client, login
+from tests.webapp.factories import PASSWORD, CaseFactory, PredictionFactory, jpeg_bytes
+from webapp.audit.models import AuditAction, AuditEvent, AuditHistoryImmutableError
+from webapp.audit.services import audit_record
+from webapp.scoring.services import prediction_run
+
+pytestmark = pytest.mark.django_db
+
+
+def events(action: AuditAction, **filters) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(action=action, **filters))
+
+
+def test_opening_a_case_page_is_recorded(flagged_case, reviewer):
+    login(reviewer).get(reverse("cases:detail", args=[flagged_case.pk]))
+    [event] = events(AuditAction.CASE_VIEWED, case=flagged_case)
+    assert event.actor == reviewer
+    assert event.data == {"via": "page"}
+
+
+def test_reading_a_case_through_the_api_is_recorded(flagged_case, reviewer):
+    client = api_client(reviewer)
+    client.get(reverse("api:case-detail", args=[flagged_case.pk]))
+    client.get(reverse("api:case-images", args=[flagged_case.pk]))
+    vias = sorted(event.data["via"] for event in events(AuditAction.CASE_VIEWED, actor=reviewer))
+    assert vias == ["api", "api-images"]
+
+
+def test_opening_an_image_file_is_recorded(flagged_case, flagged_prediction, clinician):
+    image = flagged_prediction.image
+    response = login(clinician).get(reverse("cases:image-file", args=[flagged_case.pk, image.pk]))
+    assert response.status_code == 200
+    [event] = events(AuditAction.IMAGE_VIEWED, case=flagged_case)
+    assert (event.actor, event.data) == (clinician, {"image_id": image.pk})
+
+
+def test_a_refused_read_records_nothing(flagged_case, other_clinician):
+    login(other_clinician).get(reverse("cases:detail", args=[flagged_case.pk]))
+    api_client(other_clinician).get(reverse("api:case-detail", args=[flagged_case.pk]))
+    assert not AuditEvent.objects.filter(actor=other_clinician, case__isnull=False).exists()
+
+
+def test_an_upload_is_recorded(clinician, django_capture_on_commit_callbacks):
+    case = CaseFactory.create(created_by=clinician)
+    upload = SimpleUploadedFile("lesion.jpg", jpeg_bytes(), "image/jpeg")
+    api_client(clinician).post(
+        reverse("api:case-images", args=[case.pk]), {"files": [upload]}, format="multipart"
+    )
+    [event] = events(AuditAction.IMAGE_UPLOADED, case=case)
+    assert event.actor == clinician
+
+
+def test_a_score_is_recorded_once():
+    prediction = PredictionFactory.create()
+    classifier = StubClassifier(probability=0.2)
+    prediction_run(prediction_id=prediction.pk, classifier_loader=lambda: classifier)
+    prediction_run(prediction_id=prediction.pk, classifier_loader=lambda: classifier)
+    assert len(events(AuditAction.PREDICTION_SCORED)) == 1
+
+
+def test_a_review_is_recorded(flagged_case, flagged_prediction, reviewer):
+    api_client(reviewer).post(
+        reverse("api:review-list"),
+        {"case": flagged_case.pk, "prediction": flagged_prediction.pk, "decision": "agree"},
+        format="json",
+    )
+    [event] = events(AuditAction.REVIEW_RECORDED, case=flagged_case)
+    assert event.actor == reviewer
+
+
+def test_signing_in_and_out_is_recorded(clinician):
+    client = Client()
+    response = client.post(reverse("login"), {"username": clinician.username, "password": PASSWORD})
+    assert response.status_code == 302
+    client.post(reverse("logout"))
+    [signed_in] = events(AuditAction.USER_LOGGED_IN)
+    [signed_out] = events(AuditAction.USER_LOGGED_OUT)
+    assert signed_in.actor == clinician
+    assert signed_in.data == {"ip": "127.0.0.1", "via": "browser"}
+    assert signed_out.actor == clinician
+
+
+def test_a_failed_sign_in_is_recorded_without_the_password(clinician):
+    Client().post(reverse("login"), {"username": clinician.username, "password": "wrong-guess"})
+    [event] = events(AuditAction.USER_LOGIN_FAILED)
+    assert event.actor is None
+    assert event.data == {"username": clinician.username, "ip": "127.0.0.1"}
+    assert "wrong-guess" not in str(event.data)
+
+
+def test_token_sign_ins_failures_and_revocations_are_recorded(clinician):
+    client = api_client(None)
+    client.post(reverse("api:token"), {"username": clinician.username, "password": "nope"})
+    token = client.post(
+        reverse("api:token"), {"username": clinician.username, "password": PASSWORD}
+    ).json()["token"]
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    client.delete(reverse("api:token"))
+    assert len(events(AuditAction.USER_LOGIN_FAILED)) == 1
+    [signed_in] = events(AuditAction.USER_LOGGED_IN)
+    assert signed_in.data["via"] == "api-token"
+    assert len(events(AuditAction.TOKEN_REVOKED, actor=clinician)) == 1
+
+
+def test_the_orm_refuses_to_change_or_delete_history(flagged_case, clinician):
+    event = audit_record(action=AuditAction.CASE_VIEWED, actor=clinician, case=flagged_case)
+    event.action = AuditAction.CASE_CREATED
+    with pytest.raises(AuditHistoryImmutableError):
+        event.save()
+    with pytest.raises(AuditHistoryImmutableError):
+        event.delete()
+    with pytest.raises(AuditHistoryImmutableError):
+        AuditEvent.objects.filter(pk=event.pk).update(data={})
+    with pytest.raises(AuditHistoryImmutableError):
+        AuditEvent.objects.all().delete()
+    event.refresh_from_db()
+    assert event.action == AuditAction.CASE_VIEWED
+
+
+def test_the_admin_refuses_to_add_change_or_delete_history(flagged_case, admin_user):
+    event = audit_record(action=AuditAction.CASE_VIEWED, actor=admin_user, case=flagged_case)
+    client = login(admin_user)
+    change = reverse("admin:audit_auditevent_change", args=[event.pk])
+    assert client.post(change, {"action": "case.created", "data": "{}"}).status_code == 403
+    delete = reverse("admin:audit_auditevent_delete", args=[event.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert client.get(reverse("admin:audit_auditevent_add")).status_code == 403
+    bulk = client.post(
+        reverse("admin:audit_auditevent_changelist"),
+        {"action": "delete_selected", "_selected_action": [event.pk], "post": "yes"},
+    )
+    assert bulk.status_code in (200, 302, 403)
+    event.refresh_from_db()
+    assert event.action == AuditAction.CASE_VIEWED
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_the_api_has_no_way_to_write_history(admin_user):
+    from django.urls import get_resolver
+
+    patterns = [str(pattern.pattern) for pattern in get_resolver().url_patterns]
+    api = api_client(admin_user)
+    for method in ("get", "post", "put", "patch", "delete"):
+        assert getattr(api, method)("/api/v1/audit/").status_code == 404
+    assert not any("audit" in pattern for pattern in patterns if pattern.startswith("api"))

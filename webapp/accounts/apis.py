@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp.accounts.models import User
+from webapp.accounts.selectors import login_throttled
+from webapp.accounts.services import client_ip, token_issue, token_revoke
+from webapp.lib.api import error_responses
+
+TokenSerializer = inline_serializer("Token", fields={"token": serializers.CharField()})
+
+
+class TokenApi(APIView):
+    """Exchange a username and password for an API token, or revoke the token in use."""
+
+    serializer_class = AuthTokenSerializer
+
+    def get_permissions(self) -> list[BasePermission]:
+        if self.request.method == "POST":
+            return [AllowAny()]
+        return [IsAuthenticated()]
+
+    @extend_schema(
+        request=AuthTokenSerializer,
+        responses={200: TokenSerializer, **error_responses(400, 429)},
+    )
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        username = str(request.data.get("username", "")) if hasattr(request.data, "get") else ""
+        if login_throttled(username=username, ip_address=client_ip(request._request)):
+            raise exceptions.Throttled(detail="Too many failed sign-ins; try again later.")
+        payload = AuthTokenSerializer(data=request.data, context={"request": request._request})
+        payload.is_valid(raise_exception=True)
+        user = payload.validated_data["user"]
+        assert isinstance(user, User)
+        token = token_issue(user=user, request=request._request)
+        return Response({"token": token.key})
+
+    @extend_schema(request=None, responses={204: None, **error_responses(401)})
+    def delete(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Revoke your API token: it stops working at once; POST again for a new one."""
+        assert isinstance(request.user, User)
+        token_revoke(user=request.user, request=request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
