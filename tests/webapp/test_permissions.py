@@ -227,3 +227,141 @@ def test_a_clinician_sees_only_reviews_of_their_own_cases(world, reviewer):
     stranger = api_client(ClinicianFactory.create()).get(reverse("api:review-list")).json()
     assert owner["count"] == 1
     assert stranger["count"] == 0
+
+
+# Guessing ids: clinician B walks every id around A's objects and reaches none of them. The
+# answer for "exists but not yours" must be the one for "does not exist", or it leaks.
+
+
+@pytest.fixture
+def two_clinicians(clinician, other_clinician):
+    """A's case with an image, score and review; B's own case; ids of both kinds mixed."""
+    from tests.webapp.factories import ReviewFactory
+
+    a_case = CaseFactory.create(created_by=clinician)
+    a_prediction = PredictionFactory.create(image__case=a_case, flagged=True)
+    a_review = ReviewFactory.create(prediction=a_prediction)
+    b_case = CaseFactory.create(created_by=other_clinician)
+    b_prediction = PredictionFactory.create(image__case=b_case, done=True)
+    return {
+        "a": clinician,
+        "b": other_clinician,
+        "a_case": a_case,
+        "a_image": a_prediction.image,
+        "a_prediction": a_prediction,
+        "a_review": a_review,
+        "b_case": b_case,
+        "b_image": b_prediction.image,
+        "b_prediction": b_prediction,
+    }
+
+
+def _ids_around(*objects) -> range:
+    top = max(obj.pk for obj in objects)
+    return range(1, top + 4)
+
+
+def test_guessing_case_ids_reaches_no_other_clinicians_case(two_clinicians):
+    w = two_clinicians
+    page, api = login(w["b"]), api_client(w["b"])
+    for case_id in _ids_around(w["a_case"], w["b_case"]):
+        own = case_id == w["b_case"].pk
+        expected = 200 if own else 404
+        assert page.get(reverse("cases:detail", args=[case_id])).status_code == expected
+        assert page.get(reverse("cases:timeline", args=[case_id])).status_code == expected
+        assert api.get(reverse("api:case-detail", args=[case_id])).status_code == expected
+        assert api.get(reverse("api:case-images", args=[case_id])).status_code == expected
+        if not own:
+            upload = api.post(reverse("api:case-images", args=[case_id]), {}, format="multipart")
+            assert upload.status_code == 404
+            form = page.post(reverse("cases:upload", args=[case_id]), {})
+            assert form.status_code == 404
+
+
+def test_guessing_image_ids_reaches_no_other_clinicians_image(two_clinicians):
+    w = two_clinicians
+    page = login(w["b"])
+    case_ids = [w["a_case"].pk, w["b_case"].pk]
+    for case_id in case_ids:
+        for image_id in _ids_around(w["a_image"], w["b_image"]):
+            own = case_id == w["b_case"].pk and image_id == w["b_image"].pk
+            response = page.get(reverse("cases:image-file", args=[case_id, image_id]))
+            assert response.status_code == (200 if own else 404), (case_id, image_id)
+
+
+def test_guessing_prediction_ids_reaches_no_other_clinicians_score(two_clinicians):
+    w = two_clinicians
+    api = api_client(w["b"])
+    for prediction_id in _ids_around(w["a_prediction"], w["b_prediction"]):
+        own = prediction_id == w["b_prediction"].pk
+        response = api.get(reverse("api:prediction-detail", args=[prediction_id]))
+        assert response.status_code == (200 if own else 404)
+
+
+def test_guessing_case_ids_in_review_filters_reveals_no_reviews(two_clinicians):
+    w = two_clinicians
+    api = api_client(w["b"])
+    for case_id in _ids_around(w["a_case"], w["b_case"]):
+        body = api.get(reverse("api:review-list"), {"case": case_id}).json()
+        assert body["count"] == 0
+    assert api_client(w["a"]).get(reverse("api:review-list")).json()["count"] == 1
+
+
+def test_another_clinicians_object_answers_exactly_like_a_missing_one(two_clinicians):
+    w = two_clinicians
+    api = api_client(w["b"])
+    missing = 10_000_000
+    pairs = [
+        ("api:case-detail", w["a_case"].pk),
+        ("api:case-images", w["a_case"].pk),
+        ("api:prediction-detail", w["a_prediction"].pk),
+    ]
+    for name, object_id in pairs:
+        theirs = api.get(reverse(name, args=[object_id]))
+        nothing = api.get(reverse(name, args=[missing]))
+        assert (theirs.status_code, theirs.json()) == (nothing.status_code, nothing.json())
+
+
+def test_a_reviewer_cannot_review_a_score_through_another_case(two_clinicians, reviewer):
+    w = two_clinicians
+    response = api_client(reviewer).post(
+        reverse("api:review-list"),
+        {"case": w["b_case"].pk, "prediction": w["a_prediction"].pk, "decision": "agree"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "another case" in str(response.json()["error"]["details"])
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_gets_the_health_and_token_endpoints(world, role):
+    user = world["users"][role]
+    client = api_client(user)
+    health = Client().get(reverse("health"))
+    assert health.status_code in (200, 503)  # public, and no data about anyone
+    assert world["case"].subject_ref not in health.text
+    bad_login = client.post(reverse("api:token"), {"username": "nobody", "password": "x"})
+    assert bad_login.status_code == 400
+    revoke = client.delete(reverse("api:token"))
+    assert revoke.status_code == (401 if user is None else 204)
+
+
+ADMIN_MODELS = [
+    "accounts_user",
+    "audit_auditevent",
+    "cases_case",
+    "cases_image",
+    "scoring_prediction",
+    "reviews_review",
+]
+
+
+@pytest.mark.parametrize("role", ["clinician", "other_clinician", "reviewer"])
+@pytest.mark.parametrize("model", ADMIN_MODELS)
+def test_only_admins_reach_the_admin_pages_of_any_model(world, role, model):
+    response = login(world["users"][role]).get(reverse(f"admin:{model}_changelist"))
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+    assert (
+        login(world["users"]["admin"]).get(reverse(f"admin:{model}_changelist")).status_code == 200
+    )
