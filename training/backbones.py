@@ -203,7 +203,9 @@ def custom_cnn_base(input_size: int) -> keras.Model:
             x = layers.Conv2D(
                 filters, 3, padding="same", use_bias=False, name=f"cnn{stage}_conv{conv}"
             )(x)
-            x = layers.BatchNormalization(name=f"cnn{stage}_bn{conv}")(x)
+            # A short momentum: with a few thousand images the default 0.99 leaves the
+            # inference-time statistics lagging far behind the weights for many epochs.
+            x = layers.BatchNormalization(momentum=0.9, name=f"cnn{stage}_bn{conv}")(x)
             x = layers.Activation("relu", name=f"cnn{stage}_relu{conv}")(x)
         x = layers.MaxPooling2D(2, name=f"cnn{stage}_pool")(x)
     return keras.Model(inputs, x, name="custom_cnn")

@@ -112,6 +112,8 @@ def default_config(architecture: Architecture) -> TrainingConfig:
             precision="mixed_bfloat16",
             effective_resolution=180,
             dropout=0.4,
+            # Learning from scratch is slow enough without colour jitter on top.
+            augmentation="basic",
             phases=(
                 Phase(
                     "scratch",
