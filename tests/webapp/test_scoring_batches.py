@@ -5,6 +5,8 @@ from typing import Any
 
 import pytest
 from django.core.files.base import ContentFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from inference import ImageDecodeError
@@ -14,8 +16,10 @@ from webapp.audit.models import AuditAction, AuditEvent
 from webapp.scoring import tasks
 from webapp.scoring.models import Prediction, PredictionStatus
 from webapp.scoring.services import (
+    PredictionScore,
     ScoringOutcome,
     prediction_claim_pending,
+    prediction_complete_many,
     prediction_run,
 )
 
@@ -196,3 +200,52 @@ def test_the_task_scores_a_burst_in_batches_from_the_setting(monkeypatch, settin
     assert outcomes.count("done") == 3
     assert outcomes.count("skipped") == 7
     assert statuses(predictions) == [PredictionStatus.DONE] * 10
+
+
+def test_a_batch_costs_two_queries_per_image_and_refreshes_each_case_once():
+    def queries_to_score(images: int) -> int:
+        first = PredictionFactory.create()
+        for _ in range(images - 1):
+            PredictionFactory.create(image__case=first.image.case)
+        with CaptureQueriesContext(connection) as queries:
+            run(first, RecordingClassifier(probability=0.9), batch_size=16)
+        assert set(statuses(Prediction.objects.filter(image__case=first.image.case))) == {
+            PredictionStatus.DONE
+        }
+        return len(queries)
+
+    # Per image: its conditional update and its history entry; the rest is per batch.
+    assert queries_to_score(8) - queries_to_score(4) == 2 * 4
+
+
+def test_a_row_reclaimed_while_its_batch_was_scoring_is_dropped_alone():
+    predictions = PredictionFactory.create_batch(3)
+    now = timezone.now()
+    claimed = prediction_claim_pending(limit=3, now=now)
+    rows = list(Prediction.objects.select_related("image__case").filter(pk__in=claimed))
+    # Another worker took the middle row over (its claim looked stale) before this one finished.
+    Prediction.objects.filter(pk=predictions[1].pk).update(started_at=timezone.now())
+    scores = [
+        PredictionScore(
+            prediction=row,
+            probability=0.7,
+            high_risk=True,
+            label="malignant",
+            model_version="stub-1",
+            model_name="Stub classifier",
+            threshold=0.5,
+            inference_ms=5,
+        )
+        for row in rows
+    ]
+    completed = prediction_complete_many(scores=scores)
+    assert completed == {
+        predictions[0].pk: True,
+        predictions[1].pk: False,
+        predictions[2].pk: True,
+    }
+    assert statuses(predictions) == [
+        PredictionStatus.DONE,
+        PredictionStatus.RUNNING,
+        PredictionStatus.DONE,
+    ]

@@ -4,6 +4,7 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
@@ -113,16 +114,22 @@ def prediction_run(
     (default `SCORING_BATCH_SIZE`) and scores them all in one forward pass; each row is still
     completed, failed or released on its own. The outcome returned is the one of this row.
     """
+    status = Prediction.objects.filter(pk=prediction_id).values_list("status", flat=True)
+    # Most deliveries after a burst find their row already scored by another task's batch:
+    # one read answers them, without trying the claim.
+    current = status.first()
+    if current is None:
+        logger.warning("Prediction %s no longer exists; nothing to score", prediction_id)
+        return ScoringOutcome.SKIPPED
+    if current in (PredictionStatus.DONE, PredictionStatus.FAILED):
+        return ScoringOutcome.SKIPPED
     # One start time for the whole batch: the rows were scored together.
     now = timezone.now()
     if not prediction_claim(prediction_id=prediction_id, now=now):
-        status = Prediction.objects.filter(pk=prediction_id).values_list("status", flat=True)
-        current = status.first()
-        if current is None:
-            logger.warning("Prediction %s no longer exists; nothing to score", prediction_id)
-            return ScoringOutcome.SKIPPED
         return (
-            ScoringOutcome.BUSY if current == PredictionStatus.RUNNING else ScoringOutcome.SKIPPED
+            ScoringOutcome.BUSY
+            if status.first() == PredictionStatus.RUNNING
+            else ScoringOutcome.SKIPPED
         )
 
     size = settings.SCORING_BATCH_SIZE if batch_size is None else batch_size
@@ -174,6 +181,7 @@ def prediction_batch_score(
     # Each row carries its share of the batch's time, so the figure stays per image.
     inference_ms = round((time.perf_counter() - started) * 1000 / len(readable))
 
+    scores: list[PredictionScore] = []
     for (prediction, _), result in zip(readable, results, strict=True):
         if isinstance(result, ImageDecodeError):
             # The same bytes will never decode: retrying only delays the answer.
@@ -182,17 +190,20 @@ def prediction_batch_score(
             )
             outcomes[prediction.pk] = ScoringOutcome.FAILED
             continue
-        completed = prediction_complete(
-            prediction=prediction,
-            probability=float(result.probability),
-            high_risk=bool(result.high_risk),
-            label=str(result.label),
-            model_version=str(result.model_version),
-            model_name=classifier.display_name,
-            threshold=float(classifier.threshold),
-            inference_ms=inference_ms,
+        scores.append(
+            PredictionScore(
+                prediction=prediction,
+                probability=float(result.probability),
+                high_risk=bool(result.high_risk),
+                label=str(result.label),
+                model_version=str(result.model_version),
+                model_name=classifier.display_name,
+                threshold=float(classifier.threshold),
+                inference_ms=inference_ms,
+            )
         )
-        outcomes[prediction.pk] = ScoringOutcome.DONE if completed else ScoringOutcome.SKIPPED
+    for pk, completed in prediction_complete_many(scores=scores).items():
+        outcomes[pk] = ScoringOutcome.DONE if completed else ScoringOutcome.SKIPPED
     return outcomes
 
 
@@ -238,7 +249,20 @@ def _prediction_settle_error(*, prediction: Prediction, exc: Exception) -> Scori
     return ScoringOutcome.RETRY
 
 
-@transaction.atomic
+@dataclass(frozen=True)
+class PredictionScore:
+    """The model's answer for one running prediction, ready to be recorded on its row."""
+
+    prediction: Prediction
+    probability: float
+    high_risk: bool
+    label: str
+    model_version: str
+    model_name: str
+    threshold: float
+    inference_ms: int
+
+
 def prediction_complete(
     *,
     prediction: Prediction,
@@ -251,13 +275,8 @@ def prediction_complete(
     inference_ms: int,
 ) -> bool:
     """Record a score on a running prediction; False if the row was no longer ours."""
-    from webapp.reviews.services import case_queue_refresh
-
-    finished_at = timezone.now()
-    updated = Prediction.objects.filter(
-        pk=prediction.pk, status=PredictionStatus.RUNNING, started_at=prediction.started_at
-    ).update(
-        status=PredictionStatus.DONE,
+    score = PredictionScore(
+        prediction=prediction,
         probability=probability,
         high_risk=high_risk,
         label=label,
@@ -265,29 +284,64 @@ def prediction_complete(
         model_name=model_name,
         threshold=threshold,
         inference_ms=inference_ms,
-        finished_at=finished_at,
-        error_message="",
     )
-    if updated != 1:
-        logger.warning("Prediction %s was reclaimed while scoring; result dropped", prediction.pk)
-        return False
-    case = prediction.image.case
-    audit_record(
-        action=AuditAction.PREDICTION_SCORED,
-        actor=None,
-        case=case,
-        data={
-            "image_id": prediction.image_id,
-            "prediction_id": prediction.pk,
-            "probability": probability,
-            "high_risk": high_risk,
-            "threshold": threshold,
-            "model_version": model_version,
-        },
-    )
-    if high_risk:
-        case_queue_refresh(case_id=case.pk)
-    return True
+    return prediction_complete_many(scores=[score])[prediction.pk]
+
+
+@transaction.atomic
+def prediction_complete_many(*, scores: Sequence[PredictionScore]) -> dict[int, bool]:
+    """Record the scores of a batch in one transaction; False for a row no longer ours.
+
+    Each row moves running -> done only under its own conditional update, as if alone; what
+    the batch shares is the commit and one queue refresh per flagged case, instead of one per
+    image (a clinician's upload of several images of one lesion is one case).
+    """
+    from webapp.reviews.services import case_queue_refresh
+
+    completed: dict[int, bool] = {}
+    flagged_cases: set[int] = set()
+    for score in scores:
+        prediction = score.prediction
+        updated = Prediction.objects.filter(
+            pk=prediction.pk, status=PredictionStatus.RUNNING, started_at=prediction.started_at
+        ).update(
+            status=PredictionStatus.DONE,
+            probability=score.probability,
+            high_risk=score.high_risk,
+            label=score.label,
+            model_version=score.model_version,
+            model_name=score.model_name,
+            threshold=score.threshold,
+            inference_ms=score.inference_ms,
+            finished_at=timezone.now(),
+            error_message="",
+        )
+        completed[prediction.pk] = updated == 1
+        if updated != 1:
+            logger.warning(
+                "Prediction %s was reclaimed while scoring; result dropped", prediction.pk
+            )
+            continue
+        case = prediction.image.case
+        audit_record(
+            action=AuditAction.PREDICTION_SCORED,
+            actor=None,
+            case=case,
+            data={
+                "image_id": prediction.image_id,
+                "prediction_id": prediction.pk,
+                "probability": score.probability,
+                "high_risk": score.high_risk,
+                "threshold": score.threshold,
+                "model_version": score.model_version,
+            },
+        )
+        if score.high_risk:
+            flagged_cases.add(case.pk)
+    # In id order, so two workers refreshing the same cases lock them in the same order.
+    for case_id in sorted(flagged_cases):
+        case_queue_refresh(case_id=case_id)
+    return completed
 
 
 @transaction.atomic
