@@ -121,7 +121,8 @@ POSTS = [
     (
         "review",
         lambda w: reverse("reviews:create", args=[w["case"].pk]),
-        {"clinician": 403, "other_clinician": 403, "reviewer": 302, "admin": 302},
+        # An empty review form is refused with the case page and its message.
+        {"clinician": 403, "other_clinician": 403, "reviewer": 400, "admin": 400},
     ),
 ]
 

@@ -25,6 +25,7 @@ from webapp.cases.serializers import (
 )
 from webapp.cases.services import case_create, case_images_upload, case_record_view
 from webapp.lib.api import error_responses
+from webapp.lib.filters import UtcIsoDateTimeFilter
 
 
 def _user(request: Request) -> User:
@@ -35,8 +36,8 @@ def _user(request: Request) -> User:
 class CaseFilter(django_filters.FilterSet):
     body_site = django_filters.ChoiceFilter(choices=BodySite.choices)
     review_state = django_filters.ChoiceFilter(choices=ReviewState.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Case

@@ -1,15 +1,26 @@
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxLengthValidator
 
 from webapp.cases.models import Case
+
+# Free text is bounded so a pasted document cannot bloat every page that shows it.
+NOTES_MAX_LENGTH = 5000
 
 
 class CaseForm(forms.ModelForm[Case]):
     class Meta:
         model = Case
         fields = ("subject_ref", "body_site", "notes")
-        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3, "maxlength": NOTES_MAX_LENGTH})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        notes = self.fields["notes"]
+        assert isinstance(notes, forms.CharField)
+        notes.max_length = NOTES_MAX_LENGTH
+        notes.validators.append(MaxLengthValidator(NOTES_MAX_LENGTH))
 
 
 class MultipleFileInput(forms.ClearableFileInput):

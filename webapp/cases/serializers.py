@@ -6,8 +6,10 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from webapp.cases.forms import NOTES_MAX_LENGTH
 from webapp.cases.models import BodySite, Case, Image
 from webapp.lib.disclaimer import DISCLAIMER
+from webapp.lib.serializers import StrictInputSerializer
 from webapp.scoring.serializers import PredictionSerializer
 
 
@@ -86,12 +88,14 @@ class CaseDetailSerializer(CaseSerializer):
         return list(ImageSerializer(images, many=True, context=self.context).data)
 
 
-class CaseCreateSerializer(serializers.Serializer):
+class CaseCreateSerializer(StrictInputSerializer):
     subject_ref = serializers.CharField(
         max_length=64, help_text="A pseudonymous reference for the person. Never a name."
     )
     body_site = serializers.ChoiceField(choices=BodySite.choices)
-    notes = serializers.CharField(required=False, allow_blank=True, default="")
+    notes = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=NOTES_MAX_LENGTH
+    )
 
 
 class ImageUploadSerializer(serializers.Serializer):

@@ -68,7 +68,9 @@ def case_create_view(request: HttpRequest) -> HttpResponse:
         case = case_create(created_by=_user(request), **form.cleaned_data)
         messages.success(request, "Case created. Add its images below.")
         return redirect("cases:detail", case_id=case.pk)
-    return render(request, "cases/case_create.html", {"form": form})
+    # A refused form is shown again with its errors, as a 400 like the API's answer.
+    status = 400 if request.method == "POST" else 200
+    return render(request, "cases/case_create.html", {"form": form}, status=status)
 
 
 def case_detail_context(request: HttpRequest, case: Case) -> dict[str, object]:
@@ -119,13 +121,13 @@ def case_images_upload_view(request: HttpRequest, case_id: int) -> HttpResponse:
     case = _visible_case(request, case_id)
     form = ImageUploadForm(request.POST, request.FILES)
     if not form.is_valid():
-        return _upload_refused(request, case, ["Choose one or more image files to upload."])
+        return case_page_refused(request, case, ["Choose one or more image files to upload."])
     try:
         images = case_images_upload(
             case=case, files=form.cleaned_data["images"], uploaded_by=_user(request)
         )
     except ValidationError as exc:
-        return _upload_refused(request, case, exc.messages)
+        return case_page_refused(request, case, exc.messages)
     count = len(images)
     messages.success(
         request, f"{count} image{'s' if count != 1 else ''} uploaded; scoring started."
@@ -133,8 +135,8 @@ def case_images_upload_view(request: HttpRequest, case_id: int) -> HttpResponse:
     return redirect("cases:detail", case_id=case.pk)
 
 
-def _upload_refused(request: HttpRequest, case: Case, errors: list[str]) -> HttpResponse:
-    """Answer a refused upload with 400 and the case page, its messages saying why."""
+def case_page_refused(request: HttpRequest, case: Case, errors: list[str]) -> HttpResponse:
+    """Answer a refused form of the case page with 400 and the page, its messages saying why."""
     for message in errors:
         messages.error(request, message)
     return render(request, "cases/case_detail.html", case_detail_context(request, case), status=400)

@@ -1,11 +1,24 @@
+import datetime as dt
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from webapp.reviews.models import Decision
 from webapp.reviews.selectors import QueueFilter, QueueOrdering
 from webapp.scoring.models import Prediction
+
+NOTE_MAX_LENGTH = 5000
+
+# The queue filters whole days as [start, next day); the last representable date has none.
+FLAG_DATE_RANGE = (dt.date(1900, 1, 1), dt.date(9998, 12, 31))
+
+
+def flag_date_in_range(value: dt.date) -> None:
+    low, high = FLAG_DATE_RANGE
+    if not low <= value <= high:
+        raise ValidationError(f"Choose a date between {low} and {high}.", code="date_out_of_range")
 
 
 class PredictionChoiceField(forms.ModelChoiceField[Prediction]):
@@ -17,7 +30,9 @@ class PredictionChoiceField(forms.ModelChoiceField[Prediction]):
 class ReviewForm(forms.Form):
     prediction = PredictionChoiceField(queryset=Prediction.objects.none(), label="Score reviewed")
     decision = forms.ChoiceField(choices=Decision.choices, widget=forms.RadioSelect)
-    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=NOTE_MAX_LENGTH
+    )
 
     def __init__(self, *args: Any, predictions: QuerySet[Prediction], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -49,5 +64,13 @@ class QueueFilterForm(forms.Form):
         ],
         required=False,
     )
-    flagged_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    flagged_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    flagged_from = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[flag_date_in_range],
+    )
+    flagged_to = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[flag_date_in_range],
+    )

@@ -1,7 +1,12 @@
 from rest_framework import serializers
 
+from webapp.lib.serializers import StrictInputSerializer
+from webapp.reviews.forms import NOTE_MAX_LENGTH, flag_date_in_range
 from webapp.reviews.models import Decision, Review
 from webapp.reviews.selectors import QueueFilter, QueueOrdering
+
+# Ids are bigint columns.
+MAX_ID = 2**63 - 1
 
 
 class ReviewSerializer(serializers.ModelSerializer):
@@ -13,11 +18,13 @@ class ReviewSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ReviewCreateSerializer(serializers.Serializer):
-    case = serializers.IntegerField(min_value=1)
-    prediction = serializers.IntegerField(min_value=1)
+class ReviewCreateSerializer(StrictInputSerializer):
+    case = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    prediction = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     decision = serializers.ChoiceField(choices=Decision.choices)
-    note = serializers.CharField(required=False, allow_blank=True, default="")
+    note = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=NOTE_MAX_LENGTH
+    )
 
 
 class QueueQuerySerializer(serializers.Serializer):
@@ -27,5 +34,5 @@ class QueueQuerySerializer(serializers.Serializer):
     ordering = serializers.ChoiceField(
         choices=[choice.value for choice in QueueOrdering], default=QueueOrdering.PROBABILITY_DESC
     )
-    flagged_from = serializers.DateField(required=False)
-    flagged_to = serializers.DateField(required=False)
+    flagged_from = serializers.DateField(required=False, validators=[flag_date_in_range])
+    flagged_to = serializers.DateField(required=False, validators=[flag_date_in_range])

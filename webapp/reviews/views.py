@@ -12,6 +12,7 @@ from webapp.accounts.models import User
 from webapp.accounts.roles import user_can_review
 from webapp.cases.models import Case
 from webapp.cases.selectors import case_get
+from webapp.cases.views import case_page_refused
 from webapp.lib.htmx import HtmxHttpRequest
 from webapp.reviews.forms import QueueFilterForm, ReviewForm
 from webapp.reviews.models import Decision
@@ -59,8 +60,14 @@ def review_create_view(request: HttpRequest, case_id: int) -> HttpResponse:
         raise Http404("No such case.") from exc
     form = ReviewForm(request.POST, predictions=case_reviewable_predictions(case=case))
     if not form.is_valid():
-        messages.error(request, "Choose a score and a decision to record a review.")
-        return redirect("cases:detail", case_id=case.pk)
+        errors = []
+        for name, field_errors in form.errors.as_data().items():
+            text = " ".join(message for error in field_errors for message in error.messages)
+            label = form.fields[name].label if name in form.fields else None
+            errors.append(f"{label}: {text}" if label else text)
+        return case_page_refused(
+            request, case, ["Choose a score and a decision to record a review.", *errors]
+        )
     try:
         review_create(
             case=case,
@@ -70,8 +77,6 @@ def review_create_view(request: HttpRequest, case_id: int) -> HttpResponse:
             note=form.cleaned_data["note"],
         )
     except ValidationError as exc:
-        for message in exc.messages:
-            messages.error(request, message)
-        return redirect("cases:detail", case_id=case.pk)
+        return case_page_refused(request, case, exc.messages)
     messages.success(request, "Review recorded.")
     return redirect("cases:detail", case_id=case.pk)

@@ -1,0 +1,32 @@
+"""Query-string filters shared by the API's list endpoints."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import django_filters
+from django import forms
+from django_filters.fields import IsoDateTimeField
+
+# Real time zones lie within UTC-12 and UTC+14; PostgreSQL refuses offsets past 15:59.
+MAX_UTC_OFFSET = timedelta(hours=14)
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    def to_python(self, value: Any) -> datetime | None:
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        offset = moment.utcoffset()
+        if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+            raise forms.ValidationError(
+                "Use a time zone offset between -14:00 and +14:00.", code="invalid_offset"
+            )
+        return moment.astimezone(UTC) if offset is not None else moment
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 date-time filter that refuses impossible offsets with 400, not a 500."""
+
+    field_class = UtcIsoDateTimeField
