@@ -252,6 +252,13 @@ def render_throughput(benchmark: Benchmark) -> list[str]:
         f"{burst['failed']} failed. Target ratio >= {report['targets']['ratio_to_raw']:.2f}: "
         f"{ratio_verdict}.",
     ]
+    if "model_share_of_wall_time" in burst:
+        lines.append(
+            f"- During the burst the worker spent {burst['model_share_of_wall_time']:.0%} of the "
+            "wall time inside `Classifier.predict` (decode + forward, from the rows' "
+            "`inference_ms`): the rest is queue, database and task overhead. Unlike the ratio "
+            "above, this share is measured under exactly the load the burst ran in."
+        )
     if "batched_vs_unbatched" in report:
         lines.append(
             f"- Batching: {report['batched_vs_unbatched']:.2f}x the throughput of one image "

@@ -323,7 +323,7 @@ def held(ws: list[Worker]) -> Iterator[None]:
 
 def burst(ws: list[Worker], uploader: Uploader, *, count: int) -> dict[str, Any]:
     """Queue `count` uploads while the workers are held, release them, time until all done."""
-    from django.db.models import Max, Min
+    from django.db.models import Max, Min, Sum
 
     from webapp.scoring.models import Prediction, PredictionStatus
 
@@ -333,8 +333,13 @@ def burst(ws: list[Worker], uploader: Uploader, *, count: int) -> dict[str, Any]
         released = time.time()
     uploader.wait_scored(prediction_ids, timeout=max(600.0, count * 2.0))
     rows = Prediction.objects.filter(pk__in=prediction_ids)
-    span = rows.aggregate(first=Min("started_at"), last=Max("finished_at"))
+    span = rows.aggregate(
+        first=Min("started_at"), last=Max("finished_at"), model_ms=Sum("inference_ms")
+    )
     seconds = span["last"].timestamp() - released
+    # Each row carries its share of its batch's predict call (decode + forward), so the sum is
+    # the time the workers spent in the model, under the very load the burst ran in.
+    model_seconds = (span["model_ms"] or 0) / 1000 / len(ws)
     batches = rows.values("started_at").distinct().count()
     done = rows.filter(status=PredictionStatus.DONE).count()
     return {
@@ -346,6 +351,8 @@ def burst(ws: list[Worker], uploader: Uploader, *, count: int) -> dict[str, Any]
         "batches": batches,
         "mean_batch": round(count / batches, 1),
         "first_start_after_release_s": round(span["first"].timestamp() - released, 3),
+        "model_seconds_per_worker": round(model_seconds, 2),
+        "model_share_of_wall_time": round(model_seconds / seconds, 3),
     }
 
 
@@ -415,6 +422,8 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"idle upload-to-scored: p50 {latency['p50_ms']:.0f} ms, p95 {latency['p95_ms']:.0f} ms "
           f"(target p50 < {TARGET_IDLE_P50_MS:.0f} ms: "
           f"{'met' if report['meets_latency_target'] else 'NOT met'})")  # fmt: skip
+    print(f"share of the burst's wall time the worker spent in the model (decode + forward): "
+          f"{b['model_share_of_wall_time']:.2f}")  # fmt: skip
     print(f"worker RSS with the model loaded: {report['worker_rss_mib']} MiB")
 
 
