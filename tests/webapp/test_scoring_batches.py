@@ -209,7 +209,7 @@ def test_a_batch_costs_two_queries_per_image_and_refreshes_each_case_once():
             PredictionFactory.create(image__case=first.image.case)
         with CaptureQueriesContext(connection) as queries:
             run(first, RecordingClassifier(probability=0.9), batch_size=16)
-        assert set(statuses(Prediction.objects.filter(image__case=first.image.case))) == {
+        assert set(statuses(list(Prediction.objects.filter(image__case=first.image.case)))) == {
             PredictionStatus.DONE
         }
         return len(queries)
