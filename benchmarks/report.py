@@ -133,11 +133,18 @@ def render() -> str:
         "",
         "> For education and research only, not a medical device.",
         "",
-        f"Regenerate this file on a quiet machine with `{COMMAND}` (PostgreSQL and Redis",
-        "running, see README). It runs each benchmark below with `--json` into `var/benchmarks/`",
-        "and rewrites this file; `--render-only` rewrites it from the JSON already there. Absolute",
-        "figures depend on the machine and on whatever else runs on it; each benchmark measures",
-        "its own baseline in the same run, so the ratios are what to compare across machines.",
+        "Regenerate this file on a quiet machine, with PostgreSQL and Redis running (see",
+        "README), from the repository root:",
+        "",
+        "```bash",
+        COMMAND,
+        "```",
+        "",
+        "It runs each benchmark below, one after another, with `--json` into `var/benchmarks/`",
+        "and rewrites this file (`--render-only` rewrites it from the JSON already there; `--only",
+        "throughput` reruns one). Absolute figures depend on the machine and on whatever else",
+        "runs on it; each benchmark measures its own baseline in the same run, so the ratios are",
+        "what to compare across machines.",
         "",
         "## Machine",
         "",
@@ -182,6 +189,15 @@ def _header(benchmark: Benchmark, title: str) -> tuple[list[str], dict[str, Any]
             + ".",
             "",
         ]
+        load = (m.get("load_average_1_5_15") or [0.0])[0]
+        cores = m.get("usable_cores") or 1
+        if load > 0.5 * cores:
+            lines += [
+                f"**Measured under background load** (1-minute load average {load} on {cores} "
+                "cores): absolute figures, and ratios between figures taken minutes apart, are "
+                "noisy. Regenerate on a quiet machine for figures to quote.",
+                "",
+            ]
     return lines, report
 
 
