@@ -54,6 +54,8 @@ def _config_for(architecture: Architecture, args: argparse.Namespace) -> Trainin
         )
     if args.input_size:
         config = config.with_overrides(input_size=args.input_size)
+    if args.effective_resolution:
+        config = config.with_overrides(effective_resolution=args.effective_resolution)
     return config
 
 
@@ -134,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="test-time augmentation: 'auto' keeps it if it helps on validation",
         )
         sub.add_argument("--input-size", type=int, default=None)
+        sub.add_argument(
+            "--effective-resolution",
+            type=int,
+            default=None,
+            help="resolution every image is brought to before resizing to the input size",
+        )
         sub.add_argument(
             "--quick",
             type=int,
