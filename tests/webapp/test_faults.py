@@ -175,7 +175,7 @@ def test_an_upload_while_redis_is_down_is_stored_and_scored_once_redis_is_back(f
         stored = Image.objects.get(case=case).file
         assert stored.name
         assert stored.storage.exists(stored.name)
-        assert upload_seconds < 15
+        assert upload_seconds < 5  # the dead broker is not waited for
 
         redis.start()  # same port: the worker, beat and this process reconnect
 

@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 # Bounds one sweep's work; the next run takes the rest.
 SWEEP_BATCH_SIZE = 500
+# Kombu connection options for enqueueing: one attempt, no back-off.
+FAIL_FAST = {"max_retries": 0, "interval_start": 0}
 
 
 def _requeue_condition(*, now: datetime) -> Q:
@@ -46,6 +48,7 @@ def prediction_enqueue(*, prediction_id: int) -> bool:
     hook and a sweep, or two sweeps) only one sees a row count of 1 and sends. A broker
     failure is logged and the mark undone, so the sweep tries again later.
     """
+    from webapp.config.celery import app
     from webapp.scoring.tasks import prediction_score
 
     now = timezone.now()
@@ -57,11 +60,17 @@ def prediction_enqueue(*, prediction_id: int) -> bool:
     if marked != 1:
         return False
     try:
-        # No publish retries: an upload must not hang on a dead broker; the sweep retries.
-        # The queue is read per call so that a test can route tasks to its own worker.
-        prediction_score.apply_async(
-            args=(prediction_id,), queue=settings.CELERY_TASK_DEFAULT_QUEUE, retry=False
-        )
+        # No connection or publish retries: an upload must not hang for seconds on a dead
+        # broker when the sweep will retry anyway. A connection of its own carries that
+        # fail-fast option without changing the pooled ones workers rely on. The queue is
+        # read per call so that a test can route tasks to a worker of its own.
+        with app.connection_for_write(transport_options=FAIL_FAST) as connection:
+            prediction_score.apply_async(
+                args=(prediction_id,),
+                queue=settings.CELERY_TASK_DEFAULT_QUEUE,
+                retry=False,
+                producer=app.amqp.Producer(connection, auto_declare=False),
+            )
     except Exception:
         logger.warning(
             "Could not queue prediction %s; it stays pending for the sweep",
