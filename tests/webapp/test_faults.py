@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.db import connection, connections
 from django.test import Client
 from django.urls import reverse
@@ -91,9 +92,9 @@ def someone_waits_for_a_lock() -> bool:
 
 
 def test_a_worker_killed_mid_scoring_leaves_the_prediction_to_be_scored_exactly_once(
-    fault_env, flagged_lesion
+    fault_env, capsys
 ):
-    prediction = PredictionFactory.create(image__content=flagged_lesion.read_bytes())
+    prediction = PredictionFactory.create()
     with (
         celery_worker(
             media_root=fault_env["media"],
@@ -136,6 +137,11 @@ def test_a_worker_killed_mid_scoring_leaves_the_prediction_to_be_scored_exactly_
             return Prediction.objects.get(pk=prediction.pk).status == PredictionStatus.DONE
 
         wait_for(done, timeout=SCORING_TIMEOUT, what="the re-queued scoring", worker=second)
+        # The worker's own health, as an orchestrator's probe asks it: model loaded, database up.
+        call_command("health", worker=second.name)
+        health = json.loads(capsys.readouterr().out)
+        assert health["status"] == "ok"
+        assert health["model_loaded_in_this_process"] is True
         # Let any duplicate delivery run before counting.
         time.sleep(3)
 
