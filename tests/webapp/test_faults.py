@@ -298,13 +298,19 @@ def test_requests_fail_cleanly_while_postgresql_restarts_and_the_app_recovers_by
     assert 503 in statuses
     assert 201 in statuses
     accepted = statuses.count(201)
-    assert Image.objects.filter(case=case).count() == accepted
-    assert Prediction.objects.filter(image__case=case).count() == accepted
-    assert (
-        AuditEvent.objects.filter(case=case, action=AuditAction.IMAGE_UPLOADED).count() == accepted
-    )
-    stored = [path for path in Path(fault_env["media"]).rglob("*") if path.is_file()]
-    assert len(stored) == accepted
+    images = Image.objects.filter(case=case).count()
+    # Every 201 is stored. An upload whose commit landed just as the server went away can still
+    # be answered 503 (the reply could not be read back); it is then stored whole, never half.
+    assert accepted <= images <= len(statuses)
+    assert Prediction.objects.filter(image__case=case).count() == images
+    uploaded = AuditEvent.objects.filter(case=case, action=AuditAction.IMAGE_UPLOADED)
+    assert uploaded.count() == images
+    stored = {
+        str(path.relative_to(fault_env["media"]))
+        for path in Path(fault_env["media"]).rglob("*")
+        if path.is_file()
+    }
+    assert stored == set(Image.objects.filter(case=case).values_list("file", flat=True))
 
 
 def broken_artifact(kind: str, root: Path) -> Path:

@@ -8,10 +8,12 @@ broker is back, and rows whose task was lost with the broker or with a dead work
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import Q
 from django.utils import timezone
 
@@ -52,11 +54,17 @@ def prediction_enqueue(*, prediction_id: int) -> bool:
     from webapp.scoring.tasks import prediction_score
 
     now = timezone.now()
-    marked = (
-        Prediction.objects.filter(pk=prediction_id)
-        .filter(_requeue_condition(now=now))
-        .update(enqueued_at=now)
-    )
+    try:
+        marked = (
+            Prediction.objects.filter(pk=prediction_id)
+            .filter(_requeue_condition(now=now))
+            .update(enqueued_at=now)
+        )
+    except DatabaseError:
+        # Called after an upload committed: the upload stands even if the database went away
+        # a moment later. The row is pending and unmarked, so the sweep will queue it.
+        logger.warning("Could not mark prediction %s for queuing", prediction_id, exc_info=True)
+        return False
     if marked != 1:
         return False
     try:
@@ -77,7 +85,8 @@ def prediction_enqueue(*, prediction_id: int) -> bool:
             prediction_id,
             exc_info=True,
         )
-        Prediction.objects.filter(pk=prediction_id, enqueued_at=now).update(enqueued_at=None)
+        with contextlib.suppress(DatabaseError):
+            Prediction.objects.filter(pk=prediction_id, enqueued_at=now).update(enqueued_at=None)
         return False
     return True
 
