@@ -6,8 +6,9 @@ Run from the repository root, with PostgreSQL and Redis up (see README), on a qu
 
 It runs `benchmarks.inference`, `benchmarks.throughput` and `benchmarks.queue_latency`, each
 with `--json` into var/benchmarks/, one after another so they never compete for the cores, then
-renders BENCHMARKS.md. A benchmark that is missing or fails is reported as such and the others
-still run. `--render-only` rewrites BENCHMARKS.md from the JSON files already there.
+renders BENCHMARKS.md. A benchmark that is missing or fails is reported as such in the file and
+the others still run; the exit status is 1 when one failed. `--render-only` rewrites
+BENCHMARKS.md from the JSON files already there.
 """
 
 from __future__ import annotations
@@ -74,19 +75,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    failed = []
     if not args.render_only:
         for benchmark in BENCHMARKS:
             if args.only and benchmark.name not in args.only:
                 continue
-            run(benchmark)
+            if run(benchmark) == "failed":
+                failed.append(benchmark.name)
     args.output.write_text(render())
-    print(
-        f"wrote {args.output.relative_to(REPO_ROOT) if args.output.is_absolute() else args.output}"
-    )
+    print(f"wrote {args.output}")
+    if failed:
+        # The file still says which failed and why; the exit status lets a script notice.
+        print(f"failed: {', '.join(failed)} (see var/benchmarks/<name>.status.json)")
+        return 1
     return 0
 
 
-def run(benchmark: Benchmark) -> None:
+def run(benchmark: Benchmark) -> str:
     """Run one benchmark, keeping its figures or, when it cannot run, the reason why."""
     benchmark.json_path.unlink(missing_ok=True)
     status: dict[str, Any] = {"command": benchmark.shown_command()}
@@ -117,6 +122,7 @@ def run(benchmark: Benchmark) -> None:
         status["seconds"] = round(time.monotonic() - started, 1)
     status["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     benchmark.status_path.write_text(json.dumps(status, indent=2) + "\n")
+    return str(status["outcome"])
 
 
 def _load(path: Path) -> dict[str, Any] | None:
