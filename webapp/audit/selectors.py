@@ -10,6 +10,14 @@ if TYPE_CHECKING:
     from webapp.cases.models import Case
 
 
-def audit_event_list(*, case: Case) -> QuerySet[AuditEvent]:
-    """Return a case's history, oldest first, as its timeline shows it."""
-    return AuditEvent.objects.filter(case=case).select_related("actor").order_by("created_at", "id")
+# Every view of a case is an event, so a busy case's history grows without bound; its page
+# shows the most recent part (the admin and the database keep all of it).
+TIMELINE_LENGTH = 50
+
+
+def audit_event_list(*, case: Case, limit: int | None = None) -> QuerySet[AuditEvent]:
+    """Return a case's history, newest first, at most `limit` events when given."""
+    events = (
+        AuditEvent.objects.filter(case=case).select_related("actor").order_by("-created_at", "-id")
+    )
+    return events if limit is None else events[:limit]

@@ -11,7 +11,7 @@ from django_htmx.http import trigger_client_event
 from webapp.accounts.decorators import role_required
 from webapp.accounts.models import User
 from webapp.accounts.roles import user_can_review, user_can_upload
-from webapp.audit.selectors import audit_event_list
+from webapp.audit.selectors import TIMELINE_LENGTH, audit_event_list
 from webapp.cases.forms import CaseForm, ImageUploadForm
 from webapp.cases.models import Case, Image
 from webapp.cases.selectors import (
@@ -80,7 +80,8 @@ def case_detail_context(request: HttpRequest, case: Case) -> dict[str, object]:
         "images": case_image_list(case=case),
         "scoring_in_progress": case_scoring_in_progress(case=case),
         "reviews": review_list(user=_user(request), case_id=case.pk),
-        "timeline": audit_event_list(case=case),
+        "timeline": audit_event_list(case=case, limit=TIMELINE_LENGTH),
+        "timeline_length": TIMELINE_LENGTH,
         "can_upload": user_can_upload(request.user),
         "can_review": user_can_review(request.user),
     }
@@ -111,7 +112,11 @@ def case_detail_view(request: HtmxHttpRequest, case_id: int) -> HttpResponse:
 @require_GET
 def case_timeline_view(request: HttpRequest, case_id: int) -> HttpResponse:
     case = _visible_case(request, case_id)
-    context = {"case": case, "timeline": audit_event_list(case=case)}
+    context = {
+        "case": case,
+        "timeline": audit_event_list(case=case, limit=TIMELINE_LENGTH),
+        "timeline_length": TIMELINE_LENGTH,
+    }
     return render(request, "cases/case_detail.html#timeline", context)
 
 
