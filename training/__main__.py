@@ -3,6 +3,6 @@ import os
 # Before TensorFlow is first imported: keep its start-up chatter out of the progress output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from training.cli import main  # noqa: E402
+from training.cli import main
 
 raise SystemExit(main())
