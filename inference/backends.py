@@ -41,9 +41,10 @@ CACHE_DIR_ENV = "DERMATRIAGE_CACHE_DIR"
 CONVERSION_RECIPE = 1
 # The fast path must give the Keras model's calibrated probabilities to within this.
 MAX_PROBABILITY_DIFFERENCE = 1e-4
-# Images per interpreter call. Per-image time is flat from 1 to 32 images on XNNPACK (see
-# benchmarks/inference.py), so the chunk only bounds the interpreter's tensor arena.
-INTERPRETER_MAX_BATCH = 16
+# Images per interpreter call. Batching buys XNNPACK nothing on CPU: with 2 threads, chunks of
+# 1 to 4 images ran about 10% faster per image than chunks of 8 to 32 (a smaller working set;
+# see benchmarks/inference.py), and a small chunk keeps the interpreter's tensor arena small.
+INTERPRETER_MAX_BATCH = 4
 
 
 def backend_choice(requested: str | None) -> BackendChoice:
