@@ -32,6 +32,10 @@ RUN useradd --create-home --uid 1000 dermatriage \
     && python manage.py collectstatic --noinput \
     && chown -R dermatriage /app/var
 USER dermatriage
+# Convert the served model to its LiteRT flatbuffer once, at build time, so a worker container
+# does not spend its first start converting it.
+ENV DERMATRIAGE_CACHE_DIR=/home/dermatriage/.cache/dermatriage
+RUN python -m inference prepare
 
 EXPOSE 8000
 CMD ["gunicorn", "webapp.config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
