@@ -145,6 +145,16 @@ def test_the_throttle_lifts_once_failures_leave_the_window(settings, clinician):
     assert response.status_code == 302
 
 
+@pytest.mark.parametrize("username", ["nul\x00name", "\x00", "«\x02"])
+def test_a_username_with_control_characters_is_refused_not_a_server_error(username, clinician):
+    token = api_client(None).post(reverse("api:token"), {"username": username, "password": "x"})
+    assert token.status_code == 400
+    form = Client().post(reverse("login"), {"username": username, "password": "x"})
+    assert form.status_code in (200, 400)
+    recorded = AuditEvent.objects.filter(action=AuditAction.USER_LOGIN_FAILED)
+    assert all("\x00" not in event.data["username"] for event in recorded)
+
+
 def test_one_address_guessing_many_usernames_is_throttled(settings):
     settings.LOGIN_IP_FAILURE_LIMIT = 4
     client = Client()

@@ -8,6 +8,15 @@ from django.utils import timezone
 from webapp.audit.models import AuditAction, AuditEvent
 
 
+def username_for_audit(raw: object) -> str:
+    """The form a typed username is recorded and counted under in the audit history.
+
+    Lower-cased and trimmed so "Alice " and "alice" share one failure count; NUL characters are
+    dropped because PostgreSQL's JSON type cannot hold them (a probing client sends them).
+    """
+    return str(raw or "").replace("\x00", "")[:150].strip().lower()
+
+
 def login_throttled(*, username: str, ip_address: str | None) -> bool:
     """True while recent failed sign-ins for this username, or from this address, hit the limit.
 
@@ -17,7 +26,7 @@ def login_throttled(*, username: str, ip_address: str | None) -> bool:
     since = timezone.now() - timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)
     recent = AuditEvent.objects.filter(action=AuditAction.USER_LOGIN_FAILED, created_at__gte=since)
     if username:
-        by_user = recent.filter(data__username=username.strip().lower())
+        by_user = recent.filter(data__username=username_for_audit(username))
         if by_user.count() >= settings.LOGIN_FAILURE_LIMIT:
             return True
     if ip_address:

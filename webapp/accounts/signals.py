@@ -8,6 +8,7 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from webapp.accounts.selectors import username_for_audit
 from webapp.accounts.services import client_ip
 from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record
@@ -37,7 +38,7 @@ def login_failure_recorded(
     sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
     # Django has already masked the password in `credentials`; only the username is kept.
-    username = str(credentials.get("username") or "")[:150].strip().lower()
+    username = username_for_audit(credentials.get("username"))
     audit_record(
         action=AuditAction.USER_LOGIN_FAILED,
         actor=None,
