@@ -79,7 +79,9 @@ def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: boo
     )
     if train:
         weights_path = _weights_for(architecture, args)
-        config = config.with_overrides(weights_path=str(weights_path) if weights_path else None)
+        # Only the file name is recorded: the artifact must not carry this machine's paths.
+        recorded_weights = Path(weights_path).name if weights_path else None
+        config = config.with_overrides(weights_path=recorded_weights)
         train_model(config, split, run_dir, weights_path=weights_path)
     artifact_dir = (
         args.models_dir / architecture if architecture in ARTIFACT_ARCHITECTURES else None
