@@ -128,8 +128,14 @@ def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any
         "- ISIC images come mostly from lighter-skinned patients (Fitzpatrick I-III); performance "
         "on darker skin is unknown and likely worse.",
         "- The two sources differ in resolution and malignant share (53% vs 18%). Every image is "
-        "brought to one effective resolution so the model cannot tell sources apart by sharpness. "
-        "Check on the held-out images: for each diagnosis present in both sources, how well the "
+        "brought to one effective resolution so the model cannot tell sources apart by sharpness"
+        + (
+            ", and every (label, source) group weighs the same in the training loss, so knowing "
+            "the source is worth nothing to the model. "
+            if metadata["training_config"].get("balance") == "label_and_source"
+            else ". "
+        )
+        + "Check on the held-out images: for each diagnosis present in both sources, how well the "
         "score alone tells the sources apart (ROC AUC; 0.5 = not at all): "
         + shortcut_summary(shortcut)
         + ".",
