@@ -78,6 +78,18 @@ class ImageFactory(factory.django.DjangoModelFactory[Image]):
     uploaded_by = factory.SelfAttribute("case.created_by")
 
 
+# What every finished score has in common; the traits below differ only in the verdict.
+_SCORED = {
+    "status": PredictionStatus.DONE,
+    "threshold": 0.5,
+    "model_name": "Test model",
+    "model_version": "test-1",
+    "attempts": 1,
+    "started_at": factory.LazyFunction(timezone.now),
+    "finished_at": factory.LazyFunction(timezone.now),
+}
+
+
 class PredictionFactory(factory.django.DjangoModelFactory[Prediction]):
     class Meta:
         model = Prediction
@@ -86,30 +98,8 @@ class PredictionFactory(factory.django.DjangoModelFactory[Prediction]):
     status = PredictionStatus.PENDING
 
     class Params:
-        done = factory.Trait(
-            status=PredictionStatus.DONE,
-            probability=0.3,
-            high_risk=False,
-            label="benign",
-            threshold=0.5,
-            model_name="Test model",
-            model_version="test-1",
-            attempts=1,
-            started_at=factory.LazyFunction(timezone.now),
-            finished_at=factory.LazyFunction(timezone.now),
-        )
-        flagged = factory.Trait(
-            status=PredictionStatus.DONE,
-            probability=0.9,
-            high_risk=True,
-            label="malignant",
-            threshold=0.5,
-            model_name="Test model",
-            model_version="test-1",
-            attempts=1,
-            started_at=factory.LazyFunction(timezone.now),
-            finished_at=factory.LazyFunction(timezone.now),
-        )
+        done = factory.Trait(**_SCORED, probability=0.3, high_risk=False, label="benign")
+        flagged = factory.Trait(**_SCORED, probability=0.9, high_risk=True, label="malignant")
 
 
 class ReviewFactory(factory.django.DjangoModelFactory[Review]):
