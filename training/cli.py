@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from training.backbones import ARCHITECTURES, Architecture
-from training.config import Phase, TrainingConfig, default_config
+from training.config import RECIPES, Phase, TrainingConfig, default_config
 from training.data import default_data_dir, load_dataset, split_dataset
+from training.hardware import PRECISIONS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPARED: tuple[Architecture, ...] = ("efficientnet_lite0", "vgg16", "custom_cnn")
@@ -42,7 +43,27 @@ def _weights_for(architecture: Architecture, args: argparse.Namespace) -> Path |
 
 
 def _config_for(architecture: Architecture, args: argparse.Namespace) -> TrainingConfig:
-    config = default_config(architecture).with_overrides(seed=args.seed)
+    if args.config is not None:
+        # A saved training_config.json (one sits next to every artifact) retrains that model.
+        config = TrainingConfig.from_dict(json.loads(args.config.read_text()))
+        if config.architecture != architecture:
+            raise SystemExit(
+                f"{args.config} trains {config.architecture}, not {architecture}; "
+                f"pass --architecture {config.architecture}"
+            )
+        return _with_flags(config, args)
+    config = default_config(architecture, args.recipe).with_overrides(seed=args.seed)
+    return _with_flags(config, args)
+
+
+def run_name(architecture: Architecture, args: argparse.Namespace) -> str:
+    """Folder name of a run and its evaluation: the fast recipe never replaces the full one."""
+    if args.recipe == "fast" and args.config is None and architecture in ARTIFACT_ARCHITECTURES:
+        return f"{architecture}_fast"
+    return architecture
+
+
+def _with_flags(config: TrainingConfig, args: argparse.Namespace) -> TrainingConfig:
     if args.quick:
         # A smoke run on a handful of images: checks the plumbing, produces no usable model.
         config = config.with_overrides(
@@ -56,6 +77,8 @@ def _config_for(architecture: Architecture, args: argparse.Namespace) -> Trainin
         config = config.with_overrides(input_size=args.input_size)
     if args.effective_resolution:
         config = config.with_overrides(effective_resolution=args.effective_resolution)
+    if args.precision:
+        config = config.with_overrides(precision=args.precision)
     return config
 
 
@@ -64,7 +87,8 @@ def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: boo
     from training.train import train as train_model
 
     dataset = load_dataset(args.data)
-    run_dir = args.runs_dir / architecture
+    name = run_name(architecture, args)
+    run_dir = args.runs_dir / name
     saved_config = run_dir / "training_config.json"
     if train or not saved_config.is_file():
         config = _config_for(architecture, args)
@@ -82,9 +106,12 @@ def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: boo
         # Only the file name is recorded: the artifact must not carry this machine's paths.
         recorded_weights = Path(weights_path).name if weights_path else None
         config = config.with_overrides(weights_path=recorded_weights)
-        train_model(config, split, run_dir, weights_path=weights_path)
+        config = train_model(config, split, run_dir, weights_path=weights_path).config
+    # The served artifact comes from the full recipe; a fast run is evaluated alongside it.
     artifact_dir = (
-        args.models_dir / architecture if architecture in ARTIFACT_ARCHITECTURES else None
+        args.models_dir / architecture
+        if architecture in ARTIFACT_ARCHITECTURES and name == architecture
+        else None
     )
     record = finalize(
         run_dir=run_dir,
@@ -92,13 +119,14 @@ def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: boo
         dataset=dataset,
         split=split,
         artifact_dir=artifact_dir,
-        comparison_dir=args.models_dir / "comparison" / architecture,
+        comparison_dir=args.models_dir / "comparison" / name,
         plots_dir=args.models_dir / "plots",
         tta=args.tta,
+        run_name=name,
     )
     overall = record["test"]["overall"]
     print(
-        f"[{architecture}] test ROC AUC {overall['roc_auc']:.3f}, sensitivity "
+        f"[{name}] test ROC AUC {overall['roc_auc']:.3f}, sensitivity "
         f"{overall['sensitivity']:.3f}, specificity {overall['specificity']:.3f} at threshold "
         f"{record['threshold']['threshold']:.4f}",
         flush=True,
@@ -132,12 +160,33 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--runs-dir", type=Path, default=REPO_ROOT / "runs")
         sub.add_argument("--seed", type=int, default=42)
         sub.add_argument(
+            "--recipe",
+            choices=RECIPES,
+            default="full",
+            help="EfficientNet: 'full' trains the served model; 'fast' fits 30 minutes on a "
+            "2-core CPU in float32 and is evaluated as <architecture>_fast",
+        )
+        sub.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            help="train with a saved training_config.json instead of the default recipe "
+            "(e.g. models/efficientnet_lite0/training_config.json reproduces the served model)",
+        )
+        sub.add_argument(
             "--tta",
             choices=("auto", "on", "off"),
             default="auto",
             help="test-time augmentation: 'auto' keeps it if it helps on validation",
         )
         sub.add_argument("--input-size", type=int, default=None)
+        sub.add_argument(
+            "--precision",
+            choices=("auto", *PRECISIONS),
+            default=None,
+            help="numeric precision; 'auto' uses mixed precision only on hardware with 16-bit "
+            "arithmetic",
+        )
         sub.add_argument(
             "--effective-resolution",
             type=int,

@@ -46,9 +46,12 @@ class TrainingConfig:
     phases: tuple[Phase, ...] = field(default_factory=tuple)
     target_sensitivity: float = 0.95
     test_time_augmentation: bool = False
-    # "mixed_bfloat16" roughly halves training time on CPUs with bf16 instructions (and on
-    # GPUs); the saved model is always rebuilt in float32.
-    precision: str = "float32"
+    # "auto" picks mixed precision only where the hardware computes it natively (see
+    # training.hardware); the saved model is always rebuilt in float32.
+    precision: str = "auto"
+    # The frozen-base phase trains the head on backbone features computed once (one augmented
+    # view per image): on a CPU, seconds instead of minutes per epoch.
+    head_on_cached_features: bool = False
     weights_path: str | None = None
     # Caps the images used per subset; for smoke tests on tiny data, never for a real model.
     max_images_per_subset: int | None = None
@@ -77,15 +80,39 @@ class TrainingConfig:
         return replace(self, **changes)
 
 
-def default_config(architecture: Architecture) -> TrainingConfig:
-    """The recipe each architecture is compared with, sized for a 2-core CPU."""
+RECIPES = ("full", "fast")
+
+
+def default_config(architecture: Architecture, recipe: str = "full") -> TrainingConfig:
+    """The recipe each architecture is compared with.
+
+    EfficientNet has two: "full" trained the served model; "fast" fits 30 minutes on a 2-core
+    AVX2-only CPU in float32, at some cost in validation AUC (times and metrics in
+    models/report.md). The other architectures have one recipe.
+    """
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {RECIPES}, not {recipe!r}")
+    if architecture in ("efficientnet_lite0", "efficientnet_b0") and recipe == "fast":
+        return TrainingConfig(
+            architecture=architecture,
+            # One whole-network epoch at 224 px costs about 2.7 minutes on that CPU. Fine-tuning
+            # rates are low: at 2e-4 the first top-block epoch lost validation AUC (0.78 -> 0.77).
+            input_size=224,
+            head_on_cached_features=True,
+            phases=(
+                Phase(
+                    "head", "head", epochs=20, learning_rate=1e-3, monitor="val_loss", patience=3
+                ),
+                Phase("top", "top", epochs=1, learning_rate=5e-5, monitor="val_auc", patience=1),
+                Phase("all", "all", epochs=6, learning_rate=6e-5, monitor="val_auc", patience=3),
+            ),
+        )
     if architecture in ("efficientnet_lite0", "efficientnet_b0"):
         return TrainingConfig(
             architecture=architecture,
             # Larger than the native 224: the lesions' fine structure spans more of the
             # ImageNet-tuned receptive fields (measured: validation ROC AUC, see models/report.md).
             input_size=256,
-            precision="mixed_bfloat16",
             phases=(
                 Phase("head", "head", epochs=5, learning_rate=1e-3, monitor="val_loss", patience=2),
                 Phase("top", "top", epochs=3, learning_rate=2e-4, monitor="val_auc", patience=2),
@@ -96,12 +123,14 @@ def default_config(architecture: Architecture) -> TrainingConfig:
         return TrainingConfig(
             architecture="vgg16",
             input_size=128,
-            precision="mixed_bfloat16",
             effective_resolution=180,
             hidden_units=256,
             top_layer_prefixes=("block5",),
+            head_on_cached_features=True,
             phases=(
-                Phase("head", "head", epochs=6, learning_rate=1e-3, monitor="val_loss", patience=2),
+                Phase(
+                    "head", "head", epochs=20, learning_rate=1e-3, monitor="val_loss", patience=3
+                ),
                 Phase("top", "top", epochs=3, learning_rate=5e-5, monitor="val_auc", patience=2),
             ),
         )
@@ -109,7 +138,6 @@ def default_config(architecture: Architecture) -> TrainingConfig:
         return TrainingConfig(
             architecture="custom_cnn",
             input_size=128,
-            precision="mixed_bfloat16",
             effective_resolution=180,
             dropout=0.4,
             # Learning from scratch is slow enough without colour jitter on top.

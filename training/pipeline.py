@@ -118,8 +118,13 @@ def finalize(
     comparison_dir: Path,
     plots_dir: Path,
     tta: str = "auto",
+    run_name: str | None = None,
 ) -> dict[str, Any]:
-    """Calibrate and evaluate a trained run; write the artifact when `artifact_dir` is given."""
+    """Calibrate and evaluate a trained run; write the artifact when `artifact_dir` is given.
+
+    `run_name` (default: the architecture) names the run's plots; a run of another recipe
+    than the served one is named after it in the report.
+    """
     import keras
 
     scores = _load_scores(run_dir)
@@ -165,7 +170,8 @@ def finalize(
     model_path = run_dir / MODEL_FILE
     record: dict[str, Any] = {
         "architecture": config.architecture,
-        "display_name": DISPLAY_NAMES[config.architecture],
+        "display_name": DISPLAY_NAMES[config.architecture]
+        + ("" if run_name in (None, config.architecture) else f" ({run_name})"),
         "parameters": count_parameters(model),
         "model_file_bytes": model_path.stat().st_size,
         "training_seconds": history["training_seconds"],
@@ -192,13 +198,13 @@ def finalize(
         "effective_resolution": config.effective_resolution,
     }
 
-    name = config.architecture
+    name = run_name or config.architecture
     plots_dir.mkdir(parents=True, exist_ok=True)
     plots.plot_reliability(
         test.labels,
         {"before temperature": uncalibrated["test"], "after temperature": calibrated["test"]},
         plots_dir / f"reliability_{name}.png",
-        title=f"Reliability on test: {DISPLAY_NAMES[name]}",
+        title=f"Reliability on test: {record['display_name']}",
     )
     plots.plot_confusion_matrix(
         np.array(results["test"]["overall"]["confusion_matrix"]),

@@ -1,0 +1,75 @@
+"""The training command line's choice of recipe."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from training.cli import _config_for, build_parser, run_name
+from training.config import Phase, TrainingConfig, default_config
+
+SERVED_CONFIG = (
+    Path(__file__).resolve().parents[2] / "models/efficientnet_lite0/training_config.json"
+)
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["train", *argv])
+
+
+def test_without_a_config_file_it_trains_the_default_recipe() -> None:
+    assert _config_for("efficientnet_lite0", _args()) == default_config("efficientnet_lite0")
+
+
+def test_a_saved_config_retrains_that_model_with_flags_on_top(tmp_path: Path) -> None:
+    saved = TrainingConfig(
+        architecture="efficientnet_lite0",
+        input_size=96,
+        phases=(Phase("all", "all", epochs=7, learning_rate=3e-5),),
+        precision="mixed_bfloat16",
+    )
+    path = tmp_path / "training_config.json"
+    saved.save(path)
+
+    config = _config_for("efficientnet_lite0", _args("--config", str(path), "--precision", "auto"))
+
+    assert config == saved.with_overrides(precision="auto")
+
+
+def test_the_served_models_config_reproduces_its_recipe() -> None:
+    config = _config_for("efficientnet_lite0", _args("--config", str(SERVED_CONFIG)))
+    assert config.input_size == 256
+    assert not config.head_on_cached_features
+    assert [phase.epochs for phase in config.phases] == [5, 3, 20]
+
+
+def test_a_config_for_another_architecture_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "training_config.json"
+    TrainingConfig(architecture="custom_cnn").save(path)
+    with pytest.raises(SystemExit, match="trains custom_cnn, not vgg16"):
+        _config_for("vgg16", _args("--config", str(path), "--architecture", "vgg16"))
+
+
+def test_the_full_recipe_is_the_one_the_served_model_was_trained_with() -> None:
+    served = TrainingConfig.from_dict(json.loads(SERVED_CONFIG.read_text()))
+    full = default_config("efficientnet_lite0", "full")
+    same = ("phases", "input_size", "effective_resolution", "balance", "augmentation", "dropout")
+    assert {key: getattr(full, key) for key in same} == {key: getattr(served, key) for key in same}
+    assert full.head_on_cached_features == served.head_on_cached_features
+
+
+def test_the_fast_recipe_is_evaluated_under_its_own_name_and_never_served() -> None:
+    args = _args("--recipe", "fast")
+    config = _config_for("efficientnet_lite0", args)
+    assert config == default_config("efficientnet_lite0", "fast")
+    assert config.input_size == 224
+    assert config.head_on_cached_features
+    assert run_name("efficientnet_lite0", args) == "efficientnet_lite0_fast"
+    assert run_name("efficientnet_lite0", _args()) == "efficientnet_lite0"
+
+
+def test_architectures_with_one_recipe_keep_their_name_under_the_fast_recipe() -> None:
+    assert run_name("vgg16", _args("--recipe", "fast")) == "vgg16"

@@ -1,0 +1,46 @@
+"""Precision choice: mixed precision only where the hardware has 16-bit arithmetic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.hardware import cpu_flags, resolve_precision
+
+AVX2_ONLY = frozenset({"fpu", "sse4_2", "avx", "avx2", "fma"})
+
+
+def test_an_avx2_only_cpu_trains_in_float32() -> None:
+    assert resolve_precision("auto", has_gpu=False, flags=AVX2_ONLY) == "float32"
+
+
+@pytest.mark.parametrize("flag", ["avx512_bf16", "amx_bf16"])
+def test_a_cpu_with_bfloat16_instructions_trains_in_mixed_bfloat16(flag: str) -> None:
+    assert resolve_precision("auto", has_gpu=False, flags=AVX2_ONLY | {flag}) == "mixed_bfloat16"
+
+
+def test_a_gpu_trains_in_mixed_float16() -> None:
+    assert resolve_precision("auto", has_gpu=True, flags=AVX2_ONLY) == "mixed_float16"
+
+
+def test_an_explicit_precision_is_kept_whatever_the_hardware() -> None:
+    assert resolve_precision("mixed_bfloat16", has_gpu=False, flags=AVX2_ONLY) == "mixed_bfloat16"
+
+
+def test_an_unknown_precision_is_refused() -> None:
+    with pytest.raises(ValueError, match="precision must be 'auto' or one of"):
+        resolve_precision("float8", has_gpu=False, flags=AVX2_ONLY)
+
+
+def test_cpu_flags_are_read_from_the_first_processor(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n\n"
+        "processor\t: 1\nflags\t\t: fpu avx2 avx512_bf16\n"
+    )
+    assert cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16"}
+
+
+def test_no_cpuinfo_means_no_flags(tmp_path: Path) -> None:
+    assert cpu_flags(tmp_path / "missing") == frozenset()
