@@ -262,7 +262,10 @@ def render_throughput(benchmark: Benchmark) -> list[str]:
         )
     lines += [
         f"Model {raw['model_version']} on the {raw['backend']} backend; "
-        f"{report['workers']} worker process(es), solo pool; images: {report['image_source']}.",
+        f"{report['workers']} worker process(es), solo pool, "
+        f"{report.get('threads_per_worker') or 'all usable'} inference thread(s) and prefetch "
+        f"multiplier {report.get('prefetch_multiplier') or 1} each; "
+        f"images: {report['image_source']}.",
         "",
     ]
     lines += _table(["path", "images/s", "ratio to baseline"], rows)

@@ -80,6 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16, help="DERMATRIAGE_SCORING_BATCH_SIZE")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (solo pool)")
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="DERMATRIAGE_INFERENCE_THREADS per worker (default: the cores it may use)",
+    )
+    parser.add_argument(
+        "--prefetch", type=int, default=None, help="CELERY_WORKER_PREFETCH_MULTIPLIER per worker"
+    )
+    parser.add_argument(
         "--unbatched-images", type=int, default=200, help="burst scored one per task (0: skip)"
     )
     parser.add_argument("--idle-samples", type=int, default=30, help="idle-queue uploads timed")
@@ -88,6 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.images < 1 or args.batch_size < 1:
         parser.error("--images and --batch-size must be positive")
+    worker_settings = {
+        name: str(value)
+        for name, value in (
+            ("DERMATRIAGE_INFERENCE_THREADS", args.threads),
+            ("CELERY_WORKER_PREFETCH_MULTIPLIER", args.prefetch),
+        )
+        if value is not None
+    }
 
     report: dict[str, Any] = {
         "command": command_line(),
@@ -95,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         "images": args.images,
         "batch_size": args.batch_size,
         "workers": args.workers,
+        "threads_per_worker": args.threads,
+        "prefetch_multiplier": args.prefetch,
         "targets": {"ratio_to_raw": TARGET_RATIO, "idle_p50_ms": TARGET_IDLE_P50_MS},
     }
     media_root = Path(tempfile.mkdtemp(prefix="dermatriage-bench-media-"))
@@ -112,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
 
             uploader = Uploader(images)
             with workers(
-                env, count=args.workers, batch_size=args.batch_size, log_dir=log_dir
+                {**env, **worker_settings},
+                count=args.workers,
+                batch_size=args.batch_size,
+                log_dir=log_dir,
             ) as ws:
                 uploader.wait_scored(uploader.upload(1), timeout=300)  # loads the model
                 report["burst"] = burst(ws, uploader, count=args.images)
@@ -122,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
                 report["idle_latency"] = idle_latency(uploader, samples=args.idle_samples)
                 report["worker_rss_mib"] = [rss_mib(w.process.pid) for w in ws]
             if args.unbatched_images:
-                with workers(env, count=args.workers, batch_size=1, log_dir=log_dir) as ws:
+                with workers(
+                    {**env, **worker_settings}, count=args.workers, batch_size=1, log_dir=log_dir
+                ) as ws:
                     uploader.wait_scored(uploader.upload(1), timeout=300)
                     report["unbatched_burst"] = burst(ws, uploader, count=args.unbatched_images)
             report["machine"]["load_average_after"] = machine()["load_average_1_5_15"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -100,10 +101,43 @@ def prepare_image(source: ImageSource, *, input_size: int, effective_resolution:
 def prepare_batch(
     sources: Sequence[ImageSource], *, input_size: int, effective_resolution: int
 ) -> np.ndarray:
-    """Decode and resize a batch into one (N, input_size, input_size, 3) uint8 array."""
+    """Decode and resize a batch into one (N, input_size, input_size, 3) uint8 array.
+
+    Images are decoded on all the cores this process may use: Pillow releases the GIL while
+    it decodes and resizes, so a batch's decoding takes a fraction of its serial time. The
+    first image that fails, in the given order, raises as it would alone.
+    """
     batch = np.empty((len(sources), input_size, input_size, 3), dtype=np.uint8)
-    for index, source in enumerate(sources):
+
+    def fill(index: int) -> None:
         batch[index] = prepare_image(
-            source, input_size=input_size, effective_resolution=effective_resolution
+            sources[index], input_size=input_size, effective_resolution=effective_resolution
         )
+
+    if len(sources) < 2 or _usable_cores() < 2:
+        for index in range(len(sources)):
+            fill(index)
+    else:
+        # Consuming the results in order re-raises the first failure.
+        for _ in _decode_pool().map(fill, range(len(sources))):
+            pass
     return batch
+
+
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _decode_pool() -> ThreadPoolExecutor:
+    """One pool per process: a pool inherited through fork() has no threads behind it."""
+    pid = os.getpid()
+    if pid not in _pools:
+        _pools[pid] = ThreadPoolExecutor(
+            max_workers=_usable_cores(), thread_name_prefix="image-decode"
+        )
+    return _pools[pid]

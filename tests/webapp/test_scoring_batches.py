@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from inference import ImageDecodeError
 from tests.webapp.conftest import StubClassifier, StubResult
-from tests.webapp.factories import PredictionFactory
+from tests.webapp.factories import CaseFactory, PredictionFactory
 from webapp.audit.models import AuditAction, AuditEvent
+from webapp.cases.models import Case, ReviewState
 from webapp.scoring import tasks
 from webapp.scoring.models import Prediction, PredictionStatus
 from webapp.scoring.services import (
@@ -202,20 +203,23 @@ def test_the_task_scores_a_burst_in_batches_from_the_setting(monkeypatch, settin
     assert statuses(predictions) == [PredictionStatus.DONE] * 10
 
 
-def test_a_batch_costs_two_queries_per_image_and_refreshes_each_case_once():
-    def queries_to_score(images: int) -> int:
-        first = PredictionFactory.create()
-        for _ in range(images - 1):
-            PredictionFactory.create(image__case=first.image.case)
+def test_a_batchs_queries_do_not_grow_with_its_size_or_its_cases():
+    def queries_to_score(images: int, *, cases: int) -> int:
+        case_list = CaseFactory.create_batch(cases)
+        first, *_ = [
+            PredictionFactory.create(image__case=case_list[i % cases]) for i in range(images)
+        ]
         with CaptureQueriesContext(connection) as queries:
             run(first, RecordingClassifier(probability=0.9), batch_size=16)
-        assert set(statuses(list(Prediction.objects.filter(image__case=first.image.case)))) == {
-            PredictionStatus.DONE
+        scored = Prediction.objects.filter(image__case__in=case_list)
+        assert set(statuses(list(scored))) == {PredictionStatus.DONE}
+        assert {c.review_state for c in Case.objects.filter(pk__in=[c.pk for c in case_list])} == {
+            ReviewState.UNREVIEWED
         }
         return len(queries)
 
-    # Per image: its conditional update and its history entry; the rest is per batch.
-    assert queries_to_score(8) - queries_to_score(4) == 2 * 4
+    # Settling, history and the queue refresh are one statement each for the whole batch.
+    assert queries_to_score(8, cases=8) == queries_to_score(2, cases=1)
 
 
 def test_a_row_reclaimed_while_its_batch_was_scoring_is_dropped_alone():

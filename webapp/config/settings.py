@@ -223,9 +223,15 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-# One prefetched message per process: scoring is slow, so prefetching starves other workers.
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Messages a worker process reserves ahead. With batching, the messages behind a burst mostly
+# name rows an earlier task already scored, and each one fetched separately costs a broker
+# round trip; a worker holding more than its next batch's worth would starve the others.
+CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 1, minimum=1)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Stops Celery's Django fixup from closing the database connection after every task (it then
+# closes it every 2 x this many); webapp.config.celery tidies connections as Django does for
+# requests instead, honouring CONN_MAX_AGE.
+CELERY_DB_REUSE_MAX = 500
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Scoring.

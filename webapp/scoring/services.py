@@ -15,7 +15,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from webapp.audit.models import AuditAction
-from webapp.audit.services import audit_record
+from webapp.audit.services import PendingAuditEvent, audit_record, audit_record_many
 from webapp.scoring.classifier import ScoreResult, ScoringModel
 from webapp.scoring.models import Prediction, PredictionStatus
 
@@ -27,6 +27,19 @@ logger = logging.getLogger(__name__)
 
 # Long enough for the row, short enough never to carry a whole traceback into the page.
 ERROR_MESSAGE_LIMIT = 2000
+# What a score writes on its row.
+COMPLETED_FIELDS = (
+    "status",
+    "probability",
+    "high_risk",
+    "label",
+    "model_version",
+    "model_name",
+    "threshold",
+    "inference_ms",
+    "finished_at",
+    "error_message",
+)
 
 
 class ScoringOutcome(enum.StrEnum):
@@ -292,56 +305,68 @@ def prediction_complete(
 def prediction_complete_many(*, scores: Sequence[PredictionScore]) -> dict[int, bool]:
     """Record the scores of a batch in one transaction; False for a row no longer ours.
 
-    Each row moves running -> done only under its own conditional update, as if alone; what
-    the batch shares is the commit and one queue refresh per flagged case, instead of one per
-    image (a clinician's upload of several images of one lesion is one case).
+    Each row moves running -> done only if it is still the claim this worker made (same
+    status and start time), as if alone. What the batch shares is the statements: one lock,
+    one update, one audit insert and one queue refresh for all the flagged cases, so the
+    database work per batch does not grow with its size.
     """
-    from webapp.reviews.services import case_queue_refresh
+    from webapp.reviews.services import case_queue_refresh_many
 
-    completed: dict[int, bool] = {}
-    flagged_cases: set[int] = set()
+    if not scores:
+        return {}
+    claims = Q()
+    for score in scores:
+        claims |= Q(pk=score.prediction.pk, started_at=score.prediction.started_at)
+    # Locked, so a sweep or another worker cannot reclaim a row between this check and the
+    # update below.
+    ours = set(
+        Prediction.objects.select_for_update()
+        .filter(claims, status=PredictionStatus.RUNNING)
+        .values_list("pk", flat=True)
+    )
+    finished_at = timezone.now()
+    done: list[Prediction] = []
     for score in scores:
         prediction = score.prediction
-        updated = Prediction.objects.filter(
-            pk=prediction.pk, status=PredictionStatus.RUNNING, started_at=prediction.started_at
-        ).update(
-            status=PredictionStatus.DONE,
-            probability=score.probability,
-            high_risk=score.high_risk,
-            label=score.label,
-            model_version=score.model_version,
-            model_name=score.model_name,
-            threshold=score.threshold,
-            inference_ms=score.inference_ms,
-            finished_at=timezone.now(),
-            error_message="",
-        )
-        completed[prediction.pk] = updated == 1
-        if updated != 1:
+        if prediction.pk not in ours:
             logger.warning(
                 "Prediction %s was reclaimed while scoring; result dropped", prediction.pk
             )
             continue
-        case = prediction.image.case
-        audit_record(
-            action=AuditAction.PREDICTION_SCORED,
-            actor=None,
-            case=case,
-            data={
-                "image_id": prediction.image_id,
-                "prediction_id": prediction.pk,
-                "probability": score.probability,
-                "high_risk": score.high_risk,
-                "threshold": score.threshold,
-                "model_version": score.model_version,
-            },
+        prediction.status = PredictionStatus.DONE
+        prediction.probability = score.probability
+        prediction.high_risk = score.high_risk
+        prediction.label = score.label
+        prediction.model_version = score.model_version
+        prediction.model_name = score.model_name
+        prediction.threshold = score.threshold
+        prediction.inference_ms = score.inference_ms
+        prediction.finished_at = finished_at
+        prediction.error_message = ""
+        done.append(prediction)
+    if done:
+        Prediction.objects.bulk_update(done, COMPLETED_FIELDS)
+        audit_record_many(
+            [
+                PendingAuditEvent(
+                    action=AuditAction.PREDICTION_SCORED,
+                    case=prediction.image.case,
+                    data={
+                        "image_id": prediction.image_id,
+                        "prediction_id": prediction.pk,
+                        "probability": prediction.probability,
+                        "high_risk": prediction.high_risk,
+                        "threshold": prediction.threshold,
+                        "model_version": prediction.model_version,
+                    },
+                )
+                for prediction in done
+            ]
         )
-        if score.high_risk:
-            flagged_cases.add(case.pk)
-    # In id order, so two workers refreshing the same cases lock them in the same order.
-    for case_id in sorted(flagged_cases):
-        case_queue_refresh(case_id=case_id)
-    return completed
+        flagged_cases = {p.image.case_id for p in done if p.high_risk}
+        if flagged_cases:
+            case_queue_refresh_many(case_ids=flagged_cases)
+    return {score.prediction.pk: score.prediction.pk in ours for score in scores}
 
 
 @transaction.atomic

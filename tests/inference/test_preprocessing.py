@@ -1,0 +1,52 @@
+"""Decoding and resizing uploads into model input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inference import ImageDecodeError
+from inference.preprocessing import prepare_batch, prepare_image
+
+SIZES = {"input_size": 64, "effective_resolution": 48}
+
+
+def _jpeg(seed: int, size: tuple[int, int] = (120, 90)) -> bytes:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels).resize(size, Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def test_a_batch_decoded_in_parallel_equals_its_images_decoded_one_by_one() -> None:
+    images = [_jpeg(seed) for seed in range(9)]
+    batch = prepare_batch(images, **SIZES)
+    assert batch.shape == (9, 64, 64, 3)
+    assert batch.dtype == np.uint8
+    for index, data in enumerate(images):
+        np.testing.assert_array_equal(batch[index], prepare_image(data, **SIZES))
+
+
+def test_the_first_bad_image_in_order_is_the_error_raised(tmp_path: Path) -> None:
+    images: list[bytes | str] = [_jpeg(0), b"not an image", _jpeg(1), str(tmp_path / "gone.jpg")]
+    with pytest.raises(ImageDecodeError, match="not a readable image"):
+        prepare_batch(images, **SIZES)
+
+
+def test_a_large_jpeg_decoded_at_reduced_size_matches_a_full_decode_closely() -> None:
+    large = _jpeg(3, size=(1600, 1200))
+    reduced = prepare_image(large, **SIZES).astype(np.int16)
+    full = Image.open(io.BytesIO(large)).convert("RGB")
+    full = full.resize((48, 48), Image.Resampling.LANCZOS).resize((64, 64))
+    # Not identical (the DCT-domain downscale rounds differently), but the same picture.
+    assert np.abs(reduced - np.asarray(full, dtype=np.int16)).mean() < 4
+
+
+def test_an_empty_batch_has_no_rows() -> None:
+    assert prepare_batch([], **SIZES).shape == (0, 64, 64, 3)
