@@ -175,6 +175,7 @@ def finalize(
         "parameters": count_parameters(model),
         "model_file_bytes": model_path.stat().st_size,
         "training_seconds": history["training_seconds"],
+        "training_precision": config.precision,
         "latency": measure_latency(model, config.input_size),
         "temperature": temperature,
         "threshold": choice.to_dict(),

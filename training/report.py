@@ -103,6 +103,8 @@ def write_report(models_dir: Path, *, command: str) -> Path:
             f"## {r['display_name']}",
             "",
             f"Input {r['input_size']} px (effective resolution {r['effective_resolution']} px). "
+            f"Trained in {r['training_seconds'] / 60:.1f} min, "
+            f"{_training_precision(models_dir, name, r)}. "
             f"Threshold {choice['threshold']:.4f} "
             f"(point threshold {choice['point_threshold']:.4f}; "
             f"validation sensitivity {fmt(choice['validation_sensitivity'])}, specificity "
@@ -130,6 +132,15 @@ def write_report(models_dir: Path, *, command: str) -> Path:
     path = models_dir / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _training_precision(models_dir: Path, name: str, record: dict[str, Any]) -> str:
+    """The precision a run trained in: float32 runs were timed on a CPU without bf16 units."""
+    precision = record.get("training_precision")
+    saved_config = models_dir / name / "training_config.json"
+    if precision is None and saved_config.is_file():
+        precision = json.loads(saved_config.read_text()).get("precision")
+    return f"precision {precision or 'not recorded'}"
 
 
 def _tta_sentence(tta: dict[str, Any]) -> str:

@@ -12,7 +12,9 @@ from inference import ModelArtifactError, load_classifier
 from training.backbones import build_base, build_classifier
 from training.config import Phase, TrainingConfig, default_config
 from training.data import load_dataset, split_dataset
+from training.hardware import resolve_precision
 from training.pipeline import finalize
+from training.report import write_report
 from training.train import LOGITS_FILE, MODEL_FILE, train
 
 pytestmark = pytest.mark.slow
@@ -115,3 +117,39 @@ def test_a_trained_run_becomes_an_artifact_that_inference_loads(
         handle.write(b"tampered")
     with pytest.raises(ModelArtifactError, match="sha256"):
         load_classifier(artifact)
+
+
+def test_a_second_recipe_is_reported_beside_the_served_run_under_its_own_name(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    dataset = load_dataset(tiny_dataset)
+    models = tmp_path / "models"
+    for name, recipe in (("efficientnet_lite0", "full"), ("efficientnet_lite0_fast", "fast")):
+        config = _smoke_config("efficientnet_lite0").with_overrides(
+            input_size=32 if recipe == "full" else 40
+        )
+        split = split_dataset(dataset, seed=config.seed)
+        trained = train(config, split, tmp_path / name, weights_path=None)
+        finalize(
+            run_dir=tmp_path / name,
+            config=trained.config,
+            dataset=dataset,
+            split=split,
+            artifact_dir=models / name if recipe == "full" else None,
+            comparison_dir=models / "comparison" / name,
+            plots_dir=models / "plots",
+            tta="off",
+            run_name=name,
+        )
+
+    assert not (models / "efficientnet_lite0_fast").exists()
+    assert (models / "plots" / "training_efficientnet_lite0_fast.png").is_file()
+    report = write_report(models, command="python -m training compare").read_text()
+    assert (
+        "EfficientNet-Lite0 (ImageNet; stand-in for EfficientNet-B0) (efficientnet_lite0_fast)"
+        in report
+    )
+    # "auto" is recorded as what it resolved to on this machine.
+    assert report.count(f"precision {resolve_precision('auto')}") == 2
+    assert "Input 40 px" in report
+    assert "Input 32 px" in report
