@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import cast
 
 import pytest
-from celery.fixups.django import DjangoWorkerFixup
+from celery import Task
+
+# The class is there at run time; celery-types does not declare it.
+from celery.fixups.django import DjangoWorkerFixup  # type: ignore[attr-defined]
 from django.db import OperationalError, connection, connections
 
 from webapp.config.celery import app, database_connections_tidy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-WORKER_TASK = SimpleNamespace(request=SimpleNamespace(is_eager=False))
+
+def fake_task(*, eager: bool) -> Task:
+    """All the signal handlers read of a task: whether it runs eagerly in its caller."""
+    return cast(Task, SimpleNamespace(request=SimpleNamespace(is_eager=eager)))
+
+
+WORKER_TASK = fake_task(eager=False)
 
 
 def run_task_lifecycle() -> None:
@@ -65,6 +75,6 @@ def test_a_connection_the_database_dropped_is_replaced_before_the_next_task(
 def test_an_eager_task_leaves_its_callers_connection_alone(persistent_connection) -> None:
     before = backend_pid()
     connection.errors_occurred = True  # would make a worker drop an unusable connection
-    database_connections_tidy(task=SimpleNamespace(request=SimpleNamespace(is_eager=True)))
+    database_connections_tidy(task=fake_task(eager=True))
     assert connection.connection is not None
     assert backend_pid() == before
