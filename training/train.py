@@ -255,8 +255,7 @@ def _cached_feature_datasets(
 
     The training view goes through the augmentation and the backbone's own training-time noise
     (stochastic depth; BatchNorm stays frozen), so the head learns on the kind of features the
-    later phases feed it. A head fitted on clean features alone was measured to make the first
-    fine-tuning epoch lose validation AUC (0.80 -> 0.76) instead of gaining it.
+    later phases feed it rather than on cleaner ones it will never see again.
     """
     noisy_features = tf.function(lambda images: base(images, training=True))
     train_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
@@ -302,8 +301,7 @@ def _fit_phases(
         print(f"[{config.architecture}] phase {phase.name}: {phase}", flush=True)
         fitted, (train_data, validation_data) = model, image_data
         if phase.trainable == "head" and head_data is not None:
-            # The base is frozen and BatchNorm runs in inference mode, so its output for an
-            # un-augmented image never changes: compute it once and train only the head.
+            # The base is frozen: compute its features once and train only the head on them.
             fitted, (train_data, validation_data) = _head_model(base, model), head_data()
         _compile(fitted, phase, steps_per_epoch)
         mode = "min" if phase.monitor.endswith("loss") else "max"
