@@ -41,6 +41,7 @@ from benchmarks.support import (
     free_port,
     machine,
     scratch_database,
+    stop_process,
     summary_ms,
     wait_until,
 )
@@ -156,17 +157,6 @@ def start_processes(
         cwd=REPO_ROOT, env=process_env, stdout=worker_log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     return web, worker
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def database_check(prediction_ids: list[int]) -> dict[str, int]:
@@ -287,8 +277,8 @@ def run(*, args: argparse.Namespace, env: dict[str, str], media_root: Path) -> i
             thread.join(timeout=args.duration + DRAIN_TIMEOUT_SECONDS + 60)
         elapsed = time.monotonic() - started
     finally:
-        stop(web)
-        stop(worker)
+        stop_process(web)
+        stop_process(worker)
 
     uploads = [pk for each in stats for pk in each.uploads]
     errors = [error for each in stats for error in each.errors]

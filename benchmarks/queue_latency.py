@@ -41,6 +41,7 @@ from benchmarks.support import (
     json_write,
     machine,
     scratch_database,
+    stop_process,
     summary_ms,
     wait_until,
 )
@@ -243,12 +244,7 @@ def gunicorn(env: dict[str, str], *, workers: int) -> Iterator[int]:
         wait_until(lambda: _answers(port), timeout=60, what="gunicorn to answer")
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=20)
 
 
 def _answers(port: int) -> bool:

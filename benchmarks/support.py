@@ -12,6 +12,7 @@ import os
 import platform
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -211,3 +212,15 @@ def command_line() -> str:
     module = sys.modules["__main__"].__spec__
     name = module.name if module is not None else sys.argv[0]
     return " ".join([".venv/bin/python -m", name, *sys.argv[1:]])
+
+
+def stop_process(process: subprocess.Popen[bytes], *, timeout: float = 30) -> None:
+    """Ask a server or worker process to stop; kill it if it has not within `timeout`."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -52,6 +52,7 @@ from benchmarks.support import (
     machine,
     rss_mib,
     scratch_database,
+    stop_process,
     summary_ms,
     wait_until,
 )
@@ -328,14 +329,11 @@ def workers(
             _wait_ready(worker)
         yield started
     finally:
+        # All asked at once, so they shut down side by side.
         for worker in started:
             worker.process.terminate()
         for worker in started:
-            try:
-                worker.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.process.kill()
-                worker.process.wait()
+            stop_process(worker.process)
 
 
 def _wait_ready(worker: Worker, timeout: float = 120) -> None:
