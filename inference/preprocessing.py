@@ -23,6 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 ImageSource = bytes | str | os.PathLike[str] | np.ndarray
 
+from inference.backends import available_cores  # noqa: E402
 from inference.errors import ImageDecodeError  # noqa: E402
 
 # Decompression bombs are refused here as well as at upload time: PIL warns at this pixel count
@@ -114,7 +115,7 @@ def prepare_batch(
             sources[index], input_size=input_size, effective_resolution=effective_resolution
         )
 
-    if len(sources) < 2 or _usable_cores() < 2:
+    if len(sources) < 2 or available_cores() < 2:
         for index in range(len(sources)):
             fill(index)
     else:
@@ -122,12 +123,6 @@ def prepare_batch(
         for _ in _decode_pool().map(fill, range(len(sources))):
             pass
     return batch
-
-
-def _usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 _pools: dict[int, ThreadPoolExecutor] = {}
@@ -138,6 +133,6 @@ def _decode_pool() -> ThreadPoolExecutor:
     pid = os.getpid()
     if pid not in _pools:
         _pools[pid] = ThreadPoolExecutor(
-            max_workers=_usable_cores(), thread_name_prefix="image-decode"
+            max_workers=available_cores(), thread_name_prefix="image-decode"
         )
     return _pools[pid]
