@@ -57,7 +57,13 @@ def _config_for(architecture: Architecture, args: argparse.Namespace) -> Trainin
 
 
 def run_name(architecture: Architecture, args: argparse.Namespace) -> str:
-    """Folder name of a run and its evaluation: the fast recipe never replaces the full one."""
+    """Folder name of a run and its evaluation: the fast recipe never replaces the full one.
+
+    `--run-name` names it outright; only a run named after its architecture becomes the served
+    artifact.
+    """
+    if getattr(args, "run_name", None):
+        return str(args.run_name)
     if args.recipe == "fast" and args.config is None and architecture in ARTIFACT_ARCHITECTURES:
         return f"{architecture}_fast"
     return architecture
@@ -107,6 +113,9 @@ def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: boo
         recorded_weights = Path(weights_path).name if weights_path else None
         config = config.with_overrides(weights_path=recorded_weights)
         config = train_model(config, split, run_dir, weights_path=weights_path).config
+        if getattr(args, "no_evaluate", False):
+            print(f"[{name}] saved in {run_dir}; evaluate it with `finalize`", flush=True)
+            return
     # The served artifact comes from the full recipe; a fast run is evaluated alongside it.
     artifact_dir = (
         args.models_dir / architecture
@@ -218,6 +227,19 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
         common(sub)
         sub.add_argument("--architecture", choices=ARCHITECTURES, default="efficientnet_lite0")
+        sub.add_argument(
+            "--run-name",
+            default=None,
+            help="folder name under --runs-dir and in the report (default: the architecture, "
+            "or <architecture>_fast); only the architecture's own name writes the served artifact",
+        )
+        if name == "train":
+            sub.add_argument(
+                "--no-evaluate",
+                action="store_true",
+                help="train and save the run only, e.g. on a GPU machine under another Keras "
+                "backend; evaluate it later with `finalize` (calibration, CPU latency)",
+            )
     report = commands.add_parser("report", help="rewrite models/report.md from saved evaluations")
     report.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
     return parser
@@ -236,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(args)
     elif args.command in ("train", "finalize"):
         _run_one(args.architecture, args, train=args.command == "train")
+        if getattr(args, "no_evaluate", False):
+            return 0
         if args.command == "train" or args.models_dir.joinpath("comparison").is_dir():
             _report(args)
     elif args.command == "report":

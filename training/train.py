@@ -15,7 +15,6 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from training.backbones import build_base, build_classifier
 from training.config import Phase, TrainingConfig
@@ -64,33 +63,48 @@ def build_augmentation(kind: str, seed: int) -> keras.Sequential:
     return keras.Sequential(steps, name="augmentation")
 
 
-def _training_dataset(
-    pixels: np.ndarray, labels: np.ndarray, weights: np.ndarray, config: TrainingConfig
-) -> tf.data.Dataset:
-    augmentation = build_augmentation(config.augmentation, config.seed)
+class TrainingAugmentation(keras.layers.Layer):
+    """Casts pixels to float32 and, in training, augments them and clips back to 0..255.
 
-    def augment(
-        images: tf.Tensor, targets: tf.Tensor, sample_weights: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        images = augmentation(tf.cast(images, tf.float32), training=True)
-        return tf.clip_by_value(images, 0.0, 255.0), targets, sample_weights
+    It sits in front of the classifier only while fitting (see `_with_augmentation`), so the
+    augmentation runs inside the compiled training step on whichever Keras backend trains, and
+    the saved classifier never contains it.
+    """
 
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (pixels, labels.astype(np.float32)[:, None], weights)
-    )
-    return (
-        dataset.shuffle(len(pixels), seed=config.seed, reshuffle_each_iteration=True)
-        .batch(config.batch_size)
-        .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    def __init__(self, augmentation: keras.Sequential, **kwargs: Any) -> None:
+        super().__init__(dtype="float32", **kwargs)
+        self.augmentation = augmentation
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.augmentation.build(input_shape)
+
+    def call(self, images: Any, training: bool | None = None) -> Any:
+        images = keras.ops.cast(images, "float32")
+        if not training:
+            return images
+        return keras.ops.clip(self.augmentation(images, training=True), 0.0, 255.0)
 
 
-def _eval_dataset(pixels: np.ndarray, labels: np.ndarray, batch_size: int) -> tf.data.Dataset:
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (pixels.astype(np.float32), labels.astype(np.float32)[:, None])
-    )
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+class NoisyFeatures(keras.layers.Layer):
+    """The backbone's training-time output for an augmented view, for `predict` to compile."""
+
+    def __init__(self, augmentation: TrainingAugmentation, base: keras.Model, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.augmentation = augmentation
+        self.base = base
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.augmentation.build(input_shape)
+
+    def call(self, images: Any) -> Any:
+        return self.base(self.augmentation(images, training=True), training=True)
+
+
+def _with_augmentation(model: keras.Model, augmentation: TrainingAugmentation) -> keras.Model:
+    """`model` behind the augmentation, sharing its layers: fitting this fits `model`."""
+    # uint8 in: the training pixels stay a quarter of their float32 size until each batch.
+    pixels = keras.Input(model.inputs[0].shape[1:], dtype="uint8", name="pixels")
+    return keras.Model(pixels, model(augmentation(pixels)), name=f"{model.name}_training")
 
 
 def set_trainable(base: keras.Model, mode: str, top_prefixes: tuple[str, ...]) -> None:
@@ -168,27 +182,31 @@ def train(
     )
 
     # Built before the precision policy is set: augmentation stays in float32.
+    augmentation = TrainingAugmentation(
+        build_augmentation(config.augmentation, config.seed), name="augmentation"
+    )
     if config.balance not in ("label", "label_and_source"):
         raise ValueError(f"balance must be 'label' or 'label_and_source', not {config.balance!r}")
     weights = balanced_sample_weights(
         subsets["train"], by_source=config.balance == "label_and_source"
     )
-    train_data = _training_dataset(pixels["train"], labels["train"], weights, config)
-    validation_data = _eval_dataset(pixels["validation"], labels["validation"], config.batch_size)
-    steps_per_epoch = int(np.ceil(len(pixels["train"]) / config.batch_size))
+    image_data = FitData(
+        train=(pixels["train"], _targets(labels["train"]), weights),
+        validation=(pixels["validation"], _targets(labels["validation"])),
+    )
     keras.mixed_precision.set_global_policy(config.precision)
     try:
         base, model = _build(config, weights_path)
 
-        def head_data() -> tuple[tf.data.Dataset, tf.data.Dataset]:
-            return _cached_feature_datasets(base, pixels, labels, weights, config)
+        def head_data() -> FitData:
+            return _cached_feature_data(base, augmentation, pixels, labels, weights, config)
 
         history, boundaries = _fit_phases(
             config,
             base,
             model,
-            (train_data, validation_data),
-            steps_per_epoch,
+            augmentation,
+            image_data,
             head_data=head_data if config.head_on_cached_features else None,
         )
     finally:
@@ -244,43 +262,46 @@ def _head_model(base: keras.Model, model: keras.Model) -> keras.Model:
     return keras.Model(features, x, name="head")
 
 
-def _cached_feature_datasets(
+@dataclass(frozen=True)
+class FitData:
+    """Arrays for one `fit`: (inputs, targets, sample weights) to train on, (inputs, targets)
+    to validate on. Plain arrays, so every Keras backend can batch and shuffle them."""
+
+    train: tuple[np.ndarray, np.ndarray, np.ndarray]
+    validation: tuple[np.ndarray, np.ndarray]
+
+
+def _targets(labels: np.ndarray) -> np.ndarray:
+    return labels.astype(np.float32)[:, None]
+
+
+def _cached_feature_data(
     base: keras.Model,
+    augmentation: TrainingAugmentation,
     pixels: dict[str, np.ndarray],
     labels: dict[str, np.ndarray],
     weights: np.ndarray,
     config: TrainingConfig,
-) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+) -> FitData:
     """Frozen-backbone features: one augmented view per training image, validation as is.
 
     The training view goes through the augmentation and the backbone's own training-time noise
     (stochastic depth; BatchNorm stays frozen), so the head learns on the kind of features the
     later phases feed it rather than on cleaner ones it will never see again.
     """
-    noisy_features = tf.function(lambda images: base(images, training=True))
-    train_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
-        (np.asarray(noisy_features(images)), targets.numpy(), sample_weights.numpy())
-        for images, targets, sample_weights in _training_dataset(
-            pixels["train"], labels["train"], weights, config
-        )
-    ]
-    train = tf.data.Dataset.from_tensor_slices(
-        tuple(np.concatenate(part) for part in zip(*train_parts, strict=True))
-    )
-    validation_images = _eval_dataset(
-        pixels["validation"], labels["validation"], config.batch_size
-    ).map(lambda images, _: images)
-    validation = tf.data.Dataset.from_tensor_slices(
-        (
-            np.asarray(base.predict(validation_images, verbose=0)),
-            labels["validation"].astype(np.float32)[:, None],
-        )
-    )
-    return (
-        train.shuffle(len(weights), seed=config.seed, reshuffle_each_iteration=True).batch(
-            config.batch_size
+    noisy = keras.Sequential([NoisyFeatures(augmentation, base)], name="noisy_features")
+    clean = keras.Sequential([augmentation, base], name="clean_features")
+    batch_size = config.batch_size
+    return FitData(
+        train=(
+            noisy.predict(pixels["train"], batch_size=batch_size, verbose=0),
+            _targets(labels["train"]),
+            weights,
         ),
-        validation.batch(config.batch_size),
+        validation=(
+            clean.predict(pixels["validation"], batch_size=batch_size, verbose=0),
+            _targets(labels["validation"]),
+        ),
     )
 
 
@@ -288,26 +309,33 @@ def _fit_phases(
     config: TrainingConfig,
     base: keras.Model,
     model: keras.Model,
-    image_data: tuple[tf.data.Dataset, tf.data.Dataset],
-    steps_per_epoch: int,
+    augmentation: TrainingAugmentation,
+    image_data: FitData,
     *,
-    head_data: Callable[[], tuple[tf.data.Dataset, tf.data.Dataset]] | None = None,
+    head_data: Callable[[], FitData] | None = None,
 ) -> tuple[dict[str, list[float]], list[int]]:
 
     history: dict[str, list[float]] = {}
     boundaries: list[int] = []
+    steps_per_epoch = int(np.ceil(len(image_data.train[0]) / config.batch_size))
     for phase in config.phases:
         set_trainable(base, phase.trainable, config.top_layer_prefixes)
         print(f"[{config.architecture}] phase {phase.name}: {phase}", flush=True)
-        fitted, (train_data, validation_data) = model, image_data
         if phase.trainable == "head" and head_data is not None:
             # The base is frozen: compute its features once and train only the head on them.
-            fitted, (train_data, validation_data) = _head_model(base, model), head_data()
+            fitted, data = _head_model(base, model), head_data()
+        else:
+            fitted, data = _with_augmentation(model, augmentation), image_data
         _compile(fitted, phase, steps_per_epoch)
         mode = "min" if phase.monitor.endswith("loss") else "max"
+        inputs, targets, sample_weights = data.train
         fit = fitted.fit(
-            train_data,
-            validation_data=validation_data,
+            inputs,
+            targets,
+            sample_weight=sample_weights,
+            batch_size=config.batch_size,
+            shuffle=True,
+            validation_data=data.validation,
             epochs=phase.epochs,
             callbacks=[
                 keras.callbacks.EarlyStopping(

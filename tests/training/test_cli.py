@@ -73,3 +73,8 @@ def test_the_fast_recipe_is_evaluated_under_its_own_name_and_never_served() -> N
 
 def test_architectures_with_one_recipe_keep_their_name_under_the_fast_recipe() -> None:
     assert run_name("vgg16", _args("--recipe", "fast")) == "vgg16"
+
+
+def test_a_named_run_is_kept_apart_from_the_served_one() -> None:
+    assert run_name("efficientnet_lite0", _args("--run-name", "lite0_320px")) == "lite0_320px"
+    assert _args("--no-evaluate").no_evaluate

@@ -15,9 +15,14 @@ def test_an_avx2_only_cpu_trains_in_float32() -> None:
     assert resolve_precision("auto", has_gpu=False, flags=AVX2_ONLY) == "float32"
 
 
-@pytest.mark.parametrize("flag", ["avx512_bf16", "amx_bf16"])
-def test_a_cpu_with_bfloat16_instructions_trains_in_mixed_bfloat16(flag: str) -> None:
-    assert resolve_precision("auto", has_gpu=False, flags=AVX2_ONLY | {flag}) == "mixed_bfloat16"
+def test_a_cpu_with_bfloat16_matrix_units_trains_in_mixed_bfloat16() -> None:
+    flags = AVX2_ONLY | {"avx512_bf16", "amx_tile", "amx_bf16"}
+    assert resolve_precision("auto", has_gpu=False, flags=flags) == "mixed_bfloat16"
+
+
+def test_bfloat16_vector_instructions_alone_still_train_in_float32() -> None:
+    flags = AVX2_ONLY | {"avx512f", "avx512_bf16"}
+    assert resolve_precision("auto", has_gpu=False, flags=flags) == "float32"
 
 
 def test_a_gpu_trains_in_mixed_float16() -> None:
@@ -40,6 +45,17 @@ def test_cpu_flags_are_read_from_the_first_processor(tmp_path: Path) -> None:
         "processor\t: 1\nflags\t\t: fpu avx2 avx512_bf16\n"
     )
     assert cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16"}
+
+
+def test_the_gpu_check_asks_the_keras_backend_in_use() -> None:
+    import keras
+
+    from training.hardware import gpu_available
+
+    assert keras.backend.backend() == "tensorflow"
+    import tensorflow as tf
+
+    assert gpu_available() == bool(tf.config.list_physical_devices("GPU"))
 
 
 def test_no_cpuinfo_means_no_flags(tmp_path: Path) -> None:

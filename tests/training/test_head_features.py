@@ -23,19 +23,38 @@ def _inputs(
     return pixels, labels
 
 
+def _augmentation(config: TrainingConfig) -> training_run.TrainingAugmentation:
+    return training_run.TrainingAugmentation(
+        training_run.build_augmentation(config.augmentation, config.seed)
+    )
+
+
 def test_the_head_fitted_on_cached_features_is_the_classifiers_head() -> None:
     phase = Phase("head", "head", epochs=2, learning_rate=1e-2, monitor="val_loss", patience=2)
     config = TrainingConfig(input_size=32, batch_size=8, phases=(phase,))
     base, model = training_run._build(config, weights_path=None)
     pixels, labels = _inputs(count=20, size=32, seed=0)
     training_run.set_trainable(base, "head", ())
-    train_data, validation_data = training_run._cached_feature_datasets(
-        base, pixels, labels, np.linspace(0.5, 2.0, 20, dtype=np.float32), config
+    data = training_run._cached_feature_data(
+        base,
+        _augmentation(config),
+        pixels,
+        labels,
+        np.linspace(0.5, 2.0, 20, dtype=np.float32),
+        config,
     )
     head = training_run._head_model(base, model)
     before = model.get_weights()[-1].copy()
     training_run._compile(head, phase, steps_per_epoch=3)
-    head.fit(train_data, validation_data=validation_data, epochs=2, verbose=0)
+    features, targets, weights = data.train
+    head.fit(
+        features,
+        targets,
+        sample_weight=weights,
+        validation_data=data.validation,
+        epochs=2,
+        verbose=0,
+    )
 
     # The head's weights are the classifier's: training one trained the other.
     assert not np.array_equal(model.get_weights()[-1], before)
@@ -44,17 +63,36 @@ def test_the_head_fitted_on_cached_features_is_the_classifiers_head() -> None:
     np.testing.assert_allclose(through_head, model.predict(images, verbose=0), atol=1e-5)
 
 
-def test_the_cached_training_set_keeps_every_image_with_its_label_and_weight() -> None:
+def test_cached_features_keep_each_image_with_its_label_and_weight() -> None:
     config = TrainingConfig(input_size=32, batch_size=8, phases=())
     base, _ = training_run._build(config, weights_path=None)
     pixels, labels = _inputs(count=20, size=32, seed=1)
     weights = np.arange(1, 21, dtype=np.float32)
-    train_data, validation_data = training_run._cached_feature_datasets(
-        base, pixels, labels, weights, config
+    data = training_run._cached_feature_data(
+        base, _augmentation(config), pixels, labels, weights, config
     )
-    rows = [(float(w), float(y[0])) for _, y, w in train_data.unbatch().as_numpy_iterator()]
-    # Shuffled, but each weight still travels with its own image's label.
-    assert sorted(rows) == sorted(
-        zip(weights.tolist(), labels["train"].astype(float).tolist(), strict=True)
-    )
-    assert sum(1 for _ in validation_data.unbatch()) == 20
+    features, targets, train_weights = data.train
+    assert features.shape[0] == 20
+    np.testing.assert_array_equal(targets[:, 0], labels["train"].astype(np.float32))
+    np.testing.assert_array_equal(train_weights, weights)
+
+    # Validation features are the clean backbone output; training ones come from augmented views.
+    validation_features, validation_targets = data.validation
+    clean = base.predict(pixels["validation"].astype(np.float32), verbose=0)
+    np.testing.assert_allclose(validation_features, clean, atol=1e-5)
+    np.testing.assert_array_equal(validation_targets[:, 0], labels["validation"].astype(np.float32))
+    clean_train = base.predict(pixels["train"].astype(np.float32), verbose=0)
+    assert not np.allclose(features, clean_train, atol=1e-3)
+
+
+def test_training_augmentation_is_off_outside_training_and_stays_in_pixel_range() -> None:
+    config = TrainingConfig(input_size=32, augmentation="strong")
+    augmentation = _augmentation(config)
+    pixels = np.random.default_rng(2).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    as_is = np.asarray(augmentation(pixels, training=False))
+    np.testing.assert_array_equal(as_is, pixels.astype(np.float32))
+    augmented = np.asarray(augmentation(pixels, training=True))
+    assert augmented.dtype == np.float32
+    assert augmented.min() >= 0.0
+    assert augmented.max() <= 255.0
+    assert not np.array_equal(augmented, as_is)
