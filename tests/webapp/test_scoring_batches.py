@@ -1,5 +1,6 @@
 """Batched scoring: one task scores several pending predictions, each row settled on its own."""
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +15,7 @@ from tests.webapp.conftest import StubClassifier, StubResult
 from tests.webapp.factories import CaseFactory, PredictionFactory
 from webapp.audit.models import AuditAction, AuditEvent
 from webapp.cases.models import Case, ReviewState
-from webapp.scoring import tasks
+from webapp.scoring import services, tasks
 from webapp.scoring.models import Prediction, PredictionStatus
 from webapp.scoring.services import (
     PredictionScore,
@@ -70,7 +71,8 @@ def test_it_scores_pending_predictions_in_one_forward_pass():
     assert len({p.started_at for p in Prediction.objects.all()}) == 1
 
 
-def test_it_claims_no_more_than_the_batch_size_oldest_first():
+def test_it_claims_no_more_than_the_batch_size_oldest_first(settings):
+    settings.SCORING_DRAIN_BATCHES = 1
     predictions = PredictionFactory.create_batch(6)
     classifier = RecordingClassifier()
     run(predictions[5], classifier, batch_size=3)
@@ -197,10 +199,77 @@ def test_the_task_scores_a_burst_in_batches_from_the_setting(monkeypatch, settin
     monkeypatch.setattr(tasks, "classifier_get", lambda: classifier)
     predictions = PredictionFactory.create_batch(10)
     outcomes = [tasks.prediction_score.apply(args=(p.pk,)).get() for p in predictions]
+    # The first task drains the burst batch by batch; the other tasks find their rows done.
     assert classifier.batches == [4, 4, 2]
-    assert outcomes.count("done") == 3
-    assert outcomes.count("skipped") == 7
+    assert outcomes.count("done") == 1
+    assert outcomes.count("skipped") == 9
     assert statuses(predictions) == [PredictionStatus.DONE] * 10
+
+
+def test_a_task_goes_on_scoring_batches_while_rows_are_pending():
+    predictions = PredictionFactory.create_batch(10)
+    classifier = RecordingClassifier()
+    assert run(predictions[0], classifier, batch_size=4) is ScoringOutcome.DONE
+    assert classifier.batches == [4, 4, 2]
+    assert statuses(predictions) == [PredictionStatus.DONE] * 10
+    assert {p.attempts for p in Prediction.objects.all()} == {1}
+    assert AuditEvent.objects.filter(action=AuditAction.PREDICTION_SCORED).count() == 10
+
+
+def test_a_task_stops_after_the_drain_limit_and_leaves_the_rest_pending(settings):
+    settings.SCORING_DRAIN_BATCHES = 2
+    predictions = PredictionFactory.create_batch(10)
+    classifier = RecordingClassifier()
+    run(predictions[0], classifier, batch_size=3)
+    assert classifier.batches == [3, 3]
+    assert statuses(predictions).count(PredictionStatus.DONE) == 6
+    assert statuses(predictions).count(PredictionStatus.PENDING) == 4
+
+
+def test_the_next_batch_is_in_the_model_while_the_previous_one_is_recorded(monkeypatch):
+    """Pipelining: batch 1's results are written while batch 2's forward pass runs."""
+    second_forward_started = threading.Event()
+    overlapped: list[bool] = []
+
+    class SignallingClassifier(RecordingClassifier):
+        def predict(self, images: Sequence[Any]) -> list[StubResult]:
+            if self.batches:
+                second_forward_started.set()
+            return super().predict(images)
+
+    real_complete_many = services.prediction_complete_many
+
+    def complete_many(*, scores: Sequence[PredictionScore]) -> dict[int, bool]:
+        if not overlapped:
+            # Sequential scoring would start batch 2 only after this returns: the wait times out.
+            overlapped.append(second_forward_started.wait(timeout=5))
+        return real_complete_many(scores=scores)
+
+    monkeypatch.setattr(services, "prediction_complete_many", complete_many)
+    predictions = PredictionFactory.create_batch(6)
+    classifier = SignallingClassifier()
+    run(predictions[0], classifier, batch_size=3)
+    assert overlapped == [True]
+    assert classifier.batches == [3, 3]
+    assert statuses(predictions) == [PredictionStatus.DONE] * 6
+
+
+def test_a_failing_forward_pass_in_a_drain_releases_only_its_own_batch():
+    predictions = PredictionFactory.create_batch(6)
+
+    class SecondBatchFails(RecordingClassifier):
+        def predict(self, images: Sequence[Any]) -> list[StubResult]:
+            if self.batches:
+                self.batches.append(len(images))
+                raise ConnectionError("model server went away")
+            return super().predict(images)
+
+    classifier = SecondBatchFails()
+    assert run(predictions[0], classifier, batch_size=3) is ScoringOutcome.DONE
+    assert statuses(predictions) == [PredictionStatus.DONE] * 3 + [PredictionStatus.PENDING] * 3
+    for prediction in Prediction.objects.filter(status=PredictionStatus.PENDING):
+        assert prediction.attempts == 1
+        assert "model server went away" in prediction.error_message
 
 
 def test_a_batchs_queries_do_not_grow_with_its_size_or_its_cases():

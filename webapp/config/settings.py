@@ -238,6 +238,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 SCORING_MAX_ATTEMPTS = env_int("DERMATRIAGE_SCORING_MAX_ATTEMPTS", 3, minimum=1)
 # Pending predictions one task scores together in a single forward pass (1 = one at a time).
 SCORING_BATCH_SIZE = env_int("DERMATRIAGE_SCORING_BATCH_SIZE", 16, minimum=1)
+# Batches one task goes on claiming and scoring while pending predictions remain (pipelined:
+# the next batch is claimed and read while the model scores the current one). Bounded so a
+# task stays well inside its time limit under a steady stream of uploads.
+SCORING_DRAIN_BATCHES = env_int("DERMATRIAGE_SCORING_DRAIN_BATCHES", 32, minimum=1)
 SCORING_RETRY_DELAY_SECONDS = env_int("DERMATRIAGE_SCORING_RETRY_DELAY", 10, minimum=0)
 SCORING_TIME_LIMIT_SECONDS = env_int("DERMATRIAGE_SCORING_TIME_LIMIT", 300, minimum=10)
 # A RUNNING row older than this is taken to belong to a worker that died mid-task, and a

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -147,31 +149,116 @@ def prediction_run(
 
     size = settings.SCORING_BATCH_SIZE if batch_size is None else batch_size
     others = prediction_claim_pending(limit=size - 1, exclude_id=prediction_id, now=now)
-    rows = Prediction.objects.select_related("image__case").in_bulk([prediction_id, *others])
-    # Oldest first, this task's own row at the head.
-    batch = [rows[pk] for pk in (prediction_id, *others) if pk in rows]
-    if len(batch) > 1:
-        logger.info("Scoring %s predictions in one batch: %s", len(batch), [p.pk for p in batch])
-    outcomes = prediction_batch_score(predictions=batch, classifier_loader=classifier_loader)
+    first = _claimed_rows([prediction_id, *others])
+    if len(first) > 1:
+        logger.info("Scoring %s predictions in one batch: %s", len(first), [p.pk for p in first])
+
+    def next_batch() -> list[Prediction]:
+        return _claimed_rows(prediction_claim_pending(limit=size))
+
+    outcomes = prediction_batches_score(
+        first=first,
+        classifier_loader=classifier_loader,
+        next_batch=next_batch if size > 1 else None,
+        max_batches=settings.SCORING_DRAIN_BATCHES,
+    )
     return outcomes.get(prediction_id, ScoringOutcome.SKIPPED)
+
+
+def _claimed_rows(ids: Sequence[int]) -> list[Prediction]:
+    """The rows of just-claimed ids with what settling needs, in claim order."""
+    rows = Prediction.objects.select_related("image__case").in_bulk(ids)
+    return [rows[pk] for pk in ids if pk in rows]
+
+
+def prediction_batches_score(
+    *,
+    first: Sequence[Prediction],
+    classifier_loader: Callable[[], ScoringModel],
+    next_batch: Callable[[], Sequence[Prediction]] | None = None,
+    max_batches: int = 1,
+) -> dict[int, ScoringOutcome]:
+    """Score `first`, then keep claiming batches with `next_batch` while any are pending.
+
+    Pipelined: while the model scores batch k on the forward thread, this thread records batch
+    k-1's results and claims and reads batch k+1, so the database round trips and file reads
+    overlap the forward pass instead of following it. Every row is still settled on its own;
+    at most `max_batches` batches are scored, so one task does not hold the worker forever
+    under a steady stream of uploads.
+    """
+    outcomes: dict[int, ScoringOutcome] = {}
+    try:
+        classifier = classifier_loader()
+    except Exception as exc:
+        logger.exception("Loading the classifier failed")
+        for prediction in first:
+            outcomes[prediction.pk] = _prediction_settle_error(prediction=prediction, exc=exc)
+        return outcomes
+
+    batch: Sequence[Prediction] = first
+    in_flight: _ForwardPass | None = None
+    scored_batches = 0
+    while batch or in_flight is not None:
+        readable = _batch_read(batch, outcomes)
+        submitted = _ForwardPass.start(classifier, readable) if readable else None
+        scored_batches += 1 if batch else 0
+        if in_flight is not None:
+            _batch_settle(classifier, in_flight, outcomes)
+        in_flight = submitted
+        batch = next_batch() if next_batch is not None and scored_batches < max_batches else []
+        if batch:
+            logger.info("Scoring %s more predictions: %s", len(batch), [p.pk for p in batch])
+    return outcomes
 
 
 def prediction_batch_score(
     *, predictions: Sequence[Prediction], classifier_loader: Callable[[], ScoringModel]
 ) -> dict[int, ScoringOutcome]:
     """Score claimed (running) predictions in one forward pass and settle each row on its own."""
-    # Imported here so that importing the web app never loads TensorFlow.
-    from inference import ImageDecodeError
+    return prediction_batches_score(first=predictions, classifier_loader=classifier_loader)
 
-    outcomes: dict[int, ScoringOutcome] = {}
-    try:
-        classifier = classifier_loader()
-    except Exception as exc:
-        logger.exception("Loading the classifier failed")
-        for prediction in predictions:
-            outcomes[prediction.pk] = _prediction_settle_error(prediction=prediction, exc=exc)
-        return outcomes
 
+_forward_threads: dict[int, ThreadPoolExecutor] = {}
+
+
+def _forward_thread() -> ThreadPoolExecutor:
+    """One thread per process runs the model, so passes never overlap each other.
+
+    Keyed by pid: a pool inherited through fork has no thread behind it.
+    """
+    pid = os.getpid()
+    if pid not in _forward_threads:
+        _forward_threads[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
+    return _forward_threads[pid]
+
+
+@dataclass
+class _ForwardPass:
+    """One batch on its way through the model on the forward thread."""
+
+    readable: list[tuple[Prediction, bytes]]
+    future: Future[tuple[list[ScoreResult | ImageDecodeError], int]]
+
+    @classmethod
+    def start(
+        cls, classifier: ScoringModel, readable: list[tuple[Prediction, bytes]]
+    ) -> _ForwardPass:
+        images = [data for _, data in readable]
+        return cls(readable, _forward_thread().submit(_timed_predict, classifier, images))
+
+
+def _timed_predict(
+    classifier: ScoringModel, images: Sequence[bytes]
+) -> tuple[list[ScoreResult | ImageDecodeError], int]:
+    started = time.perf_counter()
+    results = _classifier_predict_each(classifier, images)
+    # Each row carries its share of the batch's time, so the figure stays per image.
+    return results, round((time.perf_counter() - started) * 1000 / len(images))
+
+
+def _batch_read(
+    predictions: Sequence[Prediction], outcomes: dict[int, ScoringOutcome]
+) -> list[tuple[Prediction, bytes]]:
     readable: list[tuple[Prediction, bytes]] = []
     for prediction in predictions:
         try:
@@ -180,22 +267,25 @@ def prediction_batch_score(
         except Exception as exc:
             logger.exception("Reading the image of prediction %s failed", prediction.pk)
             outcomes[prediction.pk] = _prediction_settle_error(prediction=prediction, exc=exc)
-    if not readable:
-        return outcomes
+    return readable
 
-    started = time.perf_counter()
+
+def _batch_settle(
+    classifier: ScoringModel, forward: _ForwardPass, outcomes: dict[int, ScoringOutcome]
+) -> None:
+    """Wait for a batch's forward pass and record each row's score or error."""
+    from inference import ImageDecodeError
+
     try:
-        results = _classifier_predict_each(classifier, [data for _, data in readable])
+        results, inference_ms = forward.future.result()
     except Exception as exc:
-        logger.exception("Scoring a batch of %s predictions failed", len(readable))
-        for prediction, _ in readable:
+        logger.exception("Scoring a batch of %s predictions failed", len(forward.readable))
+        for prediction, _ in forward.readable:
             outcomes[prediction.pk] = _prediction_settle_error(prediction=prediction, exc=exc)
-        return outcomes
-    # Each row carries its share of the batch's time, so the figure stays per image.
-    inference_ms = round((time.perf_counter() - started) * 1000 / len(readable))
+        return
 
     scores: list[PredictionScore] = []
-    for (prediction, _), result in zip(readable, results, strict=True):
+    for (prediction, _), result in zip(forward.readable, results, strict=True):
         if isinstance(result, ImageDecodeError):
             # The same bytes will never decode: retrying only delays the answer.
             prediction_fail(
@@ -217,7 +307,6 @@ def prediction_batch_score(
         )
     for pk, completed in prediction_complete_many(scores=scores).items():
         outcomes[pk] = ScoringOutcome.DONE if completed else ScoringOutcome.SKIPPED
-    return outcomes
 
 
 def _classifier_predict_each(
