@@ -139,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             ) as ws:
                 uploader.wait_scored(uploader.upload(1), timeout=300)  # loads the model
                 report["burst"] = burst(ws, uploader, count=args.images)
-                # Measured again right after the burst, with the workers idle: under a load that
-                # drifts, the mean of before and after is the fairer baseline.
+                # Measured again after the burst, once the workers have also consumed the
+                # deliveries of rows a drain already scored (they would compete for the cores):
+                # under a load that drifts, the mean of before and after is the fairer baseline.
+                report["burst"]["queue_empty_after_s"] = wait_queue_consumed()
                 report["raw"]["forward_after_burst_images_per_s"] = raw.forward()
                 report["idle_latency"] = idle_latency(uploader, samples=args.idle_samples)
                 report["worker_rss_mib"] = [rss_mib(w.process.pid) for w in ws]
@@ -159,6 +161,31 @@ def main(argv: list[str] | None = None) -> int:
     print_report(report)
     json_write(args.json, report)
     return 0
+
+
+def wait_queue_consumed(timeout: float = 300) -> float:
+    """Wait until the run's queue holds no message; the seconds it took."""
+    from django.conf import settings
+
+    from webapp.config.celery import app
+
+    started = time.monotonic()
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+
+    def consumed() -> bool:
+        from amqp.exceptions import ChannelError
+
+        with app.connection_for_read() as connection:
+            channel: Any = connection.default_channel
+            try:
+                declared = channel.queue_declare(queue=queue, passive=True)
+            except ChannelError:
+                return True  # Redis drops an emptied list: no queue, no messages
+            return int(declared.message_count) == 0
+
+    wait_until(consumed, timeout=timeout, what="the workers to consume the queue", interval=0.2)
+    time.sleep(1.0)  # the deliveries a worker had already reserved
+    return round(time.monotonic() - started, 2)
 
 
 def _queue_drop() -> None:
