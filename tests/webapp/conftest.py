@@ -21,6 +21,7 @@ from tests.webapp.factories import (
 from webapp.accounts.models import User
 from webapp.cases.models import Case
 from webapp.reviews.services import case_queue_refresh
+from webapp.scoring import services as scoring_services
 from webapp.scoring.models import Prediction
 
 
@@ -28,6 +29,15 @@ from webapp.scoring.models import Prediction
 def fast_password_hashing(settings: Any) -> None:
     # The production hasher is slow on purpose; the tests create hundreds of users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def forget_finished_predictions() -> None:
+    """The worker's memory of rows it finished is per process; each test starts without it.
+
+    Row ids can repeat from one test to the next.
+    """
+    scoring_services._finished_here.clear()
 
 
 @pytest.fixture(autouse=True)

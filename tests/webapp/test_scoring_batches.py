@@ -322,3 +322,32 @@ def test_a_row_reclaimed_while_its_batch_was_scoring_is_dropped_alone():
         PredictionStatus.RUNNING,
         PredictionStatus.DONE,
     ]
+
+
+def test_deliveries_of_rows_this_process_finished_skip_without_a_query():
+    predictions = PredictionFactory.create_batch(5)
+    classifier = RecordingClassifier()
+    run(predictions[0], classifier, batch_size=16)
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = [run(p, classifier, batch_size=16) for p in predictions[1:]]
+    assert outcomes == [ScoringOutcome.SKIPPED] * 4
+    assert len(queries) == 0
+    assert classifier.batches == [5]
+
+
+def test_rows_left_pending_by_a_drain_are_not_remembered_as_finished(settings):
+    settings.SCORING_DRAIN_BATCHES = 1
+    predictions = PredictionFactory.create_batch(4)
+    classifier = RecordingClassifier()
+    run(predictions[0], classifier, batch_size=2)
+    # The two rows the drain did not reach are still scored by their own deliveries.
+    assert run(predictions[2], classifier, batch_size=1) is ScoringOutcome.DONE
+    assert run(predictions[3], classifier, batch_size=1) is ScoringOutcome.DONE
+    assert classifier.batches == [2, 1, 1]
+
+
+def test_the_memory_of_finished_rows_is_bounded(monkeypatch):
+    monkeypatch.setattr(services, "FINISHED_MEMORY", 3)
+    monkeypatch.setattr(services, "_finished_here", services.OrderedDict())
+    services._remember_finished(range(10))
+    assert list(services._finished_here) == [7, 8, 9]

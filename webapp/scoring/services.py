@@ -4,7 +4,8 @@ import enum
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -129,6 +130,9 @@ def prediction_run(
     (default `SCORING_BATCH_SIZE`) and scores them all in one forward pass; each row is still
     completed, failed or released on its own. The outcome returned is the one of this row.
     """
+    if prediction_id in _finished_here:
+        # A drain in this process scored the row already; done and failed are final states.
+        return ScoringOutcome.SKIPPED
     status = Prediction.objects.filter(pk=prediction_id).values_list("status", flat=True)
     # Most deliveries after a burst find their row already scored by another task's batch:
     # one read answers them, without trying the claim.
@@ -162,7 +166,24 @@ def prediction_run(
         next_batch=next_batch if size > 1 else None,
         max_batches=settings.SCORING_DRAIN_BATCHES,
     )
+    _remember_finished(
+        pk for pk, outcome in outcomes.items() if outcome in FINAL_OUTCOMES and pk != prediction_id
+    )
     return outcomes.get(prediction_id, ScoringOutcome.SKIPPED)
+
+
+FINAL_OUTCOMES = frozenset({ScoringOutcome.DONE, ScoringOutcome.FAILED})
+# Rows this process's drains took to a final state. Their own deliveries still arrive, one per
+# upload, after the drain: this answers them without a query. Bounded; the oldest go first.
+FINISHED_MEMORY = 50_000
+_finished_here: OrderedDict[int, None] = OrderedDict()
+
+
+def _remember_finished(ids: Iterable[int]) -> None:
+    for pk in ids:
+        _finished_here[pk] = None
+    while len(_finished_here) > FINISHED_MEMORY:
+        _finished_here.popitem(last=False)
 
 
 def _claimed_rows(ids: Sequence[int]) -> list[Prediction]:
