@@ -29,9 +29,9 @@ from training.backbones import build_base, build_classifier
 from training.hardware import PRECISIONS, cpu_flags, gpu_available, resolve_precision
 from training.train import (
     TrainingAugmentation,
-    _with_augmentation,
     build_augmentation,
     set_trainable,
+    with_augmentation,
 )
 
 
@@ -59,7 +59,7 @@ def seconds_per_step(precision: str, *, input_size: int, batch_size: int, steps:
             base, architecture="efficientnet_lite0", dropout=0.3, hidden_units=0
         )
         set_trainable(base, "all", ())
-        fitted = _with_augmentation(model, augmentation)
+        fitted = with_augmentation(model, augmentation)
         fitted.compile(
             optimizer=keras.optimizers.Adam(1e-4),
             loss=keras.losses.BinaryCrossentropy(from_logits=True),

@@ -23,7 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 ImageSource = bytes | str | os.PathLike[str] | np.ndarray
 
-from inference.backends import available_cores  # noqa: E402
+from inference.backends import available_cores, process_thread_pool  # noqa: E402
 from inference.errors import ImageDecodeError  # noqa: E402
 
 # Decompression bombs are refused here as well as at upload time: PIL warns at this pixel count
@@ -125,14 +125,5 @@ def prepare_batch(
     return batch
 
 
-_pools: dict[int, ThreadPoolExecutor] = {}
-
-
 def _decode_pool() -> ThreadPoolExecutor:
-    """One pool per process: a pool inherited through fork() has no threads behind it."""
-    pid = os.getpid()
-    if pid not in _pools:
-        _pools[pid] = ThreadPoolExecutor(
-            max_workers=available_cores(), thread_name_prefix="image-decode"
-        )
-    return _pools[pid]
+    return process_thread_pool("image-decode", available_cores())

@@ -62,7 +62,7 @@ def run_name(architecture: Architecture, args: argparse.Namespace) -> str:
     `--run-name` names it outright; only a run named after its architecture becomes the served
     artifact.
     """
-    if getattr(args, "run_name", None):
+    if args.run_name:
         return str(args.run_name)
     if args.recipe == "fast" and args.config is None and architecture in ARTIFACT_ARCHITECTURES:
         return f"{architecture}_fast"
@@ -113,7 +113,7 @@ def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: boo
         recorded_weights = Path(weights_path).name if weights_path else None
         config = config.with_overrides(weights_path=recorded_weights)
         config = train_model(config, split, run_dir, weights_path=weights_path).config
-        if getattr(args, "no_evaluate", False):
+        if args.no_evaluate:
             print(f"[{name}] saved in {run_dir}; evaluate it with `finalize`", flush=True)
             return
     # The served artifact comes from the full recipe; a fast run is evaluated alongside it.
@@ -220,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="train and evaluate all three; write the report")
     common(compare)
     compare.add_argument("--architectures", nargs="+", choices=ARCHITECTURES, default=COMPARED)
+    compare.set_defaults(run_name=None, no_evaluate=False)
     for name, help_text in (
         ("train", "train and evaluate one architecture"),
         ("finalize", "re-evaluate an already trained run"),
@@ -233,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="folder name under --runs-dir and in the report (default: the architecture, "
             "or <architecture>_fast); only the architecture's own name writes the served artifact",
         )
+        sub.set_defaults(no_evaluate=False)
         if name == "train":
             sub.add_argument(
                 "--no-evaluate",
@@ -258,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(args)
     elif args.command in ("train", "finalize"):
         _run_one(args.architecture, args, train=args.command == "train")
-        if getattr(args, "no_evaluate", False):
+        if args.no_evaluate:
             return 0
         if args.command == "train" or args.models_dir.joinpath("comparison").is_dir():
             _report(args)

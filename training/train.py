@@ -66,7 +66,7 @@ def build_augmentation(kind: str, seed: int) -> keras.Sequential:
 class TrainingAugmentation(keras.layers.Layer):
     """Casts pixels to float32 and, in training, augments them and clips back to 0..255.
 
-    It sits in front of the classifier only while fitting (see `_with_augmentation`), so the
+    It sits in front of the classifier only while fitting (see `with_augmentation`), so the
     augmentation runs inside the compiled training step on whichever Keras backend trains, and
     the saved classifier never contains it.
     """
@@ -100,7 +100,7 @@ class NoisyFeatures(keras.layers.Layer):
         return self.base(self.augmentation(images, training=True), training=True)
 
 
-def _with_augmentation(model: keras.Model, augmentation: TrainingAugmentation) -> keras.Model:
+def with_augmentation(model: keras.Model, augmentation: TrainingAugmentation) -> keras.Model:
     """`model` behind the augmentation, sharing its layers: fitting this fits `model`."""
     # uint8 in: the training pixels stay a quarter of their float32 size until each batch.
     pixels = keras.Input(model.inputs[0].shape[1:], dtype="uint8", name="pixels")
@@ -325,7 +325,7 @@ def _fit_phases(
             # The base is frozen: compute its features once and train only the head on them.
             fitted, data = _head_model(base, model), head_data()
         else:
-            fitted, data = _with_augmentation(model, augmentation), image_data
+            fitted, data = with_augmentation(model, augmentation), image_data
         _compile(fitted, phase, steps_per_epoch)
         mode = "min" if phase.monitor.endswith("loss") else "max"
         inputs, targets, sample_weights = data.train

@@ -2,11 +2,10 @@ from __future__ import annotations
 
 import enum
 import logging
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -166,9 +165,7 @@ def prediction_run(
         next_batch=next_batch if size > 1 else None,
         max_batches=settings.SCORING_DRAIN_BATCHES,
     )
-    _remember_finished(
-        pk for pk, outcome in outcomes.items() if outcome in FINAL_OUTCOMES and pk != prediction_id
-    )
+    _remember_finished(pk for pk, outcome in outcomes.items() if outcome in FINAL_OUTCOMES)
     return outcomes.get(prediction_id, ScoringOutcome.SKIPPED)
 
 
@@ -232,27 +229,6 @@ def prediction_batches_score(
     return outcomes
 
 
-def prediction_batch_score(
-    *, predictions: Sequence[Prediction], classifier_loader: Callable[[], ScoringModel]
-) -> dict[int, ScoringOutcome]:
-    """Score claimed (running) predictions in one forward pass and settle each row on its own."""
-    return prediction_batches_score(first=predictions, classifier_loader=classifier_loader)
-
-
-_forward_threads: dict[int, ThreadPoolExecutor] = {}
-
-
-def _forward_thread() -> ThreadPoolExecutor:
-    """One thread per process runs the model, so passes never overlap each other.
-
-    Keyed by pid: a pool inherited through fork has no thread behind it.
-    """
-    pid = os.getpid()
-    if pid not in _forward_threads:
-        _forward_threads[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
-    return _forward_threads[pid]
-
-
 @dataclass
 class _ForwardPass:
     """One batch on its way through the model on the forward thread."""
@@ -265,7 +241,11 @@ class _ForwardPass:
         cls, classifier: ScoringModel, readable: list[tuple[Prediction, bytes]]
     ) -> _ForwardPass:
         images = [data for _, data in readable]
-        return cls(readable, _forward_thread().submit(_timed_predict, classifier, images))
+        from inference.backends import process_thread_pool
+
+        # One thread runs the model, so passes never overlap each other.
+        forward_thread = process_thread_pool("forward", max_workers=1)
+        return cls(readable, forward_thread.submit(_timed_predict, classifier, images))
 
 
 def _timed_predict(
