@@ -43,7 +43,9 @@ def open_image(source: ImageSource, *, draft_size: int | None = None) -> Image.I
             # effective-resolution step would drop anyway.
             opened.draft("RGB", (draft_size, draft_size))
         opened.load()
-        image: Image.Image = ImageOps.exif_transpose(opened) or opened
+        # In place: without an orientation tag a copying transpose would copy the whole image.
+        ImageOps.exif_transpose(opened, in_place=True)
+        image: Image.Image = opened
     except FileNotFoundError as exc:
         raise ImageDecodeError(f"no such file: {source!s}") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

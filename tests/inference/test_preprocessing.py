@@ -50,3 +50,18 @@ def test_a_large_jpeg_decoded_at_reduced_size_matches_a_full_decode_closely() ->
 
 def test_an_empty_batch_has_no_rows() -> None:
     assert prepare_batch([], **SIZES).shape == (0, 64, 64, 3)
+
+
+def test_the_exif_orientation_of_a_photo_is_applied() -> None:
+    # A phone photo stored sideways, with orientation 6: "rotate 90 degrees clockwise to view".
+    upright = Image.open(io.BytesIO(_jpeg(4, size=(90, 120)))).convert("RGB")
+    stored = upright.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    stored.save(buffer, format="PNG", exif=exif.tobytes())
+    sideways = buffer.getvalue()
+
+    expected = prepare_image(np.asarray(upright), **SIZES)
+    np.testing.assert_array_equal(prepare_image(sideways, **SIZES), expected)
+    assert not np.array_equal(prepare_image(np.asarray(stored), **SIZES), expected)

@@ -324,6 +324,42 @@ def test_a_row_reclaimed_while_its_batch_was_scoring_is_dropped_alone():
     ]
 
 
+def test_each_row_of_a_mixed_batch_keeps_its_own_score():
+    predictions = PredictionFactory.create_batch(5)
+    claimed = prediction_claim_pending(limit=5, now=timezone.now())
+    rows = Prediction.objects.select_related("image__case").in_bulk(claimed)
+    probabilities = [0.12, 0.91, 0.35, 0.77, 0.5]
+    scores = [
+        PredictionScore(
+            prediction=rows[prediction.pk],
+            probability=probability,
+            high_risk=probability >= 0.5,
+            label="malignant" if probability >= 0.5 else "benign",
+            model_version="stub-1",
+            model_name="Stub classifier",
+            threshold=0.5,
+            inference_ms=9 if prediction is predictions[-1] else 5,
+        )
+        for prediction, probability in zip(predictions, probabilities, strict=True)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        prediction_complete_many(scores=scores)
+    stored = Prediction.objects.in_bulk([p.pk for p in predictions])
+    for score in scores:
+        row = stored[score.prediction.pk]
+        assert row.status == PredictionStatus.DONE
+        assert (row.probability, row.high_risk, row.label, row.inference_ms) == (
+            score.probability,
+            score.high_risk,
+            score.label,
+            score.inference_ms,
+        )
+    updates = [q for q in queries if q["sql"].startswith('UPDATE "scoring_prediction"')]
+    # Rows that differ only in probability share one statement: not flagged, flagged, and the
+    # flagged row with its own timing.
+    assert len(updates) == 3
+
+
 def test_deliveries_of_rows_this_process_finished_skip_without_a_query():
     predictions = PredictionFactory.create_batch(5)
     classifier = RecordingClassifier()
