@@ -52,7 +52,10 @@ def write_report(models_dir: Path, *, command: str) -> Path:
         "",
         DISCLAIMER,
         "",
-        f"Regenerate with `{command}`. All models see the same seeded, stratified split; "
+        f"`{command}` trains and evaluates all three, EfficientNet with its full recipe, which "
+        "writes the served model; with `--recipe fast` EfficientNet uses its 30-minute recipe "
+        "and is evaluated as a row of its own; `python -m training report` rewrites this file "
+        "from the saved evaluations. All models see the same seeded, stratified split; "
         "temperature and threshold are fitted on validation, and the test split is used once, "
         "for these figures. Threshold: chosen for 95% sensitivity on validation with a bootstrap "
         "margin (see each model's threshold line). Latency: median CPU milliseconds per image "
