@@ -16,18 +16,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import keras
 from keras import layers
 
-Architecture = Literal["efficientnet_lite0", "efficientnet_b0", "vgg16", "custom_cnn"]
-ARCHITECTURES: tuple[Architecture, ...] = (
-    "efficientnet_lite0",
-    "efficientnet_b0",
-    "vgg16",
-    "custom_cnn",
-)
+from training.config import ARCHITECTURES, Architecture
 
 HEAD_LAYER_NAMES = ("head_dropout", "head_dense", "malignancy_logit")
 

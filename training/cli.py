@@ -10,8 +10,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from training.backbones import ARCHITECTURES, Architecture
-from training.config import RECIPES, Phase, TrainingConfig, default_config
+from training.config import (
+    ARCHITECTURES,
+    RECIPES,
+    Architecture,
+    Phase,
+    TrainingConfig,
+    default_config,
+)
 from training.data import default_data_dir, load_dataset, split_dataset
 from training.hardware import PRECISIONS
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from training.backbones import Architecture
+# Here rather than in training.backbones, so that the command line knows the names without
+# importing Keras (seconds) just to print its help.
+Architecture = Literal["efficientnet_lite0", "efficientnet_b0", "vgg16", "custom_cnn"]
+ARCHITECTURES: tuple[Architecture, ...] = (
+    "efficientnet_lite0",
+    "efficientnet_b0",
+    "vgg16",
+    "custom_cnn",
+)
 
 
 @dataclass(frozen=True)
