@@ -124,7 +124,10 @@ def default_config(architecture: Architecture, recipe: str = "full") -> Training
             phases=(
                 Phase("head", "head", epochs=5, learning_rate=1e-3, monitor="val_loss", patience=2),
                 Phase("top", "top", epochs=3, learning_rate=2e-4, monitor="val_auc", patience=2),
-                Phase("all", "all", epochs=20, learning_rate=1.2e-4, monitor="val_auc", patience=5),
+                # Twenty whole-network epochs reached validation ROC AUC 0.850 and were still
+                # gaining; thirty-two reached 0.862 (best epoch 27), at 1.65 min an epoch on a
+                # 2-core Zen 4 CPU in float32.
+                Phase("all", "all", epochs=32, learning_rate=1.2e-4, monitor="val_auc", patience=8),
             ),
         )
     if architecture == "vgg16":

@@ -43,7 +43,7 @@ def test_the_served_models_config_reproduces_its_recipe() -> None:
     config = _config_for("efficientnet_lite0", _args("--config", str(SERVED_CONFIG)))
     assert config.input_size == 256
     assert not config.head_on_cached_features
-    assert [phase.epochs for phase in config.phases] == [5, 3, 20]
+    assert [phase.epochs for phase in config.phases] == [5, 3, 32]
 
 
 def test_a_config_for_another_architecture_is_refused(tmp_path: Path) -> None:
