@@ -32,6 +32,8 @@ from benchmarks.support import REPO_ROOT, machine
 RESULTS_DIR = REPO_ROOT / "var" / "benchmarks"
 OUTPUT = REPO_ROOT / "BENCHMARKS.md"
 COMMAND = ".venv/bin/python -m benchmarks.report"
+# Above this share of the CPU busy before a run, its figures are flagged as measured under load.
+BACKGROUND_BUSY = 0.25
 
 
 @dataclass(frozen=True)
@@ -197,13 +199,25 @@ def _header(benchmark: Benchmark, title: str) -> tuple[list[str], dict[str, Any]
         ]
         load = (m.get("load_average_1_5_15") or [0.0])[0]
         cores = m.get("usable_cores") or 1
-        if load > 0.5 * cores:
+        busy = m.get("cpu_busy_1s")
+        # The CPU's busy share right before the run, where recorded: the load average still
+        # counts the benchmark that ran just before this one.
+        background = (
+            f"CPU {busy:.0%} busy in the second before it started"
+            if busy is not None and busy > BACKGROUND_BUSY
+            else f"1-minute load average {load} on {cores} cores"
+            if busy is None and load > 0.5 * cores
+            else None
+        )
+        if background:
             lines += [
-                f"**Measured under background load** (1-minute load average {load} on {cores} "
-                "cores): absolute figures, and ratios between figures taken minutes apart, are "
-                "noisy. Regenerate on a quiet machine for figures to quote.",
+                f"**Measured under background load** ({background}): absolute figures, and "
+                "ratios between figures taken minutes apart, are noisy. Regenerate on a quiet "
+                "machine for figures to quote.",
                 "",
             ]
+        elif busy is not None:
+            lines += [f"CPU {busy:.0%} busy in the second before it started.", ""]
     return lines, report
 
 

@@ -42,6 +42,7 @@ def machine() -> dict[str, Any]:
         for line in meminfo.read_text().splitlines():
             if line.startswith("MemTotal:"):
                 memory_gib = round(int(line.split()[1]) / 2**20, 1)
+    busy = cpu_busy_fraction()
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
@@ -50,9 +51,32 @@ def machine() -> dict[str, Any]:
         "usable_cores": usable,
         "memory_gib": memory_gib,
         "load_average_1_5_15": [round(value, 2) for value in load],
+        "cpu_busy_1s": busy,
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
+
+
+def cpu_busy_fraction(seconds: float = 1.0) -> float | None:
+    """The share of all cores' time spent busy over the next `seconds` (None off Linux).
+
+    What else runs right now, unlike the load average, which still remembers a benchmark that
+    finished a minute ago.
+    """
+    stat = Path("/proc/stat")
+    if not stat.is_file():
+        return None
+
+    def times() -> tuple[int, int]:
+        fields = [int(value) for value in stat.read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields[:8]), idle  # guest time is already counted in user time
+
+    total_before, idle_before = times()
+    time.sleep(seconds)
+    total_after, idle_after = times()
+    total = total_after - total_before
+    return round(1 - (idle_after - idle_before) / total, 3) if total > 0 else None
 
 
 def percentile(values: list[float], fraction: float) -> float:
