@@ -39,6 +39,7 @@ from benchmarks.support import (
     django_setup,
     free_port,
     json_write,
+    load_average,
     machine,
     scratch_database,
     stop_process,
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 report["endpoints"] = time_endpoints(
                     port, endpoints, fixture, requests=args.requests
                 )
-            report["machine"]["load_average_after"] = machine()["load_average_1_5_15"]
+            report["machine"]["load_average_after"] = load_average()
     finally:
         shutil.rmtree(media_root, ignore_errors=True)
     print_report(report)

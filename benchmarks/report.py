@@ -157,7 +157,7 @@ def render() -> str:
         "## Machine",
         "",
     ]
-    current = machine()
+    current = machine(sample_busy=False)
     lines += [
         f"- CPU: {current['cpu']}, {current['usable_cores']} usable cores "
         f"({current['logical_cores']} logical)",
@@ -202,13 +202,11 @@ def _header(benchmark: Benchmark, title: str) -> tuple[list[str], dict[str, Any]
         busy = m.get("cpu_busy_1s")
         # The CPU's busy share right before the run, where recorded: the load average still
         # counts the benchmark that ran just before this one.
-        background = (
-            f"CPU {busy:.0%} busy in the second before it started"
-            if busy is not None and busy > BACKGROUND_BUSY
-            else f"1-minute load average {load} on {cores} cores"
-            if busy is None and load > 0.5 * cores
-            else None
-        )
+        background = None
+        if busy is not None and busy > BACKGROUND_BUSY:
+            background = f"CPU {busy:.0%} busy in the second before it started"
+        elif busy is None and load > 0.5 * cores:
+            background = f"1-minute load average {load} on {cores} cores"
         if background:
             lines += [
                 f"**Measured under background load** ({background}): absolute figures, and "
@@ -248,7 +246,7 @@ def render_throughput(benchmark: Benchmark) -> list[str]:
     raw, burst, idle = report["raw"], report["burst"], report["idle_latency"]
     ratio_verdict = "met" if report.get("meets_ratio_target") else "**not met**"
     latency_verdict = "met" if report.get("meets_latency_target") else "**not met**"
-    base = raw.get("baseline_images_per_s", raw["forward_images_per_s"])
+    base = burst.get("baseline_images_per_s", raw.get("baseline_images_per_s"))
     size = report["batch_size"]
     bursts = report.get("bursts", [burst])
     rows = [

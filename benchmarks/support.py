@@ -28,8 +28,12 @@ DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/14"
 BENCH_SECRET_KEY = "benchmark-only-key-not-secret"  # noqa: S105
 
 
-def machine() -> dict[str, Any]:
-    """CPU model, cores, memory and load, so figures from different machines are not mixed."""
+def machine(*, sample_busy: bool = True) -> dict[str, Any]:
+    """CPU model, cores, memory and load, so figures from different machines are not mixed.
+
+    With `sample_busy`, also how busy the CPU is over the next second (see
+    `cpu_busy_fraction`): what a run about to start would compete with.
+    """
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -42,19 +46,23 @@ def machine() -> dict[str, Any]:
         for line in meminfo.read_text().splitlines():
             if line.startswith("MemTotal:"):
                 memory_gib = round(int(line.split()[1]) / 2**20, 1)
-    busy = cpu_busy_fraction()
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "cpu": cpu,
         "logical_cores": os.cpu_count(),
         "usable_cores": usable,
         "memory_gib": memory_gib,
-        "load_average_1_5_15": [round(value, 2) for value in load],
-        "cpu_busy_1s": busy,
+        "load_average_1_5_15": load_average(),
+        "cpu_busy_1s": cpu_busy_fraction() if sample_busy else None,
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return [round(value, 2) for value in load]
 
 
 def cpu_busy_fraction(seconds: float = 1.0) -> float | None:

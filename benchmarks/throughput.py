@@ -50,6 +50,7 @@ from benchmarks.support import (
     command_line,
     django_setup,
     json_write,
+    load_average,
     machine,
     rss_mib,
     scratch_database,
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 ) as ws:
                     uploader.wait_scored(uploader.upload(1), timeout=300)
                     report["unbatched_burst"] = burst(ws, uploader, count=args.unbatched_images)
-            report["machine"]["load_average_after"] = machine()["load_average_1_5_15"]
+            report["machine"]["load_average_after"] = load_average()
             _queue_drop()
     finally:
         shutil.rmtree(media_root, ignore_errors=True)
@@ -481,7 +482,7 @@ def summarise(report: dict[str, Any]) -> None:
     # The median burst by ratio stands for the run (the upper median for an even count).
     ranked = sorted(report["bursts"], key=lambda b: b["ratio_to_raw"])
     median = report["burst"] = ranked[len(ranked) // 2]
-    raw = report["raw"]["baseline_images_per_s"] = median["baseline_images_per_s"]
+    raw = median["baseline_images_per_s"]
     burst_rate = median["images_per_s"]
     report["ratio_to_raw"] = median["ratio_to_raw"]
     report["meets_ratio_target"] = report["ratio_to_raw"] >= TARGET_RATIO

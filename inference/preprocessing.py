@@ -45,14 +45,13 @@ def open_image(source: ImageSource, *, draft_size: int | None = None) -> Image.I
         opened.load()
         # In place: without an orientation tag a copying transpose would copy the whole image.
         ImageOps.exif_transpose(opened, in_place=True)
-        image: Image.Image = opened
     except FileNotFoundError as exc:
         raise ImageDecodeError(f"no such file: {source!s}") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"not a readable image: {exc}") from exc
     except Image.DecompressionBombError as exc:
         raise ImageDecodeError(f"image has too many pixels: {exc}") from exc
-    return _to_rgb(image)
+    return _to_rgb(opened)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -465,8 +465,9 @@ def prediction_complete_many(*, scores: Sequence[PredictionScore]) -> dict[int, 
 def _predictions_record_done(done: Sequence[Prediction]) -> None:
     """Write finished rows with one UPDATE per group of rows that differ only in probability.
 
-    `bulk_update` would build a CASE over every row for every field; building those
-    expressions cost more CPU than the forward pass of a small batch.
+    `bulk_update` would build a CASE over every row for every field: in a profile of a
+    500-upload burst, building those expressions took over half of the scoring task's own
+    (non-model) CPU time.
     """
     groups: dict[tuple[object, ...], list[Prediction]] = {}
     for prediction in done:
