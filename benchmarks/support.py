@@ -37,9 +37,17 @@ def machine(*, sample_busy: bool = True) -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        names = [line for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        lines = cpuinfo.read_text().splitlines()
+        names = [line for line in lines if line.startswith("model name")]
         if names:
             cpu = names[0].split(":", 1)[1].strip()
+        # The same model name covers CPUs with and without AVX-512, which changes the figures.
+        flags = next(
+            (line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []
+        )
+        vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+        if vector:
+            cpu = f"{cpu} ({vector})"
     memory_gib: float | None = None
     meminfo = Path("/proc/meminfo")
     if meminfo.is_file():

@@ -137,6 +137,7 @@ def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: boo
         comparison_dir=args.models_dir / "comparison" / name,
         plots_dir=args.models_dir / "plots",
         tta=args.tta,
+        serving_size=args.serving_size,
         run_name=name,
     )
     overall = record["test"]["overall"]
@@ -154,6 +155,12 @@ def _report(args: argparse.Namespace) -> None:
     command = "python -m training compare"
     path = write_report(args.models_dir, command=command)
     print(f"wrote {path}")
+
+
+def _serving_size(value: str) -> str:
+    if value in ("auto", "train") or (value.isdigit() and int(value) >= 16):
+        return value
+    raise argparse.ArgumentTypeError(f"expected 'auto', 'train' or a size >= 16, not {value!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
             choices=("auto", "on", "off"),
             default="auto",
             help="test-time augmentation: 'auto' keeps it if it helps on validation",
+        )
+        sub.add_argument(
+            "--serving-size",
+            type=_serving_size,
+            default="auto",
+            help="input size the artifact is served at: 'auto' tries the training size and "
+            "larger ones on validation, 'train' keeps the training size, or a size in pixels",
         )
         sub.add_argument("--input-size", type=int, default=None)
         sub.add_argument(

@@ -24,6 +24,27 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     return frozenset()
 
 
+def describe_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """Model name, logical cores and widest vector unit, e.g. "AMD EPYC, 2 cores, AVX2":
+    enough to tell apart latencies measured on different machines."""
+    import os
+
+    name = "unknown CPU"
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = cpu_flags(cpuinfo)
+    vector = next(
+        (label for flag, label in (("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags),
+        None,
+    )
+    return ", ".join(part for part in (name, f"{os.cpu_count()} cores", vector) if part)
+
+
 def gpu_available() -> bool:
     """Whether the Keras backend in use sees a GPU (TensorFlow, JAX or PyTorch)."""
     import keras  # here, so the command line parses without loading a backend

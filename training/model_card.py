@@ -57,6 +57,24 @@ def shortcut_summary(check: dict[str, Any]) -> str:
     return "; ".join(parts) or "no diagnosis is shared by both sources"
 
 
+def serving_size_sentence(choice: dict[str, Any] | None) -> str:
+    """How the serving input size was chosen, where it differs from the training size."""
+    if not choice or choice["input_size"] == choice["training_input_size"]:
+        return ""
+    by_size = choice.get("validation_roc_auc_by_size")
+    measured = (
+        " (validation ROC AUC by size: "
+        + ", ".join(f"{size} px {fmt(auc)}" for size, auc in by_size.items())
+        + ")"
+        if by_size
+        else ""
+    )
+    return (
+        f" Trained at {choice['training_input_size']} px and served at {choice['input_size']} px, "
+        f"chosen by {choice['decided_by']}{measured}."
+    )
+
+
 def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any]) -> None:
     """Write the card: intended use, data, metrics per source, threshold, limits."""
     test = record["test"]
@@ -79,13 +97,15 @@ def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any
         f"- Version: `{metadata['version']}`",
         f"- Architecture: {metadata['backbone']}",
         f"- Input: {metadata['input_size']}x{metadata['input_size']} RGB, 0..255; every image "
-        f"is first brought to an effective resolution of {metadata['effective_resolution']} px.",
+        f"is first brought to an effective resolution of {metadata['effective_resolution']} px."
+        + serving_size_sentence(record.get("serving_size")),
         "- Output: calibrated probability of malignancy "
         f"(temperature {metadata['temperature']:.3f}); flagged high-risk at probability "
         f">= {metadata['threshold']:.4f}.",
         f"- Parameters: {record['parameters']:,}; model file {megabytes:.1f} MB; "
         f"CPU latency {latency['batch_1_ms_per_image']:.1f} ms for one image, "
-        f"{latency['batch_32_ms_per_image']:.1f} ms per image in batches of 32.",
+        f"{latency['batch_32_ms_per_image']:.1f} ms per image in batches of 32"
+        + (f" (on {latency['cpu']})." if "cpu" in latency else "."),
         f"- Test-time augmentation (four flips): {tta}.",
         "",
         "## Intended use",

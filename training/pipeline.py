@@ -21,14 +21,30 @@ from training import evaluation, plots
 from training.backbones import DISPLAY_NAMES, count_parameters
 from training.config import TrainingConfig
 from training.data import LABELS, Dataset, Split, load_pixels, subsample, write_split_csv
+from training.hardware import describe_cpu
 from training.model_card import write_model_card
-from training.train import HISTORY_FILE, LOGITS_FILE, MODEL_FILE, predict_logits
+from training.train import (
+    HISTORY_FILE,
+    LOGITS_FILE,
+    MODEL_FILE,
+    predict_logits,
+    resize_classifier,
+)
 
 EVALUATION_FILE = "evaluation.json"
 SCORES_FILE = "test_scores.npz"
 # Test-time augmentation is kept only when it lifts validation ROC AUC by at least this much:
 # it multiplies serving cost by four.
 TTA_MIN_GAIN = 0.005
+# A serving input larger than the training one: training's random zoom shows lesions up to a
+# fifth larger than inference does, and a somewhat larger input at inference can make up for it
+# (Touvron et al. 2019, "Fixing the train-test resolution discrepancy"). Sizes step by the
+# backbones' total stride, 32, so every feature map keeps the grid it was trained on; a larger
+# size is kept only for a validation gain of at least SERVING_SIZE_MIN_GAIN, since one step
+# costs about a quarter more compute per image.
+SERVING_SIZE_STEP = 32
+SERVING_SIZE_MAX_FACTOR = 1.25
+SERVING_SIZE_MIN_GAIN = 0.005
 
 
 @dataclass(frozen=True)
@@ -52,8 +68,9 @@ def _load_scores(run_dir: Path) -> dict[str, Scores]:
         }
 
 
-def measure_latency(model: Any, input_size: int, *, repeats: int = 20) -> dict[str, float]:
-    """Median CPU milliseconds per image: one image per call, and in a batch of 32."""
+def measure_latency(model: Any, input_size: int, *, repeats: int = 20) -> dict[str, Any]:
+    """Median CPU milliseconds per image: one image per call, and in a batch of 32, with the
+    CPU they were measured on."""
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
@@ -61,7 +78,7 @@ def measure_latency(model: Any, input_size: int, *, repeats: int = 20) -> dict[s
         return model(pixels, training=False)
 
     rng = np.random.default_rng(0)
-    result = {}
+    result: dict[str, Any] = {"cpu": describe_cpu()}
     for batch in (1, 32):
         pixels = tf.constant(rng.integers(0, 256, (batch, input_size, input_size, 3)), tf.float32)
         call(pixels)  # trace once
@@ -118,20 +135,30 @@ def finalize(
     comparison_dir: Path,
     plots_dir: Path,
     tta: str = "auto",
+    serving_size: str = "auto",
     run_name: str | None = None,
 ) -> dict[str, Any]:
     """Calibrate and evaluate a trained run; write the artifact when `artifact_dir` is given.
 
-    `run_name` (default: the architecture) names the run's plots; a run of another recipe
-    than the served one is named after it in the report.
+    `serving_size` is "auto" (the best validation ROC AUC among `serving_size_candidates`),
+    "train" (the training input size) or a size in pixels. `run_name` (default: the
+    architecture) names the run's plots; a run of another recipe than the served one is named
+    after it in the report.
     """
     import keras
 
     scores = _load_scores(run_dir)
     model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
-    tta_report = _decide_tta(model, config, split, scores, tta)
+    size_report = _decide_serving_size(model, config, split, scores, serving_size)
+    # `config` stays as trained (it is what retrains the model); `serving` is how it is served.
+    serving = config.with_overrides(input_size=size_report["input_size"])
+    resized = serving.input_size != config.input_size
+    if resized:
+        model = resize_classifier(model, serving)
+        scores = _rescore(model, serving, split, scores, tta=False)
+    tta_report = _decide_tta(model, serving, split, scores, tta)
     if tta_report["used"]:
-        scores = _rescore_with_tta(model, config, split, scores)
+        scores = _rescore(model, serving, split, scores, tta=True)
 
     validation, test = scores["validation"], scores["test"]
     temperature = evaluation.fit_temperature(validation.logits, validation.labels)
@@ -176,11 +203,12 @@ def finalize(
         "model_file_bytes": model_path.stat().st_size,
         "training_seconds": history["training_seconds"],
         "training_precision": config.precision,
-        "latency": measure_latency(model, config.input_size),
+        "latency": measure_latency(model, serving.input_size),
         "temperature": temperature,
         "threshold": choice.to_dict(),
         "calibration": calibration,
         "test_time_augmentation": tta_report,
+        "serving_size": size_report,
         "validation": results["validation"],
         "test": results["test"],
         "source_shortcut_check": source_shortcut_check(
@@ -195,7 +223,8 @@ def finalize(
                 for name in ("validation", "test")
             },
         ),
-        "input_size": config.input_size,
+        "input_size": serving.input_size,
+        "training_input_size": config.input_size,
         "effective_resolution": config.effective_resolution,
     }
 
@@ -228,8 +257,61 @@ def finalize(
     )
 
     if artifact_dir is not None:
-        _write_artifact(artifact_dir, run_dir, config, dataset, split, record)
+        _write_artifact(
+            artifact_dir, run_dir, config, dataset, split, record, model if resized else None
+        )
     return record
+
+
+def serving_size_candidates(training_size: int) -> list[int]:
+    """The training size and the larger sizes `finalize` tries on validation."""
+    sizes = [training_size]
+    while sizes[-1] + SERVING_SIZE_STEP <= training_size * SERVING_SIZE_MAX_FACTOR:
+        sizes.append(sizes[-1] + SERVING_SIZE_STEP)
+    return sizes
+
+
+def choose_serving_size(
+    validation_auc_by_size: dict[int, float],
+    training_size: int,
+    *,
+    min_gain: float = SERVING_SIZE_MIN_GAIN,
+) -> int:
+    """The size with the best validation ROC AUC (the smaller on a tie), if it beats the
+    training size by `min_gain`; else the training size."""
+    best = max(validation_auc_by_size, key=lambda size: (validation_auc_by_size[size], -size))
+    gain = validation_auc_by_size[best] - validation_auc_by_size[training_size]
+    return best if gain >= min_gain else training_size
+
+
+def _decide_serving_size(
+    model: Any, config: TrainingConfig, split: Split, scores: dict[str, Scores], requested: str
+) -> dict[str, Any]:
+    from sklearn.metrics import roc_auc_score
+
+    report: dict[str, Any] = {"training_input_size": config.input_size}
+    if requested == "train":
+        return {**report, "input_size": config.input_size, "decided_by": "the training size"}
+    if requested != "auto":
+        size = int(requested)
+        return {**report, "input_size": size, "decided_by": f"set to {size} px"}
+    labels = scores["validation"].labels
+    auc_by_size = {config.input_size: float(roc_auc_score(labels, scores["validation"].logits))}
+    samples = subsample(split.validation, config.max_images_per_subset)
+    for size in serving_size_candidates(config.input_size)[1:]:
+        candidate = config.with_overrides(input_size=size)
+        pixels = load_pixels(
+            samples, input_size=size, effective_resolution=config.effective_resolution
+        )
+        logits = predict_logits(resize_classifier(model, candidate), pixels)
+        auc_by_size[size] = float(roc_auc_score(labels, logits))
+    return {
+        **report,
+        "input_size": choose_serving_size(auc_by_size, config.input_size),
+        "validation_roc_auc_by_size": {str(size): auc for size, auc in auc_by_size.items()},
+        "decided_by": f"best validation ROC AUC, larger sizes only for a gain >= "
+        f"{SERVING_SIZE_MIN_GAIN}",
+    }
 
 
 def _decide_tta(
@@ -256,8 +338,8 @@ def _decide_tta(
     }
 
 
-def _rescore_with_tta(
-    model: Any, config: TrainingConfig, split: Split, scores: dict[str, Scores]
+def _rescore(
+    model: Any, config: TrainingConfig, split: Split, scores: dict[str, Scores], *, tta: bool
 ) -> dict[str, Scores]:
     rescored = {}
     for subset, old in scores.items():
@@ -265,7 +347,7 @@ def _rescore_with_tta(
         pixels = load_pixels(
             samples, input_size=config.input_size, effective_resolution=config.effective_resolution
         )
-        rescored[subset] = Scores(predict_logits(model, pixels, tta=True), old.labels, old.sources)
+        rescored[subset] = Scores(predict_logits(model, pixels, tta=tta), old.labels, old.sources)
     return rescored
 
 
@@ -280,9 +362,15 @@ def _write_artifact(
     dataset: Dataset,
     split: Split,
     record: dict[str, Any],
+    resized_model: Any | None = None,
 ) -> None:
+    """Write the served artifact; `resized_model` replaces the run's model file when the
+    serving size differs from the training size."""
     artifact_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / MODEL_FILE, artifact_dir / MODEL_FILE)
+    if resized_model is None:
+        shutil.copyfile(run_dir / MODEL_FILE, artifact_dir / MODEL_FILE)
+    else:
+        resized_model.save(artifact_dir / MODEL_FILE)
     model_sha256 = file_sha256(artifact_dir / MODEL_FILE)
     write_split_csv(split, artifact_dir / "split.csv")
     config.save(artifact_dir / "training_config.json")
@@ -303,7 +391,9 @@ def _write_artifact(
         "model_file": MODEL_FILE,
         "model_sha256": model_sha256,
         "model_output": "one malignancy logit; probability = sigmoid(logit / temperature)",
-        "input_size": config.input_size,
+        "input_size": record["input_size"],
+        "training_input_size": config.input_size,
+        "serving_size_choice": record["serving_size"],
         "effective_resolution": config.effective_resolution,
         "input_format": "RGB uint8 pixels 0..255 (normalisation is inside the model)",
         "labels": list(LABELS),

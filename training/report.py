@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 
 from training import plots
-from training.model_card import DISCLAIMER, fmt, fmt_interval, metrics_table, shortcut_summary
+from training.model_card import (
+    DISCLAIMER,
+    fmt,
+    fmt_interval,
+    metrics_table,
+    serving_size_sentence,
+    shortcut_summary,
+)
 from training.pipeline import EVALUATION_FILE, SCORES_FILE
 
 SERVED = "efficientnet_lite0"
@@ -60,7 +67,7 @@ def write_report(models_dir: Path, *, command: str) -> Path:
         "for these figures. Threshold: chosen for 95% sensitivity on validation with a bootstrap "
         "margin (see each model's threshold line). Latency: median CPU milliseconds per image "
         "(compiled Keras call; 1 image per call, and per image in batches of 32) on the "
-        "machine that trained them.",
+        "machine that evaluated them (listed under the table).",
         "",
         "## Held-out test split, at each model's shipped threshold",
         "",
@@ -87,6 +94,13 @@ def write_report(models_dir: Path, *, command: str) -> Path:
         )
     lines += [
         "",
+        "Latency measured on: "
+        + "; ".join(
+            f"{r['display_name']}: {r['latency'].get('cpu', 'the machine that trained it')}"
+            for r in records.values()
+        )
+        + ".",
+        "",
         "Validation ROC AUC (what model choices were made on): "
         + "; ".join(
             f"{r['display_name']} {fmt(r['validation']['overall']['roc_auc'])}"
@@ -105,7 +119,9 @@ def write_report(models_dir: Path, *, command: str) -> Path:
         lines += [
             f"## {r['display_name']}",
             "",
-            f"Input {r['input_size']} px (effective resolution {r['effective_resolution']} px). "
+            f"Input {r['input_size']} px (effective resolution {r['effective_resolution']} px)."
+            + serving_size_sentence(r.get("serving_size"))
+            + " "
             f"Trained in {r['training_seconds'] / 60:.1f} min, "
             f"{_training_precision(models_dir, name, r)}. "
             f"Threshold {choice['threshold']:.4f} "

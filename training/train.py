@@ -354,6 +354,17 @@ def _fit_phases(
     return history, boundaries
 
 
+def resize_classifier(model: keras.Model, config: TrainingConfig) -> keras.Model:
+    """`model`'s weights in a float32 classifier built for `config.input_size`.
+
+    Every architecture here is convolutional up to a global pooling, so its weights fit any
+    input size.
+    """
+    _, resized = _build(config, weights_path=None)
+    resized.set_weights(model.get_weights())
+    return resized
+
+
 def _as_float32(model: keras.Model, config: TrainingConfig) -> keras.Model:
     """An uncompiled float32 copy: no optimizer state in the file, no bf16 at inference."""
     if config.precision == "float32":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from training.hardware import cpu_flags, resolve_precision
+from training.hardware import cpu_flags, describe_cpu, resolve_precision
 
 AVX2_ONLY = frozenset({"fpu", "sse4_2", "avx", "avx2", "fma"})
 
@@ -60,3 +60,21 @@ def test_the_gpu_check_asks_the_keras_backend_in_use() -> None:
 
 def test_no_cpuinfo_means_no_flags(tmp_path: Path) -> None:
     assert cpu_flags(tmp_path / "missing") == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("flags", "vector"), [("fpu avx2 avx512f", "AVX-512"), ("fpu avx avx2", "AVX2"), ("fpu", None)]
+)
+def test_the_cpu_is_described_by_name_cores_and_widest_vector_unit(
+    tmp_path: Path, flags: str, vector: str | None
+) -> None:
+    import os
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU 9000\nflags\t\t: {flags}\n")
+    expected = f"Some CPU 9000, {os.cpu_count()} cores" + (f", {vector}" if vector else "")
+    assert describe_cpu(cpuinfo) == expected
+
+
+def test_a_machine_without_cpuinfo_is_still_described(tmp_path: Path) -> None:
+    assert describe_cpu(tmp_path / "missing").startswith("unknown CPU, ")

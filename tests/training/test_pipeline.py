@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -153,3 +154,52 @@ def test_a_second_recipe_is_reported_beside_the_served_run_under_its_own_name(
     assert report.count(f"precision {resolve_precision('auto')}") == 2
     assert "Input 40 px" in report
     assert "Input 32 px" in report
+
+
+def test_a_larger_serving_size_is_measured_on_validation_and_served(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keras
+
+    from training import pipeline
+
+    dataset = load_dataset(tiny_dataset)
+    config = _smoke_config("efficientnet_lite0")
+    split = split_dataset(dataset, seed=config.seed)
+    train(config, split, tmp_path / "run", weights_path=None)
+    evaluate = functools.partial(
+        finalize,
+        run_dir=tmp_path / "run",
+        config=config,
+        dataset=dataset,
+        split=split,
+        plots_dir=tmp_path / "models" / "plots",
+        tta="off",
+    )
+
+    # Widened so that a 32 px model has a larger candidate (64 px) to measure.
+    monkeypatch.setattr(pipeline, "SERVING_SIZE_MAX_FACTOR", 2.0)
+    auto = evaluate(artifact_dir=None, comparison_dir=tmp_path / "auto", serving_size="auto")
+    assert set(auto["serving_size"]["validation_roc_auc_by_size"]) == {"32", "64"}
+    assert auto["input_size"] in (32, 64)
+    assert auto["training_input_size"] == 32
+
+    artifact = tmp_path / "models" / "efficientnet_lite0"
+    record = evaluate(artifact_dir=artifact, comparison_dir=tmp_path / "forced", serving_size="64")
+    metadata = json.loads((artifact / "metadata.json").read_text())
+    assert (record["input_size"], metadata["input_size"], metadata["training_input_size"]) == (
+        64,
+        64,
+        32,
+    )
+    # The training config still retrains the model as it was trained.
+    assert metadata["training_config"]["input_size"] == 32
+    served = keras.models.load_model(artifact / MODEL_FILE, compile=False)
+    assert served.input_shape == (None, 64, 64, 3)
+    trained = keras.models.load_model(tmp_path / "run" / MODEL_FILE, compile=False)
+    for mine, theirs in zip(served.get_weights(), trained.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    assert "served at 64 px" in (artifact / "MODEL_CARD.md").read_text()
+
+    prediction = load_classifier(artifact).predict([dataset.samples[0].path])[0]
+    assert 0.0 <= prediction.probability <= 1.0
