@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from inference import ModelArtifactError, load_classifier
+from tests.training.conftest import write_tiny_dataset
 from training.backbones import build_base, build_classifier
 from training.config import Phase, TrainingConfig, default_config
-from training.data import load_dataset, split_dataset
+from training.data import Dataset, Split, load_dataset, split_dataset
 from training.hardware import resolve_precision
 from training.pipeline import finalize
 from training.report import write_report
@@ -32,6 +34,26 @@ def _smoke_config(architecture: str, **changes: object) -> TrainingConfig:
         ),
         **changes,
     )
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A Lite0 smoke run on a tiny dataset, trained once for the tests that only evaluate it."""
+
+    run_dir: Path
+    dataset: Dataset
+    split: Split
+    config: TrainingConfig
+
+
+@pytest.fixture(scope="module")
+def trained_lite0(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    root = tmp_path_factory.mktemp("trained_lite0")
+    dataset = load_dataset(write_tiny_dataset(root / "data"))
+    config = _smoke_config("efficientnet_lite0")
+    split = split_dataset(dataset, seed=config.seed)
+    train(config, split, root / "run", weights_path=None)
+    return TrainedRun(root / "run", dataset, split, config)
 
 
 @pytest.mark.parametrize(
@@ -75,15 +97,12 @@ def test_lite0_loads_the_shared_imagenet_weights_where_present() -> None:
 
 
 def test_a_trained_run_becomes_an_artifact_that_inference_loads(
-    tiny_dataset: Path, tmp_path: Path
+    trained_lite0: TrainedRun, tmp_path: Path
 ) -> None:
-    dataset = load_dataset(tiny_dataset)
-    config = _smoke_config("efficientnet_lite0")
-    split = split_dataset(dataset, seed=config.seed)
-    train(config, split, tmp_path / "run", weights_path=None)
+    dataset, config, split = trained_lite0.dataset, trained_lite0.config, trained_lite0.split
     artifact = tmp_path / "models" / "efficientnet_lite0"
     record = finalize(
-        run_dir=tmp_path / "run",
+        run_dir=trained_lite0.run_dir,
         config=config,
         dataset=dataset,
         split=split,
@@ -157,19 +176,16 @@ def test_a_second_recipe_is_reported_beside_the_served_run_under_its_own_name(
 
 
 def test_a_larger_serving_size_is_measured_on_validation_and_served(
-    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    trained_lite0: TrainedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import keras
 
     from training import pipeline
 
-    dataset = load_dataset(tiny_dataset)
-    config = _smoke_config("efficientnet_lite0")
-    split = split_dataset(dataset, seed=config.seed)
-    train(config, split, tmp_path / "run", weights_path=None)
+    dataset, config, split = trained_lite0.dataset, trained_lite0.config, trained_lite0.split
     evaluate = functools.partial(
         finalize,
-        run_dir=tmp_path / "run",
+        run_dir=trained_lite0.run_dir,
         config=config,
         dataset=dataset,
         split=split,
@@ -196,7 +212,7 @@ def test_a_larger_serving_size_is_measured_on_validation_and_served(
     assert metadata["training_config"]["input_size"] == 32
     served = keras.models.load_model(artifact / MODEL_FILE, compile=False)
     assert served.input_shape == (None, 64, 64, 3)
-    trained = keras.models.load_model(tmp_path / "run" / MODEL_FILE, compile=False)
+    trained = keras.models.load_model(trained_lite0.run_dir / MODEL_FILE, compile=False)
     for mine, theirs in zip(served.get_weights(), trained.get_weights(), strict=True):
         np.testing.assert_array_equal(mine, theirs)
     assert "served at 64 px" in (artifact / "MODEL_CARD.md").read_text()
