@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from training.hardware import cpu_flags, cpu_model_name, vector_unit
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SERVER_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/14"
@@ -34,20 +36,10 @@ def machine(*, sample_busy: bool = True) -> dict[str, Any]:
     With `sample_busy`, also how busy the CPU is over the next second (see
     `cpu_busy_fraction`): what a run about to start would compete with.
     """
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        lines = cpuinfo.read_text().splitlines()
-        names = [line for line in lines if line.startswith("model name")]
-        if names:
-            cpu = names[0].split(":", 1)[1].strip()
-        # The same model name covers CPUs with and without AVX-512, which changes the figures.
-        flags = next(
-            (line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []
-        )
-        vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
-        if vector:
-            cpu = f"{cpu} ({vector})"
+    cpu = cpu_model_name() or platform.processor() or platform.machine()
+    vector = vector_unit(cpu_flags())
+    if vector:
+        cpu = f"{cpu} ({vector})"
     memory_gib: float | None = None
     meminfo = Path("/proc/meminfo")
     if meminfo.is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -24,24 +25,33 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     return frozenset()
 
 
+def cpu_model_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The first CPU's model name; None where /proc/cpuinfo does not exist or lacks it."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def vector_unit(flags: frozenset[str]) -> str | None:
+    """The widest SIMD unit among `flags`: one model name covers CPUs with and without
+    AVX-512, and it changes every timing."""
+    if "avx512f" in flags:
+        return "AVX-512"
+    if "avx2" in flags:
+        return "AVX2"
+    return None
+
+
 def describe_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """Model name, logical cores and widest vector unit, e.g. "AMD EPYC, 2 cores, AVX2":
     enough to tell apart latencies measured on different machines."""
-    import os
-
-    name = "unknown CPU"
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    flags = cpu_flags(cpuinfo)
-    vector = next(
-        (label for flag, label in (("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags),
-        None,
-    )
+    name = cpu_model_name(cpuinfo) or "unknown CPU"
+    vector = vector_unit(cpu_flags(cpuinfo))
     return ", ".join(part for part in (name, f"{os.cpu_count()} cores", vector) if part)
 
 

@@ -149,13 +149,15 @@ def finalize(
 
     scores = _load_scores(run_dir)
     model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
-    size_report = _decide_serving_size(model, config, split, scores, serving_size)
+    size_report, validation_logits = _decide_serving_size(
+        model, config, split, scores, serving_size
+    )
     # `config` stays as trained (it is what retrains the model); `serving` is how it is served.
     serving = config.with_overrides(input_size=size_report["input_size"])
     resized = serving.input_size != config.input_size
     if resized:
         model = resize_classifier(model, serving)
-        scores = _rescore(model, serving, split, scores, tta=False)
+        scores = _rescore(model, serving, split, scores, tta=False, known=validation_logits)
     tta_report = _decide_tta(model, serving, split, scores, tta)
     if tta_report["used"]:
         scores = _rescore(model, serving, split, scores, tta=True)
@@ -286,32 +288,37 @@ def choose_serving_size(
 
 def _decide_serving_size(
     model: Any, config: TrainingConfig, split: Split, scores: dict[str, Scores], requested: str
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The serving size and how it was chosen, with the validation logits scored on the way
+    (subset name -> logits at the chosen size, where they were computed) for `_rescore`."""
     from sklearn.metrics import roc_auc_score
 
     report: dict[str, Any] = {"training_input_size": config.input_size}
     if requested == "train":
-        return {**report, "input_size": config.input_size, "decided_by": "the training size"}
+        return {**report, "input_size": config.input_size, "decided_by": "the training size"}, {}
     if requested != "auto":
         size = int(requested)
-        return {**report, "input_size": size, "decided_by": f"set to {size} px"}
+        return {**report, "input_size": size, "decided_by": f"set to {size} px"}, {}
     labels = scores["validation"].labels
-    auc_by_size = {config.input_size: float(roc_auc_score(labels, scores["validation"].logits))}
+    logits_by_size = {config.input_size: scores["validation"].logits}
     samples = subsample(split.validation, config.max_images_per_subset)
     for size in serving_size_candidates(config.input_size)[1:]:
         candidate = config.with_overrides(input_size=size)
         pixels = load_pixels(
             samples, input_size=size, effective_resolution=config.effective_resolution
         )
-        logits = predict_logits(resize_classifier(model, candidate), pixels)
-        auc_by_size[size] = float(roc_auc_score(labels, logits))
+        logits_by_size[size] = predict_logits(resize_classifier(model, candidate), pixels)
+    auc_by_size = {
+        size: float(roc_auc_score(labels, logits)) for size, logits in logits_by_size.items()
+    }
+    chosen = choose_serving_size(auc_by_size, config.input_size)
     return {
         **report,
-        "input_size": choose_serving_size(auc_by_size, config.input_size),
+        "input_size": chosen,
         "validation_roc_auc_by_size": {str(size): auc for size, auc in auc_by_size.items()},
         "decided_by": f"best validation ROC AUC, larger sizes only for a gain >= "
         f"{SERVING_SIZE_MIN_GAIN}",
-    }
+    }, {"validation": logits_by_size[chosen]}
 
 
 def _decide_tta(
@@ -339,10 +346,21 @@ def _decide_tta(
 
 
 def _rescore(
-    model: Any, config: TrainingConfig, split: Split, scores: dict[str, Scores], *, tta: bool
+    model: Any,
+    config: TrainingConfig,
+    split: Split,
+    scores: dict[str, Scores],
+    *,
+    tta: bool,
+    known: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Scores]:
+    """Every subset's logits from `model` at `config.input_size`; `known` holds subsets'
+    logits already computed that way."""
     rescored = {}
     for subset, old in scores.items():
+        if known and subset in known:
+            rescored[subset] = Scores(known[subset], old.labels, old.sources)
+            continue
         samples = subsample(split.subset(subset), config.max_images_per_subset)
         pixels = load_pixels(
             samples, input_size=config.input_size, effective_resolution=config.effective_resolution

@@ -369,6 +369,5 @@ def _as_float32(model: keras.Model, config: TrainingConfig) -> keras.Model:
     """An uncompiled float32 copy: no optimizer state in the file, no bf16 at inference."""
     if config.precision == "float32":
         return keras.Model(model.inputs, model.outputs, name=model.name)
-    _, clone = _build(config, weights_path=None)
-    clone.set_weights(model.get_weights())
-    return clone
+    # Rebuilt under the float32 policy (set back by `train`) at the same size.
+    return resize_classifier(model, config)

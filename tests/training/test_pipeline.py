@@ -219,3 +219,22 @@ def test_a_larger_serving_size_is_measured_on_validation_and_served(
 
     prediction = load_classifier(artifact).predict([dataset.samples[0].path])[0]
     assert 0.0 <= prediction.probability <= 1.0
+
+
+def test_a_mixed_precision_model_is_saved_as_a_float32_copy_with_its_weights() -> None:
+    import keras
+
+    from training.train import _as_float32, _build
+
+    config = _smoke_config("efficientnet_lite0", precision="mixed_bfloat16")
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        _, mixed = _build(config, weights_path=None)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    copy = _as_float32(mixed, config)
+
+    assert mixed.get_layer("efficientnet_lite0").compute_dtype == "bfloat16"
+    assert all(layer.compute_dtype == "float32" for layer in copy.layers)
+    for mine, theirs in zip(copy.get_weights(), mixed.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
