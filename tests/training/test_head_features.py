@@ -96,3 +96,19 @@ def test_training_augmentation_is_off_outside_training_and_stays_in_pixel_range(
     assert augmented.min() >= 0.0
     assert augmented.max() <= 255.0
     assert not np.array_equal(augmented, as_is)
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_the_training_model_compiles_with_xla_on_jax_only(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Uncompiled, a JAX training step is dispatched op by op from Python (about ten times
+    # slower on a GPU); on TensorFlow the image-transform op has no XLA kernel at all.
+    import keras
+    from keras.src.trainers.trainer import model_supports_jit
+
+    monkeypatch.setattr(training_run.keras.backend, "backend", lambda: backend)
+    augmentation = _augmentation(TrainingConfig(input_size=32, augmentation="strong"))
+    classifier = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(2, 3)])
+    fitted = training_run.with_augmentation(classifier, augmentation)
+    assert model_supports_jit(fitted) is (backend == "jax")
