@@ -57,22 +57,39 @@ def describe_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 
 def gpu_available() -> bool:
     """Whether the Keras backend in use sees a GPU (TensorFlow, JAX or PyTorch)."""
+    return gpu_name() is not None
+
+
+def gpu_name() -> str | None:
+    """The first GPU the Keras backend in use sees, by name; None without one."""
     import keras  # here, so the command line parses without loading a backend
 
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
 
-        return any(device.platform == "gpu" for device in jax.devices())
+        gpus = [device for device in jax.devices() if device.platform == "gpu"]
+        return str(gpus[0].device_kind) if gpus else None
     if backend == "torch":
         import torch
 
-        return bool(torch.cuda.is_available())
+        return str(torch.cuda.get_device_name(0)) if torch.cuda.is_available() else None
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return bool(tf.config.list_physical_devices("GPU"))
-    return False
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            return None
+        return str(tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU"))
+    return None
+
+
+def describe_training_device() -> str:
+    """Where a run trains, e.g. "NVIDIA H200 (Keras on jax)" or "AMD EPYC, 2 cores, AVX2
+    (Keras on tensorflow)": training times mean little without it."""
+    import keras
+
+    return f"{gpu_name() or describe_cpu()} (Keras on {keras.backend.backend()})"
 
 
 def resolve_precision(

@@ -205,6 +205,8 @@ def finalize(
         "model_file_bytes": model_path.stat().st_size,
         "training_seconds": history["training_seconds"],
         "training_precision": config.precision,
+        # Absent from runs trained before it was recorded.
+        "trained_on": history.get("trained_on"),
         "latency": measure_latency(model, serving.input_size),
         "temperature": temperature,
         "threshold": choice.to_dict(),

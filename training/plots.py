@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ def plot_roc_curves(
 ) -> Path:
     """Plot one ROC curve per model (``{name: (y_true, prob)}``) with its AUC in the legend."""
     _require_entries(curves, "curves")
-    figure = _new_figure((6.0, 6.0))
+    figure = _new_figure((7.0, 8.0))
     axes = figure.add_subplot()
     for name, (y_true, prob) in curves.items():
         labels, probabilities = _scored_labels(name, y_true, prob)
@@ -49,15 +50,14 @@ def plot_roc_curves(
         axes.plot(false_positive_rate, true_positive_rate, label=f"{name} (AUC = {auc:.3f})")
     axes.plot([0.0, 1.0], [0.0, 1.0], label="chance", **CHANCE_STYLE)
     axes.set(
-        title=title,
+        title=_wrapped(title),
         xlabel="False positive rate (1 - specificity)",
         ylabel="True positive rate (sensitivity)",
         xlim=(0.0, 1.0),
         ylim=(0.0, 1.02),
     )
-    axes.set_aspect("equal")
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
+    _legend_below(figure, axes)
     return _save(figure, path)
 
 
@@ -69,7 +69,7 @@ def plot_pr_curves(
     A dashed line marks the malignant prevalence, the precision of a random classifier.
     """
     _require_entries(curves, "curves")
-    figure = _new_figure((6.0, 6.0))
+    figure = _new_figure((7.0, 8.0))
     axes = figure.add_subplot()
     prevalences: set[float] = set()
     for name, (y_true, prob) in curves.items():
@@ -81,15 +81,14 @@ def plot_pr_curves(
     for prevalence in sorted(prevalences):
         axes.axhline(prevalence, label=f"chance (prevalence = {prevalence:.3f})", **CHANCE_STYLE)
     axes.set(
-        title=title,
+        title=_wrapped(title),
         xlabel="Recall (sensitivity)",
         ylabel="Precision (positive predictive value)",
         xlim=(0.0, 1.0),
         ylim=(0.0, 1.02),
     )
-    axes.set_aspect("equal")
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower left")
+    _legend_below(figure, axes)
     return _save(figure, path)
 
 
@@ -125,7 +124,7 @@ def plot_reliability(
         )
         count_axes.stairs(curve.count, curve.bin_edges, color=line.get_color(), label=name)
     calibration_axes.set(
-        title=title,
+        title=_wrapped(title),
         ylabel="Observed malignant frequency",
         xlim=(0.0, 1.0),
         ylim=(0.0, 1.0),
@@ -177,7 +176,7 @@ def plot_confusion_matrix(
     ticks = range(len(labels))
     axes.set_xticks(ticks, labels=list(labels))
     axes.set_yticks(ticks, labels=list(labels))
-    axes.set(title=title, xlabel="Predicted", ylabel="True")
+    axes.set(title=_wrapped(title), xlabel="Predicted", ylabel="True")
     return _save(figure, path)
 
 
@@ -198,7 +197,7 @@ def plot_training_curves(
     n_columns = min(2, len(metric_names))
     n_rows = math.ceil(len(metric_names) / n_columns)
     figure = _new_figure((6.0 * n_columns, 3.8 * n_rows))
-    figure.suptitle(title)
+    figure.suptitle(_wrapped(title))
     panels = figure.subplots(n_rows, n_columns, squeeze=False).ravel()
     for axes in panels[len(metric_names) :]:
         axes.set_visible(False)
@@ -222,6 +221,17 @@ def plot_training_curves(
         axes.grid(alpha=0.3)
         axes.legend()
     return _save(figure, path)
+
+
+def _wrapped(title: str, width: int = 60) -> str:
+    """Long titles (models are named by architecture and run) over several lines, not clipped."""
+    return "\n".join(textwrap.wrap(title, width)) or title
+
+
+def _legend_below(figure: Figure, axes: Any) -> None:
+    """The legend under the plot: inside square axes, a few long model names squeezed the
+    curves into a corner of the figure."""
+    figure.legend(*axes.get_legend_handles_labels(), loc="outside lower center", fontsize="small")
 
 
 def _new_figure(size: tuple[float, float]) -> Figure:

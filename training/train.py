@@ -19,7 +19,7 @@ import numpy as np
 from training.backbones import build_base, build_classifier
 from training.config import Phase, TrainingConfig
 from training.data import Split, balanced_sample_weights, load_pixels, subsample
-from training.hardware import resolve_precision
+from training.hardware import describe_training_device, resolve_precision
 
 MODEL_FILE = "model.keras"
 LOGITS_FILE = "logits.npz"
@@ -244,6 +244,7 @@ def train(
         "history": history,
         "phase_boundaries": boundaries[:-1],
         "training_seconds": seconds,
+        "trained_on": describe_training_device(),
     }
     (output_dir / HISTORY_FILE).write_text(json.dumps(record, indent=2) + "\n")
     config.save(output_dir / "training_config.json")

@@ -78,3 +78,11 @@ def test_the_cpu_is_described_by_name_cores_and_widest_vector_unit(
 
 def test_a_machine_without_cpuinfo_is_still_described(tmp_path: Path) -> None:
     assert describe_cpu(tmp_path / "missing").startswith("unknown CPU, ")
+
+
+def test_the_training_device_names_the_processor_and_the_keras_backend() -> None:
+    from training.hardware import describe_cpu, describe_training_device, gpu_name
+
+    # Without a GPU a run is described by its CPU.
+    processor = gpu_name() or describe_cpu()
+    assert describe_training_device() == f"{processor} (Keras on tensorflow)"

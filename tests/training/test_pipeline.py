@@ -15,7 +15,7 @@ from tests.training.conftest import write_tiny_dataset
 from training.backbones import build_base, build_classifier
 from training.config import Phase, TrainingConfig, default_config
 from training.data import Dataset, Split, load_dataset, split_dataset
-from training.hardware import resolve_precision
+from training.hardware import describe_training_device, resolve_precision
 from training.pipeline import finalize
 from training.report import write_report
 from training.train import LOGITS_FILE, MODEL_FILE, train
@@ -173,6 +173,8 @@ def test_a_second_recipe_is_reported_beside_the_served_run_under_its_own_name(
     assert report.count(f"precision {resolve_precision('auto')}") == 2
     assert "Input 40 px" in report
     assert "Input 32 px" in report
+    # Where each run trained, since its training time means little without it.
+    assert report.count(f"on {describe_training_device()}, precision") == 2
 
 
 def test_a_larger_serving_size_is_measured_on_validation_and_served(
