@@ -102,7 +102,7 @@ def test_training_augmentation_is_off_outside_training_and_stays_in_pixel_range(
 def test_the_training_model_compiles_with_xla_on_jax_only(
     backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Uncompiled, a JAX training step is dispatched op by op from Python (about ten times
+    # Uncompiled, a JAX training step is dispatched op by op from Python (ten to forty times
     # slower on a GPU); on TensorFlow the image-transform op has no XLA kernel at all.
     import keras
     from keras.src.trainers.trainer import model_supports_jit
