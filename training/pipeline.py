@@ -158,9 +158,9 @@ def finalize(
     if resized:
         model = resize_classifier(model, serving)
         scores = _rescore(model, serving, split, scores, tta=False, known=validation_logits)
-    tta_report = _decide_tta(model, serving, split, scores, tta)
+    tta_report, validation_tta_logits = _decide_tta(model, serving, split, scores, tta)
     if tta_report["used"]:
-        scores = _rescore(model, serving, split, scores, tta=True)
+        scores = _rescore(model, serving, split, scores, tta=True, known=validation_tta_logits)
 
     validation, test = scores["validation"], scores["test"]
     temperature = evaluation.fit_temperature(validation.logits, validation.labels)
@@ -325,11 +325,13 @@ def _decide_serving_size(
 
 def _decide_tta(
     model: Any, config: TrainingConfig, split: Split, scores: dict[str, Scores], tta: str
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Whether to average four flips, and how that was decided, with the validation logits
+    with flips scored on the way (subset name -> logits) for `_rescore`."""
     from sklearn.metrics import roc_auc_score
 
     if tta == "off":
-        return {"used": False, "decided_by": "turned off"}
+        return {"used": False, "decided_by": "turned off"}, {}
     samples = subsample(split.validation, config.max_images_per_subset)
     pixels = load_pixels(
         samples, input_size=config.input_size, effective_resolution=config.effective_resolution
@@ -344,7 +346,7 @@ def _decide_tta(
         "validation_roc_auc_without": plain_auc,
         "validation_roc_auc_with": tta_auc,
         "decided_by": "forced on" if tta == "on" else f"validation gain >= {TTA_MIN_GAIN}",
-    }
+    }, {"validation": with_tta}
 
 
 def _rescore(

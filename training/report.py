@@ -116,15 +116,14 @@ def write_report(models_dir: Path, *, command: str) -> Path:
         choice = r["threshold"]
         tta = r["test_time_augmentation"]
         shortcut = r["source_shortcut_check"]
+        trained_on = f" on {r['trained_on']}" if r.get("trained_on") else ""
         lines += [
             f"## {r['display_name']}",
             "",
             f"Input {r['input_size']} px (effective resolution {r['effective_resolution']} px)."
             + serving_size_sentence(r.get("serving_size"))
             + " "
-            f"Trained in {r['training_seconds'] / 60:.1f} min"
-            + (f" on {r['trained_on']}" if r.get("trained_on") else "")
-            + ", "
+            f"Trained in {r['training_seconds'] / 60:.1f} min{trained_on}, "
             f"{_training_precision(models_dir, name, r)}. "
             f"Threshold {choice['threshold']:.4f} "
             f"(point threshold {choice['point_threshold']:.4f}; "

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from training.hardware import cpu_flags, describe_cpu, resolve_precision
+from training.hardware import (
+    cpu_flags,
+    describe_cpu,
+    describe_training_device,
+    gpu_name,
+    resolve_precision,
+)
 
 AVX2_ONLY = frozenset({"fpu", "sse4_2", "avx", "avx2", "fma"})
 
@@ -81,8 +87,6 @@ def test_a_machine_without_cpuinfo_is_still_described(tmp_path: Path) -> None:
 
 
 def test_the_training_device_names_the_processor_and_the_keras_backend() -> None:
-    from training.hardware import describe_cpu, describe_training_device, gpu_name
-
     # Without a GPU a run is described by its CPU.
     processor = gpu_name() or describe_cpu()
     assert describe_training_device() == f"{processor} (Keras on tensorflow)"

@@ -240,3 +240,38 @@ def test_a_mixed_precision_model_is_saved_as_a_float32_copy_with_its_weights() -
     assert all(layer.compute_dtype == "float32" for layer in copy.layers)
     for mine, theirs in zip(copy.get_weights(), mixed.get_weights(), strict=True):
         np.testing.assert_array_equal(mine, theirs)
+
+
+def test_forced_tta_scores_validation_once_and_evaluates_with_flips(
+    trained_lite0: TrainedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training import pipeline
+
+    scored: list[tuple[int, bool]] = []
+    original = pipeline.predict_logits
+
+    def counting(model: object, pixels: np.ndarray, **kwargs: object) -> np.ndarray:
+        scored.append((len(pixels), bool(kwargs.get("tta"))))
+        return original(model, pixels, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "predict_logits", counting)
+    split = trained_lite0.split
+    record = finalize(
+        run_dir=trained_lite0.run_dir,
+        config=trained_lite0.config,
+        dataset=trained_lite0.dataset,
+        split=split,
+        artifact_dir=None,
+        comparison_dir=tmp_path / "comparison",
+        plots_dir=tmp_path / "plots",
+        tta="on",
+        serving_size="train",
+    )
+
+    tta = record["test_time_augmentation"]
+    assert tta["used"]
+    # The flips scored while deciding are the ones evaluated: validation is scored once.
+    assert scored == [(len(split.validation), True), (len(split.test), True)]
+    assert record["validation"]["overall"]["roc_auc"] == pytest.approx(
+        tta["validation_roc_auc_with"]
+    )
