@@ -236,7 +236,37 @@ def render_inference(benchmark: Benchmark) -> list[str]:
                 lines += _table(columns, [[row.get(c) for c in columns] for row in value])
             else:
                 lines += ["```json", json.dumps(value, indent=2), "```", ""]
-    return lines
+    return lines + _inference_targets(report)
+
+
+SINGLE_IMAGE_TARGET = 25.0
+DECODE_SHARE_TARGET = 1 / 3
+
+
+def _inference_targets(report: dict[str, Any]) -> list[str]:
+    """The issue's two inference targets, each with the figure that decides it."""
+    lines = []
+    single = report.get("end_to_end_single_upload")
+    if isinstance(single, dict) and "speedup_served_vs_naive" in single:
+        speedup = single["speedup_served_vs_naive"]
+        needed_ms = single["naive_model_predict_ms"] / SINGLE_IMAGE_TARGET
+        verdict = "met" if speedup >= SINGLE_IMAGE_TARGET else "**not met**"
+        lines.append(
+            f"- Single upload, served path against naive `model.predict`: {speedup}x. Target "
+            f">= {SINGLE_IMAGE_TARGET:.0f}x: {verdict} (it needs {needed_ms:.1f} ms end to end; "
+            f"the served path takes {single['served_tflite_ms']} ms)."
+        )
+    for row in report.get("upload", []):
+        if not isinstance(row, dict) or "decode_share_floor" not in row:
+            continue
+        verdict = "met" if row["decode_share"] <= DECODE_SHARE_TARGET else "**not met**"
+        lines.append(
+            f"- {row['upload']}: decoding and resizing are {row['decode_share']:.0%} of scoring. "
+            f"Target <= 33%: {verdict}. Decoding alone, at the smallest scale libjpeg offers and "
+            f"with no resizing, takes {row['decode_only_ms']} ms, {row['decode_share_floor']:.0%} "
+            "of scoring: no resize can go below that."
+        )
+    return [*lines, ""] if lines else []
 
 
 def render_throughput(benchmark: Benchmark) -> list[str]:
