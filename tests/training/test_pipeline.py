@@ -83,10 +83,10 @@ def test_efficientnet_b0_builds_with_random_weights() -> None:
 
 
 def test_lite0_loads_the_shared_imagenet_weights_where_present() -> None:
-    from training.weights import WeightsError, resolve_lite0_weights
+    from training.weights import WeightsError, resolve_lite_weights
 
     try:
-        weights = resolve_lite0_weights(None)
+        weights = resolve_lite_weights(None)
     except WeightsError as exc:
         pytest.skip(f"Lite0 weights not available here: {exc}")
     base = build_base("efficientnet_lite0", 64, weights_path=weights)

@@ -17,14 +17,16 @@ import numpy as np
 import pytest
 
 from training import weights
+from training.backbones import efficientnet_lite_base
+from training.lite_variants import LiteVariant, round_filters, stage_table
 from training.weights import (
     WeightsError,
-    fetch_lite0_weights,
+    fetch_lite_weights,
     load_npz_weights,
     load_vgg16_conv_weights,
     main,
     read_legacy_torch_state_dict,
-    resolve_lite0_weights,
+    resolve_lite_weights,
     resolve_vgg16_weights,
 )
 
@@ -185,7 +187,7 @@ def shared_lite0_npz() -> Path:
 
 @pytest.fixture(scope="session")
 def fetched_lite0_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fetch_lite0_weights(tmp_path_factory.mktemp("lite0") / weights.LITE0_NPZ_NAME)
+    return fetch_lite_weights(tmp_path_factory.mktemp("lite0") / weights.LITE0_NPZ_NAME)
 
 
 @pytest.fixture(scope="session")
@@ -272,7 +274,7 @@ def test_resolving_weights_prefers_the_configured_weights_dir(
     (tmp_path / weights.LITE0_NPZ_NAME).touch()
     (tmp_path / weights.VGG16_NPZ_NAME).touch()
 
-    assert resolve_lite0_weights(None) == tmp_path / weights.LITE0_NPZ_NAME
+    assert resolve_lite_weights(None) == tmp_path / weights.LITE0_NPZ_NAME
     assert resolve_vgg16_weights(None) == tmp_path / weights.VGG16_NPZ_NAME
     assert weights.default_weights_dir() == tmp_path
 
@@ -285,8 +287,52 @@ def test_resolving_absent_weights_gives_the_command_that_fetches_them(
     monkeypatch.setattr(weights, "SHARED_WEIGHTS_DIR", tmp_path / "shared")
 
     with pytest.raises(WeightsError, match=r"python -m training\.weights fetch lite0"):
-        resolve_lite0_weights(None)
+        resolve_lite_weights(None)
     with pytest.raises(WeightsError, match=r"python -m training\.weights fetch vgg16"):
         resolve_vgg16_weights(None)
     with pytest.raises(WeightsError, match="does not exist"):
         resolve_vgg16_weights(tmp_path / "typo.npz")
+
+
+# --- The larger Lite variants -----------------------------------------------------------------
+
+
+def test_lite0_is_b0s_block_table() -> None:
+    table = stage_table("lite0")
+    assert [stage.repeats for stage in table] == [1, 2, 2, 3, 3, 4, 1]
+    assert [stage.filters_out for stage in table] == [16, 24, 40, 80, 112, 192, 320]
+    assert [stage.filters_in for stage in table] == [32, 16, 24, 40, 80, 112, 192]
+
+
+def test_lite2_is_widened_and_deepened_except_its_first_and_last_stage() -> None:
+    # The shapes of Google's published Lite2 checkpoint.
+    table = stage_table("lite2")
+    assert [stage.repeats for stage in table] == [1, 3, 3, 4, 4, 5, 1]
+    assert [stage.filters_out for stage in table] == [16, 24, 48, 88, 120, 208, 352]
+    assert [round_filters(channels, 1.1) for channels in (32, 1280)] == [32, 1408]
+
+
+@pytest.mark.parametrize("variant", ["lite1", "lite2"])
+def test_fetched_lite_weights_fit_every_layer_of_the_built_backbone(
+    variant: LiteVariant, tmp_path: Path
+) -> None:
+    npz_path = fetch_lite_weights(tmp_path / f"{variant}.npz", variant=variant)
+    base = efficientnet_lite_base(64, variant)
+
+    weighted_layers = [layer for layer in base.layers if layer.weights]
+    # Any missing or misshapen array raises; every weighted layer is set from the checkpoint.
+    assert load_npz_weights(base, npz_path) == len(weighted_layers)
+    with np.load(npz_path) as archive:
+        assert set(archive.files) == {
+            f"{layer.name}/{index}"
+            for layer in weighted_layers
+            for index in range(len(layer.weights))
+        } | {"predictions/0", "predictions/1"}
+    np.testing.assert_array_equal(
+        base.get_layer("top_conv").get_weights()[0], archive_array(npz_path, "top_conv/0")
+    )
+
+
+def archive_array(npz_path: Path, key: str) -> np.ndarray:
+    with np.load(npz_path) as archive:
+        return archive[key]
