@@ -18,6 +18,7 @@ from django.utils import timezone
 from tests.webapp.conftest import api_client, login
 from tests.webapp.e2e import REPO_ROOT
 from tests.webapp.factories import PASSWORD
+from webapp.accounts.services import client_ip
 from webapp.audit.models import AuditAction, AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -162,6 +163,47 @@ def test_one_address_guessing_many_usernames_is_throttled(settings):
         client.post(reverse("login"), {"username": f"guess{number}", "password": "x"})
     assert client.post(reverse("login"), {"username": "other", "password": "x"}).status_code == 429
     assert AuditEvent.objects.filter(action=AuditAction.USER_LOGIN_FAILED).count() == 4
+
+
+def test_behind_a_trusted_proxy_each_client_is_throttled_on_its_own_address(settings):
+    settings.LOGIN_IP_FAILURE_LIMIT = 3
+    settings.TRUSTED_PROXY_COUNT = 1
+    proxy = Client(REMOTE_ADDR="10.0.0.2")
+
+    def sign_in(client_address: str, forged: str = "") -> int:
+        # What the proxy forwards: whatever the client sent, then the address it saw.
+        chain = f"{forged}, {client_address}" if forged else client_address
+        return proxy.post(
+            reverse("login"), {"username": "guess", "password": "x"}, HTTP_X_FORWARDED_FOR=chain
+        ).status_code
+
+    # A guesser spreading failures over invented addresses is still counted under its own.
+    assert [sign_in("203.0.113.7", forged=f"198.51.100.{n}") for n in range(3)] == [200] * 3
+    assert sign_in("203.0.113.7", forged="198.51.100.99") == 429
+    # Everyone else behind the same proxy can still sign in.
+    assert sign_in("203.0.113.8") == 200
+    recorded = AuditEvent.objects.filter(action=AuditAction.USER_LOGIN_FAILED)
+    assert {event.data["ip"] for event in recorded} == {"203.0.113.7", "203.0.113.8"}
+
+
+@pytest.mark.parametrize(
+    ("proxies", "forwarded", "expected"),
+    [
+        (0, "203.0.113.7", "10.0.0.2"),  # no proxy configured: the header is anyone's to forge
+        (1, "198.51.100.1, 203.0.113.7", "203.0.113.7"),
+        (2, "198.51.100.1, 203.0.113.7, 10.0.0.9", "203.0.113.7"),
+        (2, "203.0.113.7", "10.0.0.2"),  # fewer entries than proxies: not through all of them
+        (1, "", "10.0.0.2"),
+        (1, "not-an-address", "10.0.0.2"),
+        (1, " 2001:db8::1 ", "2001:db8::1"),
+    ],
+)
+def test_the_client_address_is_read_as_many_entries_from_the_right_as_there_are_proxies(
+    settings, rf, proxies, forwarded, expected
+):
+    settings.TRUSTED_PROXY_COUNT = proxies
+    request = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)
+    assert client_ip(request) == expected
 
 
 def test_a_revoked_token_stops_working_at_once(clinician):

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import ipaddress
+
+from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 from rest_framework.authtoken.models import Token
@@ -10,10 +13,29 @@ from webapp.audit.services import audit_record
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
-    """The peer address of the request (the proxy's, behind one: X-Forwarded-For is forgeable)."""
+    """The client's address, for the sign-in throttle and the audit history.
+
+    Directly served, that is the peer address. Behind `TRUSTED_PROXY_COUNT` reverse proxies,
+    each appending the address it saw to X-Forwarded-For, it is the address the outermost proxy
+    saw: that many entries from the right. Entries further left came from the client and are
+    not believed, or anyone could spread failed sign-ins over invented addresses; and without
+    this, every client would share the proxy's address and one guesser could lock out all.
+    """
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    peer = request.META.get("REMOTE_ADDR") or None
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies == 0:
+        return peer
+    forwarded = [entry.strip() for entry in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    if len(forwarded) < proxies:
+        # Not through every trusted proxy (a misconfiguration, or a request from inside).
+        return peer
+    candidate = forwarded[-proxies]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return peer
 
 
 @transaction.atomic

@@ -194,6 +194,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 LOGIN_FAILURE_LIMIT = env_int("DERMATRIAGE_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_IP_FAILURE_LIMIT = env_int("DERMATRIAGE_LOGIN_IP_FAILURE_LIMIT", 20, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("DERMATRIAGE_LOGIN_FAILURE_WINDOW", 900, minimum=1)
+# Reverse proxies in front of the app that append to X-Forwarded-For: the client address (for
+# the throttle above and the audit history) is that many entries from its right. 0: the peer.
+TRUSTED_PROXY_COUNT = env_int("DERMATRIAGE_TRUSTED_PROXY_COUNT", 0, minimum=0)
 
 # Celery: Redis when CELERY_BROKER_URL is set, otherwise kombu's filesystem transport, which
 # needs no server and keeps messages under var/broker.
