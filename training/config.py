@@ -9,13 +9,30 @@ from typing import Any, Literal
 
 # Here rather than in training.backbones, so that the command line knows the names without
 # importing Keras (seconds) just to print its help.
-Architecture = Literal["efficientnet_lite0", "efficientnet_b0", "vgg16", "custom_cnn"]
+Architecture = Literal[
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+    "efficientnet_b0",
+    "vgg16",
+    "custom_cnn",
+]
 ARCHITECTURES: tuple[Architecture, ...] = (
     "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
     "efficientnet_b0",
     "vgg16",
     "custom_cnn",
 )
+# The EfficientNet-Lite architectures, each named after its variant in training.lite_variants.
+LITE_ARCHITECTURES: tuple[Architecture, ...] = (
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+)
+# Trained with the EfficientNet recipes; their artifacts are written under models/.
+EFFICIENTNETS: tuple[Architecture, ...] = (*LITE_ARCHITECTURES, "efficientnet_b0")
 
 
 @dataclass(frozen=True)
@@ -100,7 +117,7 @@ def default_config(architecture: Architecture, recipe: str = "full") -> Training
     """
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {RECIPES}, not {recipe!r}")
-    if architecture in ("efficientnet_lite0", "efficientnet_b0") and recipe == "fast":
+    if architecture in EFFICIENTNETS and recipe == "fast":
         return TrainingConfig(
             architecture=architecture,
             # One whole-network epoch at 224 px costs about 2.7 minutes on that CPU. Fine-tuning
@@ -115,7 +132,7 @@ def default_config(architecture: Architecture, recipe: str = "full") -> Training
                 Phase("all", "all", epochs=6, learning_rate=6e-5, monitor="val_auc", patience=3),
             ),
         )
-    if architecture in ("efficientnet_lite0", "efficientnet_b0"):
+    if architecture in EFFICIENTNETS:
         return TrainingConfig(
             architecture=architecture,
             # Larger than the native 224: the lesions' fine structure spans more of the

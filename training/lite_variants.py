@@ -10,13 +10,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 LiteVariant = Literal["lite0", "lite1", "lite2"]
 LITE_VARIANTS: tuple[LiteVariant, ...] = ("lite0", "lite1", "lite2")
 
 STEM_FILTERS = 32
 HEAD_FILTERS = 1280
+
+
+def lite_variant(architecture: str) -> LiteVariant:
+    """The Lite variant an architecture name stands for: "efficientnet_lite2" -> "lite2"."""
+    variant = architecture.removeprefix("efficientnet_")
+    if variant not in LITE_VARIANTS:
+        raise ValueError(f"{architecture!r} is not an EfficientNet-Lite architecture")
+    return cast(LiteVariant, variant)
+
+
+def family_name(variant: LiteVariant) -> str:
+    """How the variant is written for people: "lite2" -> "EfficientNet-Lite2"."""
+    return "EfficientNet-" + variant.capitalize()
 
 
 @dataclass(frozen=True)

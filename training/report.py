@@ -20,7 +20,14 @@ from training.model_card import (
 from training.pipeline import EVALUATION_FILE, SCORES_FILE
 
 SERVED = "efficientnet_lite0"
-ORDER = ("custom_cnn", "vgg16", "efficientnet_lite0", "efficientnet_b0")
+ORDER = (
+    "custom_cnn",
+    "vgg16",
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+    "efficientnet_b0",
+)
 
 
 def load_records(comparison_root: Path) -> dict[str, dict[str, Any]]:

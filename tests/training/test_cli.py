@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from training.cli import _config_for, build_parser, run_name
+from training import weights
+from training.cli import ARTIFACT_ARCHITECTURES, _config_for, _weights_for, build_parser, run_name
 from training.config import Phase, TrainingConfig, default_config
 
 SERVED_CONFIG = (
@@ -78,3 +79,34 @@ def test_architectures_with_one_recipe_keep_their_name_under_the_fast_recipe() -
 def test_a_named_run_is_kept_apart_from_the_served_one() -> None:
     assert run_name("efficientnet_lite0", _args("--run-name", "lite0_320px")) == "lite0_320px"
     assert _args("--no-evaluate").no_evaluate
+
+
+def test_a_larger_lite_trains_with_the_efficientnet_recipe_and_is_written_as_an_artifact() -> None:
+    config = _config_for("efficientnet_lite2", _args("--architecture", "efficientnet_lite2"))
+    assert config == default_config("efficientnet_lite2")
+    assert config.phases == default_config("efficientnet_lite0").phases
+    assert "efficientnet_lite2" in ARTIFACT_ARCHITECTURES
+    assert run_name("efficientnet_lite2", _args("--recipe", "fast")) == "efficientnet_lite2_fast"
+
+
+def test_missing_lite_weights_are_fetched_into_the_weights_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DERMATRIAGE_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setattr(weights, "SHARED_WEIGHTS_DIR", tmp_path / "shared")
+    monkeypatch.setattr(weights, "REPO_ROOT", tmp_path / "repo")
+    fetched: list[Path] = []
+
+    def fake_fetch(out_path: Path) -> Path:
+        fetched.append(out_path)
+        out_path.touch()
+        return out_path
+
+    name = weights.LITE_CHECKPOINTS["lite1"].npz_name
+    monkeypatch.setitem(weights.FETCHERS, "lite1", (fake_fetch, name, "requirement"))
+
+    assert _weights_for("efficientnet_lite1", _args()) == tmp_path / name
+    assert fetched == [tmp_path / name]
+    # Once there, it is found rather than fetched again.
+    assert _weights_for("efficientnet_lite1", _args()) == tmp_path / name
+    assert len(fetched) == 1

@@ -13,7 +13,7 @@ import pytest
 from inference import ModelArtifactError, load_classifier
 from tests.training.conftest import write_tiny_dataset
 from training.backbones import build_base, build_classifier
-from training.config import Phase, TrainingConfig, default_config
+from training.config import ARCHITECTURES, Phase, TrainingConfig, default_config
 from training.data import Dataset, Split, load_dataset, split_dataset
 from training.hardware import describe_training_device, resolve_precision
 from training.pipeline import finalize
@@ -56,9 +56,7 @@ def trained_lite0(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     return TrainedRun(root / "run", dataset, split, config)
 
 
-@pytest.mark.parametrize(
-    "architecture", ["efficientnet_lite0", "efficientnet_b0", "vgg16", "custom_cnn"]
-)
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_each_architecture_trains_a_step_and_saves_logits(
     architecture: str, tiny_dataset: Path, tmp_path: Path
 ) -> None:
