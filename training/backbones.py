@@ -27,6 +27,7 @@ from training.lite_variants import (
     STEM_FILTERS,
     LiteVariant,
     StageArgs,
+    family_name,
     lite_variant,
     stage_table,
 )
@@ -34,9 +35,10 @@ from training.lite_variants import (
 HEAD_LAYER_NAMES = ("head_dropout", "head_dense", "malignancy_logit")
 
 DISPLAY_NAMES: dict[str, str] = {
-    "efficientnet_lite0": "EfficientNet-Lite0 (ImageNet; stand-in for EfficientNet-B0)",
-    "efficientnet_lite1": "EfficientNet-Lite1 (ImageNet; stand-in for EfficientNet-B0)",
-    "efficientnet_lite2": "EfficientNet-Lite2 (ImageNet; stand-in for EfficientNet-B0)",
+    **{
+        name: f"{family_name(lite_variant(name))} (ImageNet; stand-in for EfficientNet-B0)"
+        for name in LITE_ARCHITECTURES
+    },
     "efficientnet_b0": "EfficientNet-B0",
     "vgg16": "VGG16 (ImageNet conv base)",
     "custom_cnn": "Custom CNN (trained from scratch)",

@@ -22,8 +22,8 @@ from training.config import (
 )
 from training.data import default_data_dir, load_dataset, split_dataset
 from training.hardware import PRECISIONS
-from training.lite_variants import lite_variant
-from training.probe import PROBE_BACKBONES, ProbeBackbone
+from training.lite_variants import LITE_VARIANTS, lite_variant
+from training.weights import BACKBONES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPARED: tuple[Architecture, ...] = ("efficientnet_lite0", "vgg16", "custom_cnn")
@@ -35,26 +35,12 @@ ARTIFACT_ARCHITECTURES = EFFICIENTNETS
 def _weights_for(architecture: Architecture, args: argparse.Namespace) -> Path | None:
     from training import weights
 
-    if architecture == "efficientnet_lite0":
-        return weights.resolve_lite_weights(args.lite0_weights)
     if architecture in LITE_ARCHITECTURES:
         variant = lite_variant(architecture)
-        try:
-            return weights.resolve_lite_weights(None, variant)
-        except weights.WeightsError:
-            fetcher, file_name, _ = weights.FETCHERS[variant]
-            target = weights.default_weights_dir() / file_name
-            print(f"{variant} ImageNet weights not found; fetching them to {target}", flush=True)
-            return fetcher(target)
+        explicit = args.lite0_weights if variant == "lite0" else None
+        return weights.resolve_or_fetch(variant, explicit)
     if architecture == "vgg16":
-        try:
-            return weights.resolve_vgg16_weights(args.vgg16_weights)
-        except weights.WeightsError:
-            if args.vgg16_weights is not None:
-                raise
-            target = weights.default_weights_dir() / weights.VGG16_NPZ_NAME
-            print(f"VGG16 conv weights not found; fetching them to {target}", flush=True)
-            return weights.fetch_vgg16_weights(target)
+        return weights.resolve_or_fetch("vgg16", args.vgg16_weights)
     if architecture == "efficientnet_b0":
         # keras.applications takes "imagenet" (downloads) or a weights file; None = random.
         return args.b0_weights
@@ -282,9 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         "probe",
         help="screen backbones: logistic regression on frozen ImageNet features, on a saved split",
     )
-    probe.add_argument(
-        "--backbones", nargs="+", choices=PROBE_BACKBONES, default=["lite0", "lite1", "lite2"]
-    )
+    probe.add_argument("--backbones", nargs="+", choices=BACKBONES, default=list(LITE_VARIANTS))
     probe.add_argument("--data", type=Path, default=None, help="data folder (default: the setting)")
     probe.add_argument(
         "--split",
@@ -308,18 +292,10 @@ def _probe(args: argparse.Namespace) -> None:
     from training.data import read_split_csv
     from training.probe import run_probe
 
-    def resolve(backbone: ProbeBackbone) -> Path:
-        try:
-            if backbone == "vgg16":
-                return weights.resolve_vgg16_weights(None)
-            return weights.resolve_lite_weights(None, variant=backbone)
-        except weights.WeightsError:
-            if not args.fetch:
-                raise
-        fetcher, file_name, _ = weights.FETCHERS[backbone]
-        return fetcher(weights.default_weights_dir() / file_name)
-
-    weight_paths = {backbone: resolve(backbone) for backbone in args.backbones}
+    weight_paths = {
+        backbone: weights.resolve_or_fetch(backbone, fetch=args.fetch)
+        for backbone in args.backbones
+    }
     dataset = load_dataset(args.data if args.data is not None else default_data_dir())
     split = read_split_csv(args.split, dataset)
     results = run_probe(

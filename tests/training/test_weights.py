@@ -328,11 +328,23 @@ def test_fetched_lite_weights_fit_every_layer_of_the_built_backbone(
             for layer in weighted_layers
             for index in range(len(layer.weights))
         } | {"predictions/0", "predictions/1"}
-    np.testing.assert_array_equal(
-        base.get_layer("top_conv").get_weights()[0], archive_array(npz_path, "top_conv/0")
-    )
+        np.testing.assert_array_equal(
+            base.get_layer("top_conv").get_weights()[0], archive["top_conv/0"]
+        )
 
 
-def archive_array(npz_path: Path, key: str) -> np.ndarray:
-    with np.load(npz_path) as archive:
-        return archive[key]
+def test_resolve_or_fetch_fetches_only_what_was_not_asked_for_by_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DERMATRIAGE_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setattr(weights, "SHARED_WEIGHTS_DIR", tmp_path / "shared")
+
+    def must_not_fetch(out_path: Path) -> Path:
+        raise AssertionError(f"fetched {out_path}")
+
+    monkeypatch.setitem(weights.FETCHERS, "vgg16", (must_not_fetch, "x.npz", "requirement"))
+    # A typo in an explicit path is an error, not a reason to download.
+    with pytest.raises(WeightsError, match="does not exist"):
+        weights.resolve_or_fetch("vgg16", tmp_path / "typo.npz")
+    with pytest.raises(WeightsError, match="fetch vgg16"):
+        weights.resolve_or_fetch("vgg16", fetch=False)
