@@ -19,6 +19,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from benchmarks.support import stop_process
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -136,12 +138,7 @@ def celery_worker(
             )
         yield worker
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def wait_for(

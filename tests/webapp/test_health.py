@@ -10,8 +10,9 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from benchmarks.support import free_port
 from tests.webapp.e2e import served_model_dir
-from tests.webapp.faults import celery_broker, free_port
+from tests.webapp.faults import celery_broker
 
 pytestmark = pytest.mark.django_db
 

@@ -9,9 +9,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from benchmarks.support import free_port
 from tests.webapp.conftest import api_client
 from tests.webapp.factories import CaseFactory, PredictionFactory, jpeg_bytes
-from tests.webapp.faults import celery_broker, free_port, private_queue, queue_length
+from tests.webapp.faults import celery_broker, private_queue, queue_length
 from webapp.scoring.models import Prediction, PredictionStatus
 from webapp.scoring.sweep import prediction_enqueue, prediction_sweep
 
