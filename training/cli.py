@@ -261,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
                 help="train and save the run only, e.g. on a GPU machine under another Keras "
                 "backend; evaluate it later with `finalize` (calibration, CPU latency)",
             )
-    report = commands.add_parser("report", help="rewrite models/report.md from saved evaluations")
+    report = commands.add_parser(
+        "report", help="rewrite models/report.md and its test plots from saved evaluations"
+    )
     report.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
 
     probe = commands.add_parser(

@@ -235,17 +235,8 @@ def finalize(
     }
 
     name = run_name or config.architecture
-    plots_dir.mkdir(parents=True, exist_ok=True)
-    plots.plot_reliability(
-        test.labels,
-        {"before temperature": uncalibrated["test"], "after temperature": calibrated["test"]},
-        plots_dir / f"reliability_{name}.png",
-        title=f"Reliability on test: {record['display_name']}",
-    )
-    plots.plot_confusion_matrix(
-        np.array(results["test"]["overall"]["confusion_matrix"]),
-        plots_dir / f"confusion_{name}.png",
-        title=f"Test confusion matrix at threshold {choice.threshold:.3f}: {name}",
+    plot_test_results(
+        name, record, test.labels, calibrated["test"], uncalibrated["test"], plots_dir=plots_dir
     )
     plots.plot_training_curves(
         history["history"],
@@ -267,6 +258,31 @@ def finalize(
             artifact_dir, run_dir, config, dataset, split, record, model if resized else None
         )
     return record
+
+
+def plot_test_results(
+    name: str,
+    record: dict[str, Any],
+    labels: np.ndarray,
+    calibrated: np.ndarray,
+    uncalibrated: np.ndarray,
+    *,
+    plots_dir: Path,
+) -> None:
+    """One run's test plots: reliability before and after temperature, and the confusion
+    matrix at its threshold. `python -m training report` redraws them from the records."""
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    plots.plot_reliability(
+        labels,
+        {"before temperature": uncalibrated, "after temperature": calibrated},
+        plots_dir / f"reliability_{name}.png",
+        title=f"Reliability on test: {record['display_name']}",
+    )
+    plots.plot_confusion_matrix(
+        np.array(record["test"]["overall"]["confusion_matrix"]),
+        plots_dir / f"confusion_{name}.png",
+        title=f"Test confusion matrix at threshold {record['threshold']['threshold']:.3f}: {name}",
+    )
 
 
 def serving_size_candidates(training_size: int) -> list[int]:

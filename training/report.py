@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from training import plots
+from training import evaluation, plots
 from training.model_card import (
     DISCLAIMER,
     fmt,
@@ -17,7 +17,7 @@ from training.model_card import (
     serving_size_sentence,
     shortcut_summary,
 )
-from training.pipeline import EVALUATION_FILE, SCORES_FILE
+from training.pipeline import EVALUATION_FILE, SCORES_FILE, plot_test_results
 
 SERVED = "efficientnet_lite0"
 ORDER = (
@@ -45,7 +45,8 @@ def load_records(comparison_root: Path) -> dict[str, dict[str, Any]]:
 
 
 def write_report(models_dir: Path, *, command: str) -> Path:
-    """Regenerate the comparison plots and report.md from the saved evaluation records."""
+    """Regenerate report.md and every test plot (comparison and per run) from the saved
+    evaluation records."""
     comparison_root = models_dir / "comparison"
     plots_dir = models_dir / "plots"
     records = load_records(comparison_root)
@@ -53,9 +54,12 @@ def write_report(models_dir: Path, *, command: str) -> Path:
         raise FileNotFoundError(f"no evaluations under {comparison_root}; train first")
 
     curves = {}
-    for name in records:
+    for name, record in records.items():
         with np.load(comparison_root / name / SCORES_FILE) as scores:
-            curves[records[name]["display_name"]] = (scores["labels"], scores["probabilities"])
+            labels, calibrated = scores["labels"], scores["probabilities"]
+        curves[record["display_name"]] = (labels, calibrated)
+        uncalibrated = evaluation.remove_temperature(calibrated, record["temperature"])
+        plot_test_results(name, record, labels, calibrated, uncalibrated, plots_dir=plots_dir)
     plots.plot_roc_curves(curves, plots_dir / "roc.png", title="ROC on the test split")
     plots.plot_pr_curves(
         curves, plots_dir / "precision_recall.png", title="Precision-recall on the test split"
@@ -69,12 +73,12 @@ def write_report(models_dir: Path, *, command: str) -> Path:
         f"`{command}` trains and evaluates all three, EfficientNet with its full recipe, which "
         "writes the served model; with `--recipe fast` EfficientNet uses its 30-minute recipe "
         "and is evaluated as a row of its own; `python -m training report` rewrites this file "
-        "from the saved evaluations. All models see the same seeded, stratified split; "
-        "temperature and threshold are fitted on validation, and the test split is used once, "
-        "for these figures. Threshold: chosen for 95% sensitivity on validation with a bootstrap "
-        "margin (see each model's threshold line). Latency: median CPU milliseconds per image "
-        "(compiled Keras call; 1 image per call, and per image in batches of 32) on the "
-        "machine that evaluated them (listed under the table).",
+        "and its test plots from the saved evaluations. All models see the same seeded, "
+        "stratified split; temperature and threshold are fitted on validation, and the test "
+        "split is used once, for these figures. Threshold: chosen for 95% sensitivity on "
+        "validation with a bootstrap margin (see each model's threshold line). Latency: median "
+        "CPU milliseconds per image (compiled Keras call; 1 image per call, and per image in "
+        "batches of 32) on the machine that evaluated them (listed under the table).",
         "",
         "## Held-out test split, at each model's shipped threshold",
         "",

@@ -15,8 +15,9 @@ from tests.training.conftest import write_tiny_dataset
 from training.backbones import build_base, build_classifier
 from training.config import ARCHITECTURES, Phase, TrainingConfig, default_config
 from training.data import Dataset, Split, load_dataset, split_dataset
+from training.evaluation import expected_calibration_error, remove_temperature
 from training.hardware import describe_training_device, resolve_precision
-from training.pipeline import finalize
+from training.pipeline import SCORES_FILE, finalize
 from training.report import write_report
 from training.train import LOGITS_FILE, MODEL_FILE, train
 
@@ -121,6 +122,11 @@ def test_a_trained_run_becomes_an_artifact_that_inference_loads(
         metadata["test_metrics"]["overall"]
     )
     assert set(metadata["test_metrics"]["by_source"]) == {"small-source", "large-source"}
+    # The saved calibrated scores give back the uncalibrated ones, as the report redraws them.
+    with np.load(tmp_path / "models" / "comparison" / "efficientnet_lite0" / SCORES_FILE) as saved:
+        uncalibrated = remove_temperature(saved["probabilities"], record["temperature"])
+        ece_before = expected_calibration_error(saved["labels"], uncalibrated)
+    assert ece_before == pytest.approx(record["calibration"]["test"]["ece_before"], abs=1e-9)
 
     classifier = load_classifier(artifact)
     image = dataset.samples[0].path
@@ -162,7 +168,16 @@ def test_a_second_recipe_is_reported_beside_the_served_run_under_its_own_name(
 
     assert not (models / "efficientnet_lite0_fast").exists()
     assert (models / "plots" / "training_efficientnet_lite0_fast.png").is_file()
+    # The report redraws each run's test plots from its saved record, without the model.
+    per_run_plots = [
+        models / "plots" / f"{kind}_{name}.png"
+        for kind in ("reliability", "confusion")
+        for name in ("efficientnet_lite0", "efficientnet_lite0_fast")
+    ]
+    for plot in per_run_plots:
+        plot.unlink()
     report = write_report(models, command="python -m training compare").read_text()
+    assert all(plot.is_file() for plot in per_run_plots)
     assert (
         "EfficientNet-Lite0 (ImageNet; stand-in for EfficientNet-B0) (efficientnet_lite0_fast)"
         in report
