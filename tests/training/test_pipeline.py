@@ -13,13 +13,13 @@ import pytest
 from inference import ModelArtifactError, load_classifier
 from tests.training.conftest import write_tiny_dataset
 from training.backbones import build_base, build_classifier
-from training.config import ARCHITECTURES, Phase, TrainingConfig, default_config
+from training.config import ARCHITECTURES, EFFICIENTNETS, Phase, TrainingConfig, default_config
 from training.data import Dataset, Split, load_dataset, split_dataset
 from training.evaluation import expected_calibration_error, remove_temperature
 from training.hardware import describe_training_device, resolve_precision
 from training.pipeline import SCORES_FILE, finalize
 from training.report import write_report
-from training.train import LOGITS_FILE, MODEL_FILE, train
+from training.train import LOGITS_FILE, MODEL_FILE, set_trainable, train
 
 pytestmark = pytest.mark.slow
 
@@ -63,15 +63,45 @@ def test_each_architecture_trains_a_step_and_saves_logits(
 ) -> None:
     dataset = load_dataset(tiny_dataset)
     split = split_dataset(dataset, seed=0)
-    result = train(_smoke_config(architecture), split, tmp_path / "run", weights_path=None)
+    # The last phase of each recipe trains the most layers. Earlier phases differ only in which
+    # layers train (checked per architecture below) and run whole in the Lite0 runs here; each
+    # phase costs a compilation, tens of seconds for an EfficientNet.
+    config = _smoke_config(architecture)
+    config = config.with_overrides(phases=config.phases[-1:])
+    result = train(config, split, tmp_path / "run", weights_path=None)
 
     assert (tmp_path / "run" / MODEL_FILE).is_file()
     with np.load(tmp_path / "run" / LOGITS_FILE) as saved:
         assert saved["validation_logits"].shape == (len(split.validation),)
         assert saved["test_logits"].shape == (len(split.test),)
         assert np.isfinite(saved["test_logits"]).all()
-    assert len(result.history["loss"]) == len(_smoke_config(architecture).phases)
+    assert len(result.history["loss"]) == 1
     assert result.model.output_shape == (None, 1)
+
+
+@pytest.mark.parametrize("architecture", EFFICIENTNETS)
+def test_the_top_phase_unfreezes_only_the_top_stages_and_no_batchnorm(architecture: str) -> None:
+    import keras
+
+    base = build_base(architecture, 32)  # type: ignore[arg-type]
+    config = default_config(architecture)  # type: ignore[arg-type]
+    set_trainable(base, "top", config.top_layer_prefixes)
+
+    trainable = [layer for layer in base.layers if layer.trainable and layer.weights]
+    assert trainable, "the top phase trains nothing"
+    assert all(layer.name.startswith(config.top_layer_prefixes) for layer in trainable)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in trainable)
+    # The whole last stage and the head convolution learn, not a stray layer of them.
+    top_convolutions = [
+        layer
+        for layer in base.layers
+        if layer.name.startswith(("block7", "top_")) and isinstance(layer, keras.layers.Conv2D)
+    ]
+    assert top_convolutions
+    assert all(layer.trainable for layer in top_convolutions)
+    stem = [layer for layer in base.layers if layer.name.startswith("stem") and layer.weights]
+    assert stem
+    assert not any(layer.trainable for layer in stem)
 
 
 def test_efficientnet_b0_builds_with_random_weights() -> None:
