@@ -151,14 +151,13 @@ def finalize(
 
     scores = _load_scores(run_dir)
     model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
-    size_report, validation_logits = _decide_serving_size(
+    size_report, model, validation_logits = _decide_serving_size(
         model, config, split, scores, serving_size
     )
     # `config` stays as trained (it is what retrains the model); `serving` is how it is served.
     serving = config.with_overrides(input_size=size_report["input_size"])
     resized = serving.input_size != config.input_size
     if resized:
-        model = resize_classifier(model, serving)
         scores = _rescore(model, serving, split, scores, tta=False, known=validation_logits)
     tta_report, validation_tta_logits = _decide_tta(model, serving, split, scores, tta)
     if tta_report["used"]:
@@ -308,37 +307,47 @@ def choose_serving_size(
 
 def _decide_serving_size(
     model: Any, config: TrainingConfig, split: Split, scores: dict[str, Scores], requested: str
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The serving size and how it was chosen, with the validation logits scored on the way
-    (subset name -> logits at the chosen size, where they were computed) for `_rescore`."""
+) -> tuple[dict[str, Any], Any, dict[str, np.ndarray]]:
+    """The serving size and how it was chosen, the model built for that size, and the
+    validation logits scored on the way (subset name -> logits at the chosen size, where they
+    were computed) for `_rescore`."""
     from sklearn.metrics import roc_auc_score
 
     report: dict[str, Any] = {"training_input_size": config.input_size}
     if requested == "train":
-        return {**report, "input_size": config.input_size, "decided_by": "the training size"}, {}
+        decided = {**report, "input_size": config.input_size, "decided_by": "the training size"}
+        return decided, model, {}
     if requested != "auto":
         size = int(requested)
-        return {**report, "input_size": size, "decided_by": f"set to {size} px"}, {}
+        decided = {**report, "input_size": size, "decided_by": f"set to {size} px"}
+        resized = model if size == config.input_size else _resized(model, config, size)
+        return decided, resized, {}
     labels = scores["validation"].labels
+    models_by_size = {config.input_size: model}
     logits_by_size = {config.input_size: scores["validation"].logits}
     samples = subsample(split.validation, config.max_images_per_subset)
     for size in serving_size_candidates(config.input_size)[1:]:
-        candidate = config.with_overrides(input_size=size)
         pixels = load_pixels(
             samples, input_size=size, effective_resolution=config.effective_resolution
         )
-        logits_by_size[size] = predict_logits(resize_classifier(model, candidate), pixels)
+        models_by_size[size] = _resized(model, config, size)
+        logits_by_size[size] = predict_logits(models_by_size[size], pixels)
     auc_by_size = {
         size: float(roc_auc_score(labels, logits)) for size, logits in logits_by_size.items()
     }
     chosen = choose_serving_size(auc_by_size, config.input_size)
-    return {
+    decided = {
         **report,
         "input_size": chosen,
         "validation_roc_auc_by_size": {str(size): auc for size, auc in auc_by_size.items()},
         "decided_by": f"best validation ROC AUC, larger sizes only for a gain >= "
         f"{SERVING_SIZE_MIN_GAIN}",
-    }, {"validation": logits_by_size[chosen]}
+    }
+    return decided, models_by_size[chosen], {"validation": logits_by_size[chosen]}
+
+
+def _resized(model: Any, config: TrainingConfig, size: int) -> Any:
+    return resize_classifier(model, config.with_overrides(input_size=size))
 
 
 def _decide_tta(

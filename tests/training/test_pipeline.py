@@ -244,6 +244,13 @@ def test_a_larger_serving_size_is_measured_on_validation_and_served(
     assert set(auto["serving_size"]["validation_roc_auc_by_size"]) == {"32", "64"}
     assert auto["input_size"] in (32, 64)
     assert auto["training_input_size"] == 32
+    # The model measured at the chosen size is the one that scores the test split.
+    same = evaluate(
+        artifact_dir=None,
+        comparison_dir=tmp_path / "same",
+        serving_size=str(auto["input_size"]),
+    )
+    assert same["test"]["overall"] == auto["test"]["overall"]
 
     artifact = tmp_path / "models" / "efficientnet_lite0"
     record = evaluate(artifact_dir=artifact, comparison_dir=tmp_path / "forced", serving_size="64")
