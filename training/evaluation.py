@@ -81,10 +81,14 @@ def sigmoid(logits: npt.ArrayLike) -> FloatArray:
     return np.asarray(special.expit(np.asarray(logits, dtype=np.float64)), dtype=np.float64)
 
 
-def apply_temperature(logits: npt.ArrayLike, temperature: float) -> FloatArray:
-    """Return calibrated probabilities ``sigmoid(logits / temperature)``."""
+def _check_temperature(temperature: float) -> None:
     if not temperature > 0 or not math.isfinite(temperature):
         raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+
+
+def apply_temperature(logits: npt.ArrayLike, temperature: float) -> FloatArray:
+    """Return calibrated probabilities ``sigmoid(logits / temperature)``."""
+    _check_temperature(temperature)
     return sigmoid(np.asarray(logits, dtype=np.float64) / temperature)
 
 
@@ -94,8 +98,7 @@ def remove_temperature(probabilities: npt.ArrayLike, temperature: float) -> Floa
     The comparison records keep only calibrated test probabilities (float64, so the logits
     come back to within rounding); this lets their plots be redrawn without the model.
     """
-    if not temperature > 0 or not math.isfinite(temperature):
-        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+    _check_temperature(temperature)
     return sigmoid(temperature * special.logit(np.asarray(probabilities, dtype=np.float64)))
 
 
