@@ -6,10 +6,6 @@ import os
 from pathlib import Path
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-# CPU flags (Linux /proc/cpuinfo names) for bfloat16 matrix units. AVX512-BF16 alone is not
-# enough: on a 2-core Zen 4 (avx512_bf16, no AMX) a Lite0 training step at 224 px, batch 32, took
-# 1.74 s in mixed_bfloat16 against 1.10 s in float32 (`python -m benchmarks.training_step`).
-BF16_CPU_FLAGS = frozenset({"amx_bf16"})
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
@@ -92,14 +88,14 @@ def describe_training_device() -> str:
     return f"{gpu_name() or describe_cpu()} (Keras on {keras.backend.backend()})"
 
 
-def resolve_precision(
-    requested: str, *, has_gpu: bool | None = None, flags: frozenset[str] | None = None
-) -> str:
+def resolve_precision(requested: str, *, has_gpu: bool | None = None) -> str:
     """Turn "auto" into a Keras dtype policy name; pass explicit names through.
 
-    Mixed precision only pays where the hardware computes in 16 bits: on an AVX2-only CPU,
-    oneDNN emulates bfloat16 and a training step was measured five times slower than float32;
-    with AVX512-BF16 but no AMX it was still 1.6 times slower.
+    "auto" is mixed float16 on a GPU and float32 on every CPU. A whole-network Lite0 step at
+    224 px, batch 32 (`python -m benchmarks.training_step`, 2 cores) was slower in mixed
+    bfloat16 than in float32 on each CPU measured: five times on AVX2 only, where oneDNN emulates
+    bfloat16; 1.6 times on a Zen 4 with AVX512-BF16; and 1.8 times (3.07 s against 1.70 s) even
+    on a Xeon with AMX bfloat16 tiles.
     """
     if requested != "auto":
         if requested not in PRECISIONS:
@@ -110,6 +106,4 @@ def resolve_precision(
     if has_gpu:
         # Keras wraps the optimizer in loss scaling for float16 itself.
         return "mixed_float16"
-    if (cpu_flags() if flags is None else flags) & BF16_CPU_FLAGS:
-        return "mixed_bfloat16"
     return "float32"
