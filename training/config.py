@@ -62,8 +62,8 @@ class TrainingConfig:
     phases: tuple[Phase, ...] = field(default_factory=tuple)
     target_sensitivity: float = 0.95
     test_time_augmentation: bool = False
-    # "auto" picks mixed precision only where the hardware computes it natively (see
-    # training.hardware); the saved model is always rebuilt in float32.
+    # "auto" is mixed float16 on a GPU and float32 on a CPU, where mixed bfloat16 was measured
+    # slower (see training.hardware); the saved model is always rebuilt in float32.
     precision: str = "auto"
     # The frozen-base phase trains the head on backbone features computed once (one augmented
     # view per image): on a CPU, seconds instead of minutes per epoch.

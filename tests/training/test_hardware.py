@@ -15,6 +15,7 @@ from training.hardware import (
     resolve_precision,
 )
 
+
 def test_a_cpu_trains_in_float32_even_with_bfloat16_matrix_units() -> None:
     # Measured slower in mixed bfloat16 on AVX2, AVX512-BF16 and AMX CPUs alike.
     assert resolve_precision("auto", has_gpu=False) == "float32"
