@@ -137,6 +137,7 @@ def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: boo
         plots_dir=args.models_dir / "plots",
         tta=args.tta,
         serving_size=args.serving_size,
+        head_refit=args.head_refit,
         run_name=name,
     )
     overall = record["test"]["overall"]
@@ -201,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="test-time augmentation: 'auto' keeps it if it helps on validation",
         )
         sub.add_argument(
+            "--head-refit",
+            choices=("auto", "on", "off"),
+            default="auto",
+            help="refit the final layer as a regularised logistic regression on the training "
+            "images' features: 'auto' keeps it if it helps on validation",
+        )
+        sub.add_argument(
             "--serving-size",
             type=_serving_size,
             default="auto",
@@ -212,8 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--precision",
             choices=("auto", *PRECISIONS),
             default=None,
-            help="numeric precision; 'auto' uses mixed precision only on hardware with 16-bit "
-            "arithmetic",
+            help="numeric precision; 'auto' is mixed_float16 on a GPU and float32 on a CPU",
         )
         sub.add_argument(
             "--effective-resolution",

@@ -78,6 +78,23 @@ def serving_size_sentence(choice: dict[str, Any] | None) -> str:
     )
 
 
+def head_refit_sentence(choice: dict[str, Any] | None) -> str:
+    """Whether the final layer was refitted (training.head_refit), with the validation scores
+    that decided it; empty where it was not tried."""
+    if not choice or "validation_roc_auc_refit" not in choice:
+        return ""
+    scores = (
+        f"validation ROC AUC {fmt(choice['validation_roc_auc_refit'])} refitted against "
+        f"{fmt(choice['validation_roc_auc_trained'])} as trained"
+    )
+    if choice["used"]:
+        return (
+            " The final layer was refitted as an L2-regularised logistic regression on the "
+            f"training images' features (C = {choice['strength']:g}; {scores})."
+        )
+    return f" Refitting the final layer was measured and not kept ({scores})."
+
+
 def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any]) -> None:
     """Write the card: intended use, data, metrics per source, threshold, limits."""
     test = record["test"]
@@ -101,7 +118,8 @@ def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any
         f"- Architecture: {metadata['backbone']}",
         f"- Input: {metadata['input_size']}x{metadata['input_size']} RGB, 0..255; every image "
         f"is first brought to an effective resolution of {metadata['effective_resolution']} px."
-        + serving_size_sentence(record.get("serving_size")),
+        + serving_size_sentence(record.get("serving_size"))
+        + head_refit_sentence(record.get("head_refit")),
         "- Output: calibrated probability of malignancy "
         f"(temperature {metadata['temperature']:.3f}); flagged high-risk at probability "
         f">= {metadata['threshold']:.4f}.",

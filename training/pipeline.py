@@ -20,8 +20,17 @@ from inference.artifact import FORMAT_VERSION, METADATA_FILE, file_sha256
 from training import evaluation, plots
 from training.backbones import DISPLAY_NAMES, count_parameters
 from training.config import LITE_ARCHITECTURES, TrainingConfig
-from training.data import LABELS, Dataset, Split, load_pixels, subsample, write_split_csv
+from training.data import (
+    LABELS,
+    Dataset,
+    Split,
+    balanced_sample_weights,
+    load_pixels,
+    subsample,
+    write_split_csv,
+)
 from training.hardware import describe_cpu
+from training.head_refit import HEAD_LAYER, fit_linear_head, install_head, penultimate_model
 from training.lite_variants import family_name, lite_variant
 from training.model_card import write_model_card
 from training.train import (
@@ -47,6 +56,9 @@ TTA_MIN_GAIN = 0.005
 SERVING_SIZE_STEP = 32
 SERVING_SIZE_MAX_FACTOR = 1.25
 SERVING_SIZE_MIN_GAIN = 0.005
+# The refitted final layer (training.head_refit) replaces the trained one only for at least this
+# much validation ROC AUC: its strength was itself chosen on validation.
+HEAD_REFIT_MIN_GAIN = 0.005
 
 
 @dataclass(frozen=True)
@@ -138,12 +150,15 @@ def finalize(
     plots_dir: Path,
     tta: str = "auto",
     serving_size: str = "auto",
+    head_refit: str = "auto",
     run_name: str | None = None,
 ) -> dict[str, Any]:
     """Calibrate and evaluate a trained run; write the artifact when `artifact_dir` is given.
 
     `serving_size` is "auto" (the best validation ROC AUC among `serving_size_candidates`),
-    "train" (the training input size) or a size in pixels. `run_name` (default: the
+    "train" (the training input size) or a size in pixels. `head_refit` ("auto", "on", "off")
+    refits the final layer at the serving size (training.head_refit); "auto" keeps the refit
+    for a validation gain of at least HEAD_REFIT_MIN_GAIN. `run_name` (default: the
     architecture) names the run's plots; a run of another recipe than the served one is named
     after it in the report.
     """
@@ -159,6 +174,7 @@ def finalize(
     resized = serving.input_size != config.input_size
     if resized:
         scores = _rescore(model, serving, split, scores, tta=False, known=validation_logits)
+    head_report, scores = _decide_head_refit(model, serving, split, scores, head_refit)
     tta_report, validation_tta_logits = _decide_tta(model, serving, split, scores, tta)
     if tta_report["used"]:
         scores = _rescore(model, serving, split, scores, tta=True, known=validation_tta_logits)
@@ -214,6 +230,7 @@ def finalize(
         "calibration": calibration,
         "test_time_augmentation": tta_report,
         "serving_size": size_report,
+        "head_refit": head_report,
         "validation": results["validation"],
         "test": results["test"],
         "source_shortcut_check": source_shortcut_check(
@@ -253,8 +270,9 @@ def finalize(
     )
 
     if artifact_dir is not None:
+        changed = resized or head_report["used"]
         _write_artifact(
-            artifact_dir, run_dir, config, dataset, split, record, model if resized else None
+            artifact_dir, run_dir, config, dataset, split, record, model if changed else None
         )
     return record
 
@@ -344,6 +362,67 @@ def _decide_serving_size(
         f"{SERVING_SIZE_MIN_GAIN}",
     }
     return decided, models_by_size[chosen], {"validation": logits_by_size[chosen]}
+
+
+def _decide_head_refit(
+    model: Any, config: TrainingConfig, split: Split, scores: dict[str, Scores], requested: str
+) -> tuple[dict[str, Any], dict[str, Scores]]:
+    """Refit `model`'s final layer on the training images' penultimate features at
+    `config.input_size`, in place where it is kept; how that was decided, and the scores of
+    the model as it now is."""
+    from sklearn.metrics import roc_auc_score
+
+    if requested not in ("auto", "on", "off"):
+        raise ValueError(f"head refit must be 'auto', 'on' or 'off', not {requested!r}")
+    if requested == "off":
+        return {"used": False, "decided_by": "turned off"}, scores
+    penultimate = penultimate_model(model)
+    samples = {
+        name: subsample(split.subset(name), config.max_images_per_subset)
+        for name in ("train", "validation")
+    }
+    features = {
+        name: penultimate.predict(
+            load_pixels(
+                subset,
+                input_size=config.input_size,
+                effective_resolution=config.effective_resolution,
+            ).astype(np.float32),
+            batch_size=64,
+            verbose=0,
+        )
+        for name, subset in samples.items()
+    }
+    validation_labels = scores["validation"].labels
+    head = fit_linear_head(
+        features["train"],
+        np.array([sample.label for sample in samples["train"]]),
+        balanced_sample_weights(samples["train"], by_source=config.balance == "label_and_source"),
+        features["validation"],
+        validation_labels,
+    )
+    trained_auc = float(roc_auc_score(validation_labels, scores["validation"].logits))
+    refit_auc = head.validation_auc_by_strength[head.strength]
+    used = requested == "on" or refit_auc - trained_auc >= HEAD_REFIT_MIN_GAIN
+    report = {
+        "used": used,
+        "validation_roc_auc_trained": trained_auc,
+        "validation_roc_auc_refit": refit_auc,
+        "strength": head.strength,
+        "validation_roc_auc_by_strength": {
+            str(strength): auc for strength, auc in head.validation_auc_by_strength.items()
+        },
+        "decided_by": "forced on"
+        if requested == "on"
+        else f"validation gain >= {HEAD_REFIT_MIN_GAIN}",
+    }
+    if not used:
+        return report, scores
+    install_head(model, head)
+    # The model's own final layer on the features already computed: its exact float32 logits.
+    validation_logits = np.asarray(model.get_layer(HEAD_LAYER)(features["validation"]))
+    known = {"validation": validation_logits.reshape(-1)}
+    return report, _rescore(model, config, split, scores, tta=False, known=known)
 
 
 def _resized(model: Any, config: TrainingConfig, size: int) -> Any:
@@ -452,6 +531,7 @@ def _write_artifact(
         "target_sensitivity": config.target_sensitivity,
         "threshold_choice": record["threshold"],
         "test_time_augmentation": record["test_time_augmentation"]["used"],
+        "head_refit": record["head_refit"],
         "calibration": record["calibration"],
         "test_metrics": _headline(record["test"]),
         "validation_metrics": _headline(record["validation"]),

@@ -13,6 +13,7 @@ from training.model_card import (
     DISCLAIMER,
     fmt,
     fmt_interval,
+    head_refit_sentence,
     metrics_table,
     serving_size_sentence,
     shortcut_summary,
@@ -133,6 +134,7 @@ def write_report(models_dir: Path, *, command: str) -> Path:
             "",
             f"Input {r['input_size']} px (effective resolution {r['effective_resolution']} px)."
             + serving_size_sentence(r.get("serving_size"))
+            + head_refit_sentence(r.get("head_refit"))
             + " "
             f"Trained in {r['training_seconds'] / 60:.1f} min{trained_on}, "
             f"{_training_precision(models_dir, name, r)}. "

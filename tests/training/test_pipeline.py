@@ -316,6 +316,7 @@ def test_forced_tta_scores_validation_once_and_evaluates_with_flips(
         plots_dir=tmp_path / "plots",
         tta="on",
         serving_size="train",
+        head_refit="off",
     )
 
     tta = record["test_time_augmentation"]
@@ -325,3 +326,67 @@ def test_forced_tta_scores_validation_once_and_evaluates_with_flips(
     assert record["validation"]["overall"]["roc_auc"] == pytest.approx(
         tta["validation_roc_auc_with"]
     )
+
+
+def test_a_refitted_head_is_what_is_evaluated_and_served(
+    trained_lite0: TrainedRun, tmp_path: Path
+) -> None:
+    import keras
+
+    artifact = tmp_path / "models" / "efficientnet_lite0"
+    record = finalize(
+        run_dir=trained_lite0.run_dir,
+        config=trained_lite0.config,
+        dataset=trained_lite0.dataset,
+        split=trained_lite0.split,
+        artifact_dir=artifact,
+        comparison_dir=tmp_path / "models" / "comparison" / "efficientnet_lite0",
+        plots_dir=tmp_path / "models" / "plots",
+        tta="off",
+        serving_size="train",
+        head_refit="on",
+    )
+
+    refit = record["head_refit"]
+    assert refit["used"]
+    assert refit["decided_by"] == "forced on"
+    assert float(refit["strength"]) in {float(s) for s in refit["validation_roc_auc_by_strength"]}
+    # Validation is evaluated with the refitted layer, whose score chose its strength.
+    assert record["validation"]["overall"]["roc_auc"] == pytest.approx(
+        refit["validation_roc_auc_refit"]
+    )
+    assert json.loads((artifact / "metadata.json").read_text())["head_refit"] == refit
+    trained = keras.models.load_model(trained_lite0.run_dir / MODEL_FILE, compile=False)
+    served = keras.models.load_model(artifact / MODEL_FILE, compile=False)
+    changed = [
+        layer.name
+        for layer in served.layers
+        if any(
+            not np.array_equal(mine, theirs)
+            for mine, theirs in zip(
+                layer.get_weights(), trained.get_layer(layer.name).get_weights(), strict=True
+            )
+        )
+    ]
+    assert changed == ["malignancy_logit"]
+
+
+def test_a_head_refit_turned_off_leaves_the_trained_model(
+    trained_lite0: TrainedRun, tmp_path: Path
+) -> None:
+    artifact = tmp_path / "models" / "efficientnet_lite0"
+    record = finalize(
+        run_dir=trained_lite0.run_dir,
+        config=trained_lite0.config,
+        dataset=trained_lite0.dataset,
+        split=trained_lite0.split,
+        artifact_dir=artifact,
+        comparison_dir=tmp_path / "models" / "comparison" / "efficientnet_lite0",
+        plots_dir=tmp_path / "models" / "plots",
+        tta="off",
+        serving_size="train",
+        head_refit="off",
+    )
+
+    assert record["head_refit"] == {"used": False, "decided_by": "turned off"}
+    assert (artifact / MODEL_FILE).read_bytes() == (trained_lite0.run_dir / MODEL_FILE).read_bytes()
