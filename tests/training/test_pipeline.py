@@ -236,6 +236,8 @@ def test_a_larger_serving_size_is_measured_on_validation_and_served(
         split=split,
         plots_dir=tmp_path / "models" / "plots",
         tta="off",
+        # Off, so that the served weights can be compared with the trained ones below.
+        head_refit="off",
     )
 
     # Widened so that a 32 px model has a larger candidate (64 px) to measure.
