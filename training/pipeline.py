@@ -172,9 +172,16 @@ def finalize(
     # `config` stays as trained (it is what retrains the model); `serving` is how it is served.
     serving = config.with_overrides(input_size=size_report["input_size"])
     resized = serving.input_size != config.input_size
+    validation = scores["validation"]
     if resized:
-        scores = _rescore(model, serving, split, scores, tta=False, known=validation_logits)
-    head_report, scores = _decide_head_refit(model, serving, split, scores, head_refit)
+        validation = _rescore(
+            model, serving, split, {"validation": validation}, tta=False, known=validation_logits
+        )["validation"]
+    head_report, refit_logits = _decide_head_refit(model, serving, split, validation, head_refit)
+    if resized or head_report["used"]:
+        # Test is scored once, by the model as it is now served.
+        known = {"validation": validation.logits if refit_logits is None else refit_logits}
+        scores = _rescore(model, serving, split, scores, tta=False, known=known)
     tta_report, validation_tta_logits = _decide_tta(model, serving, split, scores, tta)
     if tta_report["used"]:
         scores = _rescore(model, serving, split, scores, tta=True, known=validation_tta_logits)
@@ -365,17 +372,18 @@ def _decide_serving_size(
 
 
 def _decide_head_refit(
-    model: Any, config: TrainingConfig, split: Split, scores: dict[str, Scores], requested: str
-) -> tuple[dict[str, Any], dict[str, Scores]]:
+    model: Any, config: TrainingConfig, split: Split, validation: Scores, requested: str
+) -> tuple[dict[str, Any], np.ndarray | None]:
     """Refit `model`'s final layer on the training images' penultimate features at
-    `config.input_size`, in place where it is kept; how that was decided, and the scores of
-    the model as it now is."""
+    `config.input_size`, in place where it is kept; how that was decided, and the refitted
+    model's validation logits (None where the trained layer stays). `validation` holds the
+    trained layer's scores at that size."""
     from sklearn.metrics import roc_auc_score
 
     if requested not in ("auto", "on", "off"):
         raise ValueError(f"head refit must be 'auto', 'on' or 'off', not {requested!r}")
     if requested == "off":
-        return {"used": False, "decided_by": "turned off"}, scores
+        return {"used": False, "decided_by": "turned off"}, None
     penultimate = penultimate_model(model)
     samples = {
         name: subsample(split.subset(name), config.max_images_per_subset)
@@ -393,7 +401,7 @@ def _decide_head_refit(
         )
         for name, subset in samples.items()
     }
-    validation_labels = scores["validation"].labels
+    validation_labels = validation.labels
     head = fit_linear_head(
         features["train"],
         np.array([sample.label for sample in samples["train"]]),
@@ -401,7 +409,7 @@ def _decide_head_refit(
         features["validation"],
         validation_labels,
     )
-    trained_auc = float(roc_auc_score(validation_labels, scores["validation"].logits))
+    trained_auc = float(roc_auc_score(validation_labels, validation.logits))
     refit_auc = head.validation_auc_by_strength[head.strength]
     used = requested == "on" or refit_auc - trained_auc >= HEAD_REFIT_MIN_GAIN
     report = {
@@ -417,12 +425,11 @@ def _decide_head_refit(
         else f"validation gain >= {HEAD_REFIT_MIN_GAIN}",
     }
     if not used:
-        return report, scores
+        return report, None
     install_head(model, head)
     # The model's own final layer on the features already computed: its exact float32 logits.
-    validation_logits = np.asarray(model.get_layer(HEAD_LAYER)(features["validation"]))
-    known = {"validation": validation_logits.reshape(-1)}
-    return report, _rescore(model, config, split, scores, tta=False, known=known)
+    refit_logits = np.asarray(model.get_layer(HEAD_LAYER)(features["validation"]))
+    return report, refit_logits.reshape(-1).astype(np.float64)
 
 
 def _resized(model: Any, config: TrainingConfig, size: int) -> Any:

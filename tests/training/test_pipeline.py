@@ -6,6 +6,7 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -330,11 +331,10 @@ def test_forced_tta_scores_validation_once_and_evaluates_with_flips(
     )
 
 
-def test_a_refitted_head_is_what_is_evaluated_and_served(
-    trained_lite0: TrainedRun, tmp_path: Path
-) -> None:
-    import keras
-
+def _finalize_as_served(
+    trained_lite0: TrainedRun, tmp_path: Path, **options: str
+) -> tuple[dict[str, Any], Path]:
+    """Finalize the smoke run into an artifact under `tmp_path`; its record and folder."""
     artifact = tmp_path / "models" / "efficientnet_lite0"
     record = finalize(
         run_dir=trained_lite0.run_dir,
@@ -344,10 +344,17 @@ def test_a_refitted_head_is_what_is_evaluated_and_served(
         artifact_dir=artifact,
         comparison_dir=tmp_path / "models" / "comparison" / "efficientnet_lite0",
         plots_dir=tmp_path / "models" / "plots",
-        tta="off",
-        serving_size="train",
-        head_refit="on",
+        **{"tta": "off", "serving_size": "train", **options},
     )
+    return record, artifact
+
+
+def test_a_refitted_head_is_what_is_evaluated_and_served(
+    trained_lite0: TrainedRun, tmp_path: Path
+) -> None:
+    import keras
+
+    record, artifact = _finalize_as_served(trained_lite0, tmp_path, head_refit="on")
 
     refit = record["head_refit"]
     assert refit["used"]
@@ -373,22 +380,31 @@ def test_a_refitted_head_is_what_is_evaluated_and_served(
     assert changed == ["malignancy_logit"]
 
 
+def test_a_resized_and_refitted_model_scores_each_split_once(
+    trained_lite0: TrainedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training import pipeline
+
+    scored: list[int] = []
+    original = pipeline.predict_logits
+
+    def counting(model: object, pixels: np.ndarray, **kwargs: object) -> np.ndarray:
+        scored.append(len(pixels))
+        return original(model, pixels, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "predict_logits", counting)
+    record, _ = _finalize_as_served(trained_lite0, tmp_path, serving_size="64", head_refit="on")
+
+    assert record["input_size"] == 64
+    # Validation at the new size for the refit's baseline, then test once, by the served model.
+    split = trained_lite0.split
+    assert scored == [len(split.validation), len(split.test)]
+
+
 def test_a_head_refit_turned_off_leaves_the_trained_model(
     trained_lite0: TrainedRun, tmp_path: Path
 ) -> None:
-    artifact = tmp_path / "models" / "efficientnet_lite0"
-    record = finalize(
-        run_dir=trained_lite0.run_dir,
-        config=trained_lite0.config,
-        dataset=trained_lite0.dataset,
-        split=trained_lite0.split,
-        artifact_dir=artifact,
-        comparison_dir=tmp_path / "models" / "comparison" / "efficientnet_lite0",
-        plots_dir=tmp_path / "models" / "plots",
-        tta="off",
-        serving_size="train",
-        head_refit="off",
-    )
+    record, artifact = _finalize_as_served(trained_lite0, tmp_path, head_refit="off")
 
     assert record["head_refit"] == {"used": False, "decided_by": "turned off"}
     assert (artifact / MODEL_FILE).read_bytes() == (trained_lite0.run_dir / MODEL_FILE).read_bytes()
