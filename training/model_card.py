@@ -166,6 +166,10 @@ def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any
         "- Two public sources only, both from the ISIC Archive; no patient identifiers, so the "
         "split cannot group images of one patient. Images from other cameras, clinics or "
         "non-dermoscopic photos are out of distribution.",
+        "- How the score and the flag change under simulated camera differences (white balance, "
+        "exposure, contrast, JPEG compression, blur, sensor noise, a lower resolution) is measured "
+        "on the held-out images by `python -m training robustness`; for the served model see "
+        "`models/robustness.md`.",
         "- ISIC images come mostly from lighter-skinned patients (Fitzpatrick I-III); performance "
         "on darker skin is unknown and likely worse.",
         "- The two sources differ in resolution and malignant share (53% vs 18%). Every image is "
