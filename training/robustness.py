@@ -42,17 +42,11 @@ class Perturbation:
     apply: Callable[[Image.Image, int, np.random.Generator], Image.Image]
 
 
-def _channel_gains(red: float, blue: float) -> Callable[[Image.Image, int, Any], Image.Image]:
+def _gains(red: float, green: float, blue: float) -> Callable[[Image.Image, int, Any], Image.Image]:
+    """Multiply each channel, as a different white balance or exposure would, and clip."""
+
     def apply(image: Image.Image, _resolution: int, _rng: Any) -> Image.Image:
-        pixels = np.asarray(image, dtype=np.float32) * np.array([red, 1.0, blue], np.float32)
-        return Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8))
-
-    return apply
-
-
-def _exposure(gain: float) -> Callable[[Image.Image, int, Any], Image.Image]:
-    def apply(image: Image.Image, _resolution: int, _rng: Any) -> Image.Image:
-        pixels = np.asarray(image, dtype=np.float32) * gain
+        pixels = np.asarray(image, dtype=np.float32) * np.array([red, green, blue], np.float32)
         return Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8))
 
     return apply
@@ -103,10 +97,10 @@ def _low_resolution(image: Image.Image, resolution: int, _rng: Any) -> Image.Ima
 
 
 PERTURBATIONS: tuple[Perturbation, ...] = (
-    Perturbation("warmer white balance", "red x1.10, blue x0.90", _channel_gains(1.10, 0.90)),
-    Perturbation("cooler white balance", "red x0.90, blue x1.10", _channel_gains(0.90, 1.10)),
-    Perturbation("underexposed", "every channel x0.75", _exposure(0.75)),
-    Perturbation("overexposed", "every channel x1.25, clipped", _exposure(1.25)),
+    Perturbation("warmer white balance", "red x1.10, blue x0.90", _gains(1.10, 1.0, 0.90)),
+    Perturbation("cooler white balance", "red x0.90, blue x1.10", _gains(0.90, 1.0, 1.10)),
+    Perturbation("underexposed", "every channel x0.75", _gains(0.75, 0.75, 0.75)),
+    Perturbation("overexposed", "every channel x1.25, clipped", _gains(1.25, 1.25, 1.25)),
     Perturbation(
         "lower contrast",
         "contrast 0.7 (PIL ImageEnhance)",
