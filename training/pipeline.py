@@ -172,16 +172,14 @@ def finalize(
     # `config` stays as trained (it is what retrains the model); `serving` is how it is served.
     serving = config.with_overrides(input_size=size_report["input_size"])
     resized = serving.input_size != config.input_size
-    validation = scores["validation"]
-    if resized:
-        validation = _rescore(
-            model, serving, split, {"validation": validation}, tta=False, known=validation_logits
-        )["validation"]
-    head_report, refit_logits = _decide_head_refit(model, serving, split, validation, head_refit)
+    head_report, head_logits = _decide_head_refit(
+        model, serving, split, scores["validation"].labels, head_refit
+    )
+    if head_logits is not None:
+        validation_logits = {"validation": head_logits}
     if resized or head_report["used"]:
         # Test is scored once, by the model as it is now served.
-        known = {"validation": validation.logits if refit_logits is None else refit_logits}
-        scores = _rescore(model, serving, split, scores, tta=False, known=known)
+        scores = _rescore(model, serving, split, scores, tta=False, known=validation_logits)
     tta_report, validation_tta_logits = _decide_tta(model, serving, split, scores, tta)
     if tta_report["used"]:
         scores = _rescore(model, serving, split, scores, tta=True, known=validation_tta_logits)
@@ -372,12 +370,13 @@ def _decide_serving_size(
 
 
 def _decide_head_refit(
-    model: Any, config: TrainingConfig, split: Split, validation: Scores, requested: str
+    model: Any, config: TrainingConfig, split: Split, validation_labels: np.ndarray, requested: str
 ) -> tuple[dict[str, Any], np.ndarray | None]:
     """Refit `model`'s final layer on the training images' penultimate features at
-    `config.input_size`, in place where it is kept; how that was decided, and the refitted
-    model's validation logits (None where the trained layer stays). `validation` holds the
-    trained layer's scores at that size."""
+    `config.input_size`, in place where it is kept; how that was decided, and the validation
+    logits of the model as it now is, refitted or not (None where the refit is turned off).
+    Both layers score the same validation features, so validation goes through the network
+    once."""
     from sklearn.metrics import roc_auc_score
 
     if requested not in ("auto", "on", "off"):
@@ -401,7 +400,6 @@ def _decide_head_refit(
         )
         for name, subset in samples.items()
     }
-    validation_labels = validation.labels
     head = fit_linear_head(
         features["train"],
         np.array([sample.label for sample in samples["train"]]),
@@ -409,7 +407,9 @@ def _decide_head_refit(
         features["validation"],
         validation_labels,
     )
-    trained_auc = float(roc_auc_score(validation_labels, validation.logits))
+    head_layer = model.get_layer(HEAD_LAYER)
+    trained_logits = _layer_logits(head_layer, features["validation"])
+    trained_auc = float(roc_auc_score(validation_labels, trained_logits))
     refit_auc = head.validation_auc_by_strength[head.strength]
     used = requested == "on" or refit_auc - trained_auc >= HEAD_REFIT_MIN_GAIN
     report = {
@@ -425,11 +425,14 @@ def _decide_head_refit(
         else f"validation gain >= {HEAD_REFIT_MIN_GAIN}",
     }
     if not used:
-        return report, None
+        return report, trained_logits
     install_head(model, head)
-    # The model's own final layer on the features already computed: its exact float32 logits.
-    refit_logits = np.asarray(model.get_layer(HEAD_LAYER)(features["validation"]))
-    return report, refit_logits.reshape(-1).astype(np.float64)
+    return report, _layer_logits(head_layer, features["validation"])
+
+
+def _layer_logits(head_layer: Any, features: np.ndarray) -> np.ndarray:
+    """The model's own final layer on penultimate features: its exact float32 logits."""
+    return np.asarray(head_layer(features)).reshape(-1).astype(np.float64)
 
 
 def _resized(model: Any, config: TrainingConfig, size: int) -> Any:

@@ -10,17 +10,18 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from inference import ModelArtifactError, load_classifier
 from tests.training.conftest import write_tiny_dataset
 from training.backbones import build_base, build_classifier
 from training.config import ARCHITECTURES, EFFICIENTNETS, Phase, TrainingConfig, default_config
-from training.data import Dataset, Split, load_dataset, split_dataset
+from training.data import Dataset, Split, load_dataset, load_pixels, split_dataset, subsample
 from training.evaluation import expected_calibration_error, remove_temperature
 from training.hardware import describe_training_device, resolve_precision
 from training.pipeline import SCORES_FILE, finalize
 from training.report import write_report
-from training.train import LOGITS_FILE, MODEL_FILE, set_trainable, train
+from training.train import LOGITS_FILE, MODEL_FILE, resize_classifier, set_trainable, train
 
 pytestmark = pytest.mark.slow
 
@@ -383,6 +384,8 @@ def test_a_refitted_head_is_what_is_evaluated_and_served(
 def test_a_resized_and_refitted_model_scores_each_split_once(
     trained_lite0: TrainedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import keras
+
     from training import pipeline
 
     scored: list[int] = []
@@ -396,9 +399,21 @@ def test_a_resized_and_refitted_model_scores_each_split_once(
     record, _ = _finalize_as_served(trained_lite0, tmp_path, serving_size="64", head_refit="on")
 
     assert record["input_size"] == 64
-    # Validation at the new size for the refit's baseline, then test once, by the served model.
-    split = trained_lite0.split
-    assert scored == [len(split.validation), len(split.test)]
+    # Validation goes through the network once, for the refit's features, which both the
+    # trained and the refitted layer score; test once, by the served model.
+    assert scored == [len(trained_lite0.split.test)]
+    # The trained layer's score, taken from those features, is the trained model's own at 64 px.
+    trained = keras.models.load_model(trained_lite0.run_dir / MODEL_FILE, compile=False)
+    resized = resize_classifier(trained, trained_lite0.config.with_overrides(input_size=64))
+    validation = subsample(
+        trained_lite0.split.validation, trained_lite0.config.max_images_per_subset
+    )
+    pixels = load_pixels(
+        validation, input_size=64, effective_resolution=trained_lite0.config.effective_resolution
+    )
+    assert record["head_refit"]["validation_roc_auc_trained"] == pytest.approx(
+        roc_auc_score([s.label for s in validation], original(resized, pixels)), abs=1e-6
+    )
 
 
 def test_a_head_refit_turned_off_leaves_the_trained_model(
