@@ -355,8 +355,7 @@ def _robustness(args: argparse.Namespace, command: str) -> None:
         rows,
         model_version=classifier.version,
         subset=args.subset,
-        images=len(samples),
-        malignant=int(labels.sum()),
+        labels=labels,
         target_sensitivity=float(classifier.metadata.raw["target_sensitivity"]),
         command=command,
     )

@@ -26,10 +26,10 @@ from sklearn.metrics import roc_auc_score
 from inference import Classifier
 from inference.preprocessing import open_image
 from training.data import Sample
+from training.model_card import DISCLAIMER
 
-DISCLAIMER = (
-    "For education and research only: not a medical device, not a diagnosis. These figures "
-    "come from simulated camera differences, not from another clinic's images."
+SIMULATION_NOTE = (
+    "These figures come from simulated camera differences, not from another clinic's images."
 )
 CHUNK = 32
 
@@ -153,7 +153,7 @@ def score_conditions(
     scores: dict[str, list[np.ndarray]] = {name: [] for name in conditions}
     for start in range(0, len(samples), CHUNK):
         chunk = samples[start : start + CHUNK]
-        images = [open_image(sample.path).convert("RGB") for sample in chunk]
+        images = [open_image(sample.path) for sample in chunk]
         scores["clean"].append(_probabilities(classifier, images))
         for perturbation in perturbations:
             perturbed = [
@@ -202,18 +202,20 @@ def render_markdown(
     *,
     model_version: str,
     subset: str,
-    images: int,
-    malignant: int,
+    labels: np.ndarray,
     target_sensitivity: float,
     command: str,
 ) -> str:
     """The rows as a markdown page, the clean images first, with the disclaimer."""
+    malignant = int(np.sum(labels))
     lines = [
         "# Robustness to camera differences (simulated)",
         "",
-        f"> {DISCLAIMER}",
+        DISCLAIMER,
         "",
-        f"Model `{model_version}`, scored through the served path on the {images} {subset} "
+        SIMULATION_NOTE,
+        "",
+        f"Model `{model_version}`, scored through the served path on the {len(labels)} {subset} "
         f"images of its own split ({malignant} malignant). Each condition changes every image "
         "at its own resolution before the usual preprocessing; sensitivity and specificity are "
         "at the shipped threshold. Regenerate with:",
