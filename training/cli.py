@@ -15,6 +15,7 @@ import numpy as np
 from training.config import (
     ARCHITECTURES,
     EFFICIENTNETS,
+    HEAD_REFIT_CHOICES,
     LITE_ARCHITECTURES,
     RECIPES,
     Architecture,
@@ -205,10 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--head-refit",
-            choices=("auto", "on", "off"),
+            choices=HEAD_REFIT_CHOICES,
             default="auto",
             help="refit the final layer as a regularised logistic regression on the training "
-            "images' features: 'auto' keeps it if it helps on validation",
+            "images' features, over the two labels ('binary') or over the diagnoses "
+            "('diagnosis'): 'auto' keeps the better of the two if it helps on validation",
         )
         sub.add_argument(
             "--serving-size",

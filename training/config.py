@@ -97,6 +97,8 @@ class TrainingConfig:
 
 
 RECIPES = ("full", "fast")
+# How `finalize` refits the final layer (training.head_refit).
+HEAD_REFIT_CHOICES = ("auto", "binary", "diagnosis", "off")
 
 
 def default_config(architecture: Architecture, recipe: str = "full") -> TrainingConfig:

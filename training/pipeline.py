@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,11 @@ import numpy as np
 from inference.artifact import FORMAT_VERSION, METADATA_FILE, file_sha256
 from training import evaluation, plots
 from training.backbones import DISPLAY_NAMES, count_parameters
-from training.config import LITE_ARCHITECTURES, TrainingConfig
+from training.config import HEAD_REFIT_CHOICES, LITE_ARCHITECTURES, TrainingConfig
 from training.data import (
     LABELS,
     Dataset,
+    Sample,
     Split,
     balanced_sample_weights,
     load_pixels,
@@ -30,7 +32,14 @@ from training.data import (
     write_split_csv,
 )
 from training.hardware import describe_cpu
-from training.head_refit import HEAD_LAYER, fit_linear_head, install_head, penultimate_model
+from training.head_refit import (
+    HEAD_LAYER,
+    Head,
+    fit_diagnosis_head,
+    fit_linear_head,
+    penultimate_model,
+    with_head,
+)
 from training.lite_variants import family_name, lite_variant
 from training.model_card import write_model_card
 from training.train import (
@@ -156,11 +165,11 @@ def finalize(
     """Calibrate and evaluate a trained run; write the artifact when `artifact_dir` is given.
 
     `serving_size` is "auto" (the best validation ROC AUC among `serving_size_candidates`),
-    "train" (the training input size) or a size in pixels. `head_refit` ("auto", "on", "off")
-    refits the final layer at the serving size (training.head_refit); "auto" keeps the refit
-    for a validation gain of at least HEAD_REFIT_MIN_GAIN. `run_name` (default: the
-    architecture) names the run's plots; a run of another recipe than the served one is named
-    after it in the report.
+    "train" (the training input size) or a size in pixels. `head_refit` (HEAD_REFIT_CHOICES)
+    refits the final layer at the serving size (training.head_refit); "auto" keeps the better
+    of a binary and a diagnosis head for a validation gain of at least HEAD_REFIT_MIN_GAIN.
+    `run_name` (default: the architecture) names the run's plots; a run of another recipe than
+    the served one is named after it in the report.
     """
     import keras
 
@@ -172,8 +181,8 @@ def finalize(
     # `config` stays as trained (it is what retrains the model); `serving` is how it is served.
     serving = config.with_overrides(input_size=size_report["input_size"])
     resized = serving.input_size != config.input_size
-    head_report, head_logits = _decide_head_refit(
-        model, serving, split, scores["validation"].labels, head_refit
+    head_report, head_logits, model = _decide_head_refit(
+        model, serving, split, scores["validation"], head_refit
     )
     if head_logits is not None:
         validation_logits = {"validation": head_logits}
@@ -370,24 +379,38 @@ def _decide_serving_size(
 
 
 def _decide_head_refit(
-    model: Any, config: TrainingConfig, split: Split, validation_labels: np.ndarray, requested: str
-) -> tuple[dict[str, Any], np.ndarray | None]:
+    model: Any, config: TrainingConfig, split: Split, validation: Scores, requested: str
+) -> tuple[dict[str, Any], np.ndarray | None, Any]:
     """Refit `model`'s final layer on the training images' penultimate features at
-    `config.input_size`, in place where it is kept; how that was decided, and the validation
-    logits of the model as it now is, refitted or not (None where the refit is turned off).
-    Both layers score the same validation features, so validation goes through the network
-    once."""
+    `config.input_size`; how that was decided, the validation logits of the model as it now
+    is (None where the refit is turned off), and that model.
+
+    "auto" fits a binary head and, where the training images carry diagnoses, a diagnosis head
+    (training.head_refit). The diagnosis head is taken only where it ranks validation better
+    both overall and within each source (`source_balanced_roc_auc`): several diagnoses occur in
+    one source only, so a diagnosis head can gain overall by ranking one source's lesions above
+    the other's, which is the shortcut the (label, source) loss weights exist to take away. The
+    refit is then kept for at least HEAD_REFIT_MIN_GAIN over the trained layer. "binary" and
+    "diagnosis" force that kind. Every layer scores the same validation features, so validation
+    goes through the network once."""
     from sklearn.metrics import roc_auc_score
 
-    if requested not in ("auto", "on", "off"):
-        raise ValueError(f"head refit must be 'auto', 'on' or 'off', not {requested!r}")
+    if requested not in HEAD_REFIT_CHOICES:
+        choices = ", ".join(HEAD_REFIT_CHOICES)
+        raise ValueError(f"head refit must be one of {choices}, not {requested!r}")
     if requested == "off":
-        return {"used": False, "decided_by": "turned off"}, None
-    penultimate = penultimate_model(model)
+        return {"used": False, "decided_by": "turned off"}, None, model
     samples = {
         name: subsample(split.subset(name), config.max_images_per_subset)
         for name in ("train", "validation")
     }
+    malignant_diagnoses = _malignant_diagnoses(samples["train"])
+    if requested == "diagnosis" and malignant_diagnoses is None:
+        raise ValueError(
+            "a diagnosis head needs a diagnosis for every training image, three diagnoses or "
+            "more, and each diagnosis under one label"
+        )
+    penultimate = penultimate_model(model)
     features = {
         name: penultimate.predict(
             load_pixels(
@@ -400,34 +423,99 @@ def _decide_head_refit(
         )
         for name, subset in samples.items()
     }
-    head = fit_linear_head(
-        features["train"],
-        np.array([sample.label for sample in samples["train"]]),
-        balanced_sample_weights(samples["train"], by_source=config.balance == "label_and_source"),
-        features["validation"],
-        validation_labels,
+    weights = balanced_sample_weights(
+        samples["train"], by_source=config.balance == "label_and_source"
     )
-    head_layer = model.get_layer(HEAD_LAYER)
-    trained_logits = _layer_logits(head_layer, features["validation"])
-    trained_auc = float(roc_auc_score(validation_labels, trained_logits))
-    refit_auc = head.validation_auc_by_strength[head.strength]
-    used = requested == "on" or refit_auc - trained_auc >= HEAD_REFIT_MIN_GAIN
-    report = {
+    heads: dict[str, Head] = {}
+    if requested in ("auto", "binary"):
+        heads["binary"] = fit_linear_head(
+            features["train"],
+            np.array([sample.label for sample in samples["train"]]),
+            weights,
+            features["validation"],
+            validation.labels,
+        )
+    diagnosis_head = None
+    if requested in ("auto", "diagnosis") and malignant_diagnoses is not None:
+        diagnosis_head = heads["diagnosis"] = fit_diagnosis_head(
+            features["train"],
+            [sample.diagnosis for sample in samples["train"]],
+            malignant_diagnoses,
+            weights,
+            features["validation"],
+            validation.labels,
+        )
+    aucs = {kind: head.validation_auc_by_strength[head.strength] for kind, head in heads.items()}
+    balanced = {
+        kind: source_balanced_roc_auc(
+            validation.labels, head.logits(features["validation"]), validation.sources
+        )
+        for kind, head in heads.items()
+    }
+    kind = next(iter(heads))
+    if "binary" in heads and "diagnosis" in heads:
+        better = all(score["diagnosis"] > score["binary"] for score in (aucs, balanced))
+        kind = "diagnosis" if better else "binary"
+    head = heads[kind]
+    trained_logits = _layer_logits(model.get_layer(HEAD_LAYER), features["validation"])
+    trained_auc = float(roc_auc_score(validation.labels, trained_logits))
+    used = requested != "auto" or aucs[kind] - trained_auc >= HEAD_REFIT_MIN_GAIN
+    report: dict[str, Any] = {
         "used": used,
+        "kind": kind,
         "validation_roc_auc_trained": trained_auc,
-        "validation_roc_auc_refit": refit_auc,
+        "validation_roc_auc_refit": aucs[kind],
         "strength": head.strength,
         "validation_roc_auc_by_strength": {
             str(strength): auc for strength, auc in head.validation_auc_by_strength.items()
         },
-        "decided_by": "forced on"
-        if requested == "on"
+        "validation_roc_auc_by_kind": aucs,
+        "validation_source_balanced_roc_auc_trained": source_balanced_roc_auc(
+            validation.labels, trained_logits, validation.sources
+        ),
+        "validation_source_balanced_roc_auc_by_kind": balanced,
+        "decided_by": f"forced {requested}"
+        if requested != "auto"
         else f"validation gain >= {HEAD_REFIT_MIN_GAIN}",
     }
+    if diagnosis_head is not None:
+        report["diagnoses"] = list(diagnosis_head.diagnoses)
+        report["malignant_diagnoses"] = list(diagnosis_head.malignant)
     if not used:
-        return report, trained_logits
-    install_head(model, head)
-    return report, _layer_logits(head_layer, features["validation"])
+        return report, trained_logits, model
+    model = with_head(model, head)
+    return report, _layer_logits(model.get_layer(HEAD_LAYER), features["validation"]), model
+
+
+def source_balanced_roc_auc(labels: np.ndarray, logits: np.ndarray, sources: np.ndarray) -> float:
+    """The mean of the ROC AUCs within each source that holds both labels: how well a score
+    ranks lesions of one clinic, blind to how it ranks one source's lesions against the
+    other's. With one source it is the plain ROC AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    labels, logits, sources = np.asarray(labels), np.asarray(logits), np.asarray(sources)
+    per_source = [
+        roc_auc_score(labels[sources == source], logits[sources == source])
+        for source in sorted(set(sources.tolist()))
+        if len(set(labels[sources == source].tolist())) == 2
+    ]
+    if not per_source:
+        raise ValueError("no source holds both labels")
+    return float(np.mean(per_source))
+
+
+def _malignant_diagnoses(samples: Sequence[Sample]) -> list[str] | None:
+    """The diagnoses that the training images carry under the malignant label, where a
+    diagnosis head can be fitted on them: every image has a diagnosis, there are three or more
+    (two would make it the binary head again) and none appears under both labels."""
+    labels_by_diagnosis: dict[str, set[int]] = {}
+    for sample in samples:
+        labels_by_diagnosis.setdefault(sample.diagnosis, set()).add(sample.label)
+    if "" in labels_by_diagnosis or len(labels_by_diagnosis) < 3:
+        return None
+    if any(len(labels) > 1 for labels in labels_by_diagnosis.values()):
+        return None
+    return sorted(name for name, labels in labels_by_diagnosis.items() if labels == {1})
 
 
 def _layer_logits(head_layer: Any, features: np.ndarray) -> np.ndarray:

@@ -25,6 +25,10 @@ def _lesion(rng: np.random.Generator, malignant: bool, size: int) -> Image.Image
     return image
 
 
+# Two diagnoses under each label, as in a real dermoscopy set.
+DIAGNOSES = {"benign": ("naevus", "keratosis"), "malignant": ("melanoma", "carcinoma")}
+
+
 def write_tiny_dataset(root: Path, *, per_class_and_source: int = 12, seed: int = 0) -> Path:
     """A manifest-layout dataset with two sources of different resolutions."""
     rng = np.random.default_rng(seed)
@@ -36,7 +40,10 @@ def write_tiny_dataset(root: Path, *, per_class_and_source: int = 12, seed: int 
             for index in range(per_class_and_source):
                 name = f"{source}_{label}_{index:03d}.jpg"
                 _lesion(rng, label == "malignant", size).save(images / name, quality=90)
-                rows.append({"file": name, "label": label, "diagnosis": "", "source": source})
+                diagnosis = DIAGNOSES[label][index % 2]
+                rows.append(
+                    {"file": name, "label": label, "diagnosis": diagnosis, "source": source}
+                )
     with (root / "manifest.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["file", "label", "diagnosis", "source"])
         writer.writeheader()

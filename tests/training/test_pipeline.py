@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from training.config import ARCHITECTURES, EFFICIENTNETS, Phase, TrainingConfig,
 from training.data import Dataset, Split, load_dataset, load_pixels, split_dataset, subsample
 from training.evaluation import expected_calibration_error, remove_temperature
 from training.hardware import describe_training_device, resolve_precision
-from training.pipeline import SCORES_FILE, finalize
+from training.pipeline import SCORES_FILE, finalize, source_balanced_roc_auc
 from training.report import write_report
 from training.train import LOGITS_FILE, MODEL_FILE, resize_classifier, set_trainable, train
 
@@ -355,11 +356,12 @@ def test_a_refitted_head_is_what_is_evaluated_and_served(
 ) -> None:
     import keras
 
-    record, artifact = _finalize_as_served(trained_lite0, tmp_path, head_refit="on")
+    record, artifact = _finalize_as_served(trained_lite0, tmp_path, head_refit="binary")
 
     refit = record["head_refit"]
     assert refit["used"]
-    assert refit["decided_by"] == "forced on"
+    assert refit["decided_by"] == "forced binary"
+    assert refit["kind"] == "binary"
     assert float(refit["strength"]) in {float(s) for s in refit["validation_roc_auc_by_strength"]}
     # Validation is evaluated with the refitted layer, whose score chose its strength.
     assert record["validation"]["overall"]["roc_auc"] == pytest.approx(
@@ -396,7 +398,7 @@ def test_a_resized_and_refitted_model_scores_each_split_once(
         return original(model, pixels, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pipeline, "predict_logits", counting)
-    record, _ = _finalize_as_served(trained_lite0, tmp_path, serving_size="64", head_refit="on")
+    record, _ = _finalize_as_served(trained_lite0, tmp_path, serving_size="64", head_refit="binary")
 
     assert record["input_size"] == 64
     # Validation goes through the network once, for the refit's features, which both the
@@ -423,3 +425,83 @@ def test_a_head_refit_turned_off_leaves_the_trained_model(
 
     assert record["head_refit"] == {"used": False, "decided_by": "turned off"}
     assert (artifact / MODEL_FILE).read_bytes() == (trained_lite0.run_dir / MODEL_FILE).read_bytes()
+
+
+def test_a_diagnosis_head_is_evaluated_served_and_scored_through_inference(
+    trained_lite0: TrainedRun, tmp_path: Path
+) -> None:
+    record, artifact = _finalize_as_served(trained_lite0, tmp_path, head_refit="diagnosis")
+
+    refit = record["head_refit"]
+    assert refit["used"]
+    assert refit["kind"] == "diagnosis"
+    assert refit["diagnoses"] == ["carcinoma", "keratosis", "melanoma", "naevus"]
+    assert refit["malignant_diagnoses"] == ["carcinoma", "melanoma"]
+    assert record["validation"]["overall"]["roc_auc"] == pytest.approx(
+        refit["validation_roc_auc_refit"]
+    )
+    # The served path gives the probabilities the evaluation scored, image by image.
+    test = subsample(trained_lite0.split.test, trained_lite0.config.max_images_per_subset)
+    predictions = load_classifier(artifact).predict([sample.path for sample in test])
+    with np.load(tmp_path / "models" / "comparison" / "efficientnet_lite0" / SCORES_FILE) as saved:
+        np.testing.assert_allclose(
+            [p.probability for p in predictions], saved["probabilities"], atol=1e-4
+        )
+
+
+def test_auto_takes_a_diagnosis_head_only_where_it_ranks_better_overall_and_within_sources(
+    trained_lite0: TrainedRun, tmp_path: Path
+) -> None:
+    record, _ = _finalize_as_served(trained_lite0, tmp_path, head_refit="auto")
+
+    refit = record["head_refit"]
+    overall = refit["validation_roc_auc_by_kind"]
+    within = refit["validation_source_balanced_roc_auc_by_kind"]
+    assert set(overall) == set(within) == {"binary", "diagnosis"}
+    better = overall["diagnosis"] > overall["binary"] and within["diagnosis"] > within["binary"]
+    assert refit["kind"] == ("diagnosis" if better else "binary")
+    assert refit["validation_roc_auc_refit"] == overall[refit["kind"]]
+    # The figure within sources is the mean of the per-source ROC AUCs of the served scores.
+    if refit["used"]:
+        by_source = record["validation"]["by_group"]
+        assert within[refit["kind"]] == pytest.approx(
+            np.mean([group["roc_auc"] for group in by_source.values()])
+        )
+
+
+def test_the_source_balanced_auc_averages_the_sources_that_hold_both_labels() -> None:
+    labels = np.array([0, 1, 1, 0, 1, 0, 0, 0])
+    logits = np.array([0.1, 0.9, 0.4, 0.5, 0.7, 0.2, 0.3, 0.6])
+    sources = np.array(["a", "a", "a", "a", "b", "b", "b", "c"])
+
+    expected = np.mean(
+        [roc_auc_score(labels[:4], logits[:4]), roc_auc_score(labels[4:7], logits[4:7])]
+    )
+    assert source_balanced_roc_auc(labels, logits, sources) == pytest.approx(expected)
+    assert source_balanced_roc_auc(labels, logits, np.full(8, "x")) == pytest.approx(
+        roc_auc_score(labels, logits)
+    )
+    with pytest.raises(ValueError, match="no source holds both labels"):
+        source_balanced_roc_auc(labels, logits, np.arange(8).astype(str))
+
+
+def test_a_diagnosis_head_without_diagnoses_is_refused_with_a_reason(
+    trained_lite0: TrainedRun, tmp_path: Path
+) -> None:
+    split = trained_lite0.split
+    undiagnosed = dataclasses.replace(
+        split, train=tuple(dataclasses.replace(s, diagnosis="") for s in split.train)
+    )
+    with pytest.raises(ValueError, match="needs a diagnosis for every training image"):
+        finalize(
+            run_dir=trained_lite0.run_dir,
+            config=trained_lite0.config,
+            dataset=trained_lite0.dataset,
+            split=undiagnosed,
+            artifact_dir=None,
+            comparison_dir=tmp_path / "comparison",
+            plots_dir=tmp_path / "plots",
+            tta="off",
+            serving_size="train",
+            head_refit="diagnosis",
+        )
