@@ -210,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
             default="auto",
             help="refit the final layer as a regularised logistic regression on the training "
             "images' features, over the two labels ('binary') or over the diagnoses "
-            "('diagnosis'): 'auto' keeps the better of the two if it helps on validation",
+            "('diagnosis'): 'auto' takes the diagnosis head only where it ranks validation better "
+            "both overall and within sources, and keeps the refit if it helps on validation",
         )
         sub.add_argument(
             "--serving-size",

@@ -114,8 +114,8 @@ def _diagnosis_head_not_kept(choice: dict[str, Any]) -> str:
         f" A head over the {len(choice['diagnoses'])} diagnoses was fitted too and not kept: "
         f"validation ROC AUC {fmt(overall['diagnosis'])} against {fmt(overall['binary'])}, "
         f"but {fmt(within['diagnosis'])} against {fmt(within['binary'])} averaged within "
-        "sources; it is taken only where it ranks better both ways, since several diagnoses "
-        "occur in one source only."
+        "sources; it is taken only where it ranks better both ways, so that it cannot gain by "
+        "ranking one source's lesions above another's."
     )
 
 
