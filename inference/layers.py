@@ -38,9 +38,12 @@ class DiagnosisLogit(keras.layers.Layer):
         if not self.malignant_indices or not self.benign_indices:
             raise ValueError("a diagnosis head needs a benign and a malignant diagnosis")
 
-    def build(self, input_shape: tuple[int, ...]) -> None:
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        features = input_shape[-1]
+        if features is None:
+            raise ValueError("a diagnosis head needs a known number of input features")
         self.kernel = self.add_weight(
-            shape=(input_shape[-1], len(self.diagnoses)), initializer="zeros", name="kernel"
+            shape=(features, len(self.diagnoses)), initializer="zeros", name="kernel"
         )
         self.bias = self.add_weight(shape=(len(self.diagnoses),), initializer="zeros", name="bias")
 
