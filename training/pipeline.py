@@ -166,8 +166,9 @@ def finalize(
 
     `serving_size` is "auto" (the best validation ROC AUC among `serving_size_candidates`),
     "train" (the training input size) or a size in pixels. `head_refit` (HEAD_REFIT_CHOICES)
-    refits the final layer at the serving size (training.head_refit); "auto" keeps the better
-    of a binary and a diagnosis head for a validation gain of at least HEAD_REFIT_MIN_GAIN.
+    refits the final layer at the serving size (training.head_refit); "auto" chooses between a
+    binary and a diagnosis head as `_decide_head_refit` says and keeps the refit for a
+    validation gain of at least HEAD_REFIT_MIN_GAIN.
     `run_name` (default: the architecture) names the run's plots; a run of another recipe than
     the served one is named after it in the report.
     """
