@@ -97,7 +97,7 @@ def _with_flags(config: TrainingConfig, args: argparse.Namespace) -> TrainingCon
 
 
 def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: bool) -> None:
-    from training.pipeline import finalize
+    from training.pipeline import DIAGNOSIS_HEAD_NEEDS, diagnosis_head_malignant, finalize
     from training.train import train as train_model
 
     dataset = load_dataset(args.data)
@@ -115,6 +115,9 @@ def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: boo
         validation_fraction=config.validation_fraction,
         test_fraction=config.test_fraction,
     )
+    if args.head_refit == "diagnosis" and diagnosis_head_malignant(split.train) is None:
+        # Said before training, not after an hour of it.
+        raise SystemExit(f"--head-refit diagnosis: {DIAGNOSIS_HEAD_NEEDS} ({args.data})")
     if train:
         weights_path = _weights_for(architecture, args)
         # Only the file name is recorded: the artifact must not carry this machine's paths.

@@ -405,12 +405,9 @@ def _decide_head_refit(
         name: subsample(split.subset(name), config.max_images_per_subset)
         for name in ("train", "validation")
     }
-    malignant_diagnoses = _malignant_diagnoses(samples["train"])
+    malignant_diagnoses = diagnosis_head_malignant(samples["train"])
     if requested == "diagnosis" and malignant_diagnoses is None:
-        raise ValueError(
-            "a diagnosis head needs a diagnosis for every training image, three diagnoses or "
-            "more, and each diagnosis under one label"
-        )
+        raise ValueError(DIAGNOSIS_HEAD_NEEDS)
     penultimate = penultimate_model(model)
     features = {
         name: penultimate.predict(
@@ -505,7 +502,13 @@ def source_balanced_roc_auc(labels: np.ndarray, logits: np.ndarray, sources: np.
     return float(np.mean(per_source))
 
 
-def _malignant_diagnoses(samples: Sequence[Sample]) -> list[str] | None:
+DIAGNOSIS_HEAD_NEEDS = (
+    "a diagnosis head needs a diagnosis for every training image, three diagnoses or more, "
+    "and each diagnosis under one label"
+)
+
+
+def diagnosis_head_malignant(samples: Sequence[Sample]) -> list[str] | None:
     """The diagnoses that the training images carry under the malignant label, where a
     diagnosis head can be fitted on them: every image has a diagnosis, there are three or more
     (two would make it the binary head again) and none appears under both labels."""
