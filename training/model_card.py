@@ -124,6 +124,41 @@ def _binary_refit_clause(choice: dict[str, Any]) -> str:
     return "" if binary is None else f", {fmt(binary)} with a binary refit"
 
 
+def paragraph(text: str) -> list[str]:
+    """Markdown lines for `text` followed by a blank line; none for an empty text."""
+    return [text, ""] if text else []
+
+
+WITHIN_SOURCE_MEANING = (
+    "the figure to expect on one clinic's images; the overall ROC AUC also counts how one "
+    "source's lesions rank against the other's, and the sources differ in malignant share"
+)
+
+
+def within_source_roc_auc(record: dict[str, Any], subset: str) -> float | None:
+    """The ROC AUC within each source, averaged over the sources; None with fewer than two
+    sources that hold both labels."""
+    aucs = [
+        group["roc_auc"]
+        for group in record[subset]["by_group"].values()
+        if group.get("roc_auc") is not None
+    ]
+    return sum(aucs) / len(aucs) if len(aucs) >= 2 else None
+
+
+def within_source_sentence(record: dict[str, Any]) -> str:
+    """The within-source ROC AUC on validation and test, with what it means; empty where it is
+    undefined."""
+    validation = within_source_roc_auc(record, "validation")
+    test = within_source_roc_auc(record, "test")
+    if validation is None or test is None:
+        return ""
+    return (
+        f"ROC AUC within each source, averaged over the sources: validation {fmt(validation)}, "
+        f"test {fmt(test)}. This is {WITHIN_SOURCE_MEANING}."
+    )
+
+
 def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any]) -> None:
     """Write the card: intended use, data, metrics per source, threshold, limits."""
     test = record["test"]
@@ -185,6 +220,7 @@ def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any
         "## Test metrics (held-out split, at the shipped threshold)",
         *metrics_table({"overall": test["overall"], **test["by_group"]}),
         "",
+        *paragraph(within_source_sentence(record)),
         "## Calibration",
         f"Temperature scaling fitted on validation. Expected calibration error (15 bins): "
         f"validation {calibration['validation']['ece_before']:.3f} → "

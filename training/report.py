@@ -11,12 +11,14 @@ import numpy as np
 from training import evaluation, plots
 from training.model_card import (
     DISCLAIMER,
+    WITHIN_SOURCE_MEANING,
     fmt,
     fmt_interval,
     head_refit_sentence,
     metrics_table,
     serving_size_sentence,
     shortcut_summary,
+    within_source_roc_auc,
 )
 from training.pipeline import EVALUATION_FILE, SCORES_FILE, plot_test_results
 
@@ -109,6 +111,16 @@ def write_report(models_dir: Path, *, command: str) -> Path:
         "Latency measured on: "
         + "; ".join(
             f"{r['display_name']}: {r['latency'].get('cpu', 'the machine that trained it')}"
+            for r in records.values()
+        )
+        + ".",
+        "",
+        "ROC AUC within each source, averaged over the sources, validation / test ("
+        + WITHIN_SOURCE_MEANING
+        + "): "
+        + "; ".join(
+            f"{r['display_name']} {fmt(within_source_roc_auc(r, 'validation'))} / "
+            f"{fmt(within_source_roc_auc(r, 'test'))}"
             for r in records.values()
         )
         + ".",

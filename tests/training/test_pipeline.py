@@ -150,7 +150,10 @@ def test_a_trained_run_becomes_an_artifact_that_inference_loads(
     assert metadata["split"]["seed"] == config.seed
     assert "stand-in for EfficientNet-B0" in metadata["display_name"]
     assert (artifact / "split.csv").is_file()
-    assert "not a medical diagnosis" in (artifact / "MODEL_CARD.md").read_text()
+    card = (artifact / "MODEL_CARD.md").read_text()
+    assert "not a medical diagnosis" in card
+    by_source = [group["roc_auc"] for group in record["test"]["by_group"].values()]
+    assert f"test {np.mean(by_source):.3f}. This is the figure to expect" in card
     assert {"roc_auc", "sensitivity", "specificity", "ece"} <= set(
         metadata["test_metrics"]["overall"]
     )
