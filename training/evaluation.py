@@ -397,6 +397,23 @@ class _Confusion:
     true_positive: int
 
 
+def source_balanced_roc_auc(
+    y_true: npt.ArrayLike, scores: npt.ArrayLike, sources: npt.ArrayLike
+) -> float:
+    """The mean of the ROC AUCs within each source that holds both labels: how well a score
+    ranks lesions of one clinic, blind to how it ranks one source's lesions against the
+    other's. With one source it is the plain ROC AUC."""
+    labels, values, groups = np.asarray(y_true), np.asarray(scores), np.asarray(sources)
+    per_source = [
+        metrics.roc_auc_score(labels[groups == source], values[groups == source])
+        for source in sorted(set(groups.tolist()))
+        if len(set(labels[groups == source].tolist())) == 2
+    ]
+    if not per_source:
+        raise ValueError("no source holds both labels")
+    return float(np.mean(per_source))
+
+
 def _confusion(labels: IntArray, flagged: npt.NDArray[np.bool_]) -> _Confusion:
     """Count the four confusion-matrix cells as plain ints."""
     malignant = labels == MALIGNANT

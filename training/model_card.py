@@ -137,7 +137,8 @@ WITHIN_SOURCE_MEANING = (
 
 def within_source_roc_auc(record: dict[str, Any], subset: str) -> float | None:
     """The ROC AUC within each source, averaged over the sources; None with fewer than two
-    sources that hold both labels."""
+    sources that hold both labels. `evaluation.source_balanced_roc_auc` from the scores, here
+    taken from the per-source ROC AUCs a stored record keeps."""
     aucs = [
         group["roc_auc"]
         for group in record[subset]["by_group"].values()

@@ -388,12 +388,12 @@ def _decide_head_refit(
 
     "auto" fits a binary head and, where the training images carry diagnoses, a diagnosis head
     (training.head_refit). The diagnosis head is taken only where it ranks validation better
-    both overall and within each source (`source_balanced_roc_auc`): several diagnoses occur in
-    one source only, so a diagnosis head can gain overall by ranking one source's lesions above
-    the other's, which is the shortcut the (label, source) loss weights exist to take away. The
-    refit is then kept for at least HEAD_REFIT_MIN_GAIN over the trained layer. "binary" and
-    "diagnosis" force that kind. Every layer scores the same validation features, so validation
-    goes through the network once."""
+    both overall and within each source (`evaluation.source_balanced_roc_auc`): several
+    diagnoses occur in one source only, so a diagnosis head can gain overall by ranking one
+    source's lesions above the other's, which is the shortcut the (label, source) loss weights
+    exist to take away. The refit is then kept for at least HEAD_REFIT_MIN_GAIN over the trained
+    layer. "binary" and "diagnosis" force that kind. Every layer scores the same validation
+    features, so validation goes through the network once."""
     from sklearn.metrics import roc_auc_score
 
     if requested not in HEAD_REFIT_CHOICES:
@@ -445,7 +445,7 @@ def _decide_head_refit(
         )
     aucs = {kind: head.validation_auc_by_strength[head.strength] for kind, head in heads.items()}
     balanced = {
-        kind: source_balanced_roc_auc(
+        kind: evaluation.source_balanced_roc_auc(
             validation.labels, head.logits(features["validation"]), validation.sources
         )
         for kind, head in heads.items()
@@ -468,7 +468,7 @@ def _decide_head_refit(
             str(strength): auc for strength, auc in head.validation_auc_by_strength.items()
         },
         "validation_roc_auc_by_kind": aucs,
-        "validation_source_balanced_roc_auc_trained": source_balanced_roc_auc(
+        "validation_source_balanced_roc_auc_trained": evaluation.source_balanced_roc_auc(
             validation.labels, trained_logits, validation.sources
         ),
         "validation_source_balanced_roc_auc_by_kind": balanced,
@@ -483,23 +483,6 @@ def _decide_head_refit(
         return report, trained_logits, model
     model = with_head(model, head)
     return report, _layer_logits(model.get_layer(HEAD_LAYER), features["validation"]), model
-
-
-def source_balanced_roc_auc(labels: np.ndarray, logits: np.ndarray, sources: np.ndarray) -> float:
-    """The mean of the ROC AUCs within each source that holds both labels: how well a score
-    ranks lesions of one clinic, blind to how it ranks one source's lesions against the
-    other's. With one source it is the plain ROC AUC."""
-    from sklearn.metrics import roc_auc_score
-
-    labels, logits, sources = np.asarray(labels), np.asarray(logits), np.asarray(sources)
-    per_source = [
-        roc_auc_score(labels[sources == source], logits[sources == source])
-        for source in sorted(set(sources.tolist()))
-        if len(set(labels[sources == source].tolist())) == 2
-    ]
-    if not per_source:
-        raise ValueError("no source holds both labels")
-    return float(np.mean(per_source))
 
 
 DIAGNOSIS_HEAD_NEEDS = (

@@ -30,6 +30,7 @@ from training.evaluation import (
     reliability_curve,
     remove_temperature,
     sigmoid,
+    source_balanced_roc_auc,
     threshold_for_sensitivity,
 )
 
@@ -444,3 +445,19 @@ def test_it_rejects_groups_of_the_wrong_length():
 def test_it_rejects_invalid_labels_and_probabilities(labels, prob):
     with pytest.raises(ValueError, match=r"y_true|prob"):
         binary_metrics(labels, prob, 0.5)
+
+
+def test_the_source_balanced_auc_averages_the_sources_that_hold_both_labels() -> None:
+    labels = np.array([0, 1, 1, 0, 1, 0, 0, 0])
+    logits = np.array([0.1, 0.9, 0.4, 0.5, 0.7, 0.2, 0.3, 0.6])
+    sources = np.array(["a", "a", "a", "a", "b", "b", "b", "c"])
+
+    expected = np.mean(
+        [roc_auc_score(labels[:4], logits[:4]), roc_auc_score(labels[4:7], logits[4:7])]
+    )
+    assert source_balanced_roc_auc(labels, logits, sources) == pytest.approx(expected)
+    assert source_balanced_roc_auc(labels, logits, np.full(8, "x")) == pytest.approx(
+        roc_auc_score(labels, logits)
+    )
+    with pytest.raises(ValueError, match="no source holds both labels"):
+        source_balanced_roc_auc(labels, logits, np.arange(8).astype(str))

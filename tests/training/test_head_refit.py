@@ -244,22 +244,28 @@ def test_an_installed_diagnosis_head_gives_the_models_logits_and_survives_a_save
     assert reloaded.get_layer(HEAD_LAYER).get_config()["malignant"] == list(MALIGNANT)
 
 
+def _refit_choice(**changes: object) -> dict[str, object]:
+    """A head-refit record, as `finalize` writes it, for a diagnosis head kept over a binary
+    one; `changes` override its entries."""
+    return {
+        "used": True,
+        "kind": "diagnosis",
+        "validation_roc_auc_trained": 0.876,
+        "validation_roc_auc_refit": 0.895,
+        "validation_roc_auc_by_kind": {"binary": 0.888, "diagnosis": 0.895},
+        "validation_source_balanced_roc_auc_by_kind": {"binary": 0.873, "diagnosis": 0.880},
+        "strength": 0.003,
+        "diagnoses": list(DIAGNOSES),
+        "malignant_diagnoses": list(MALIGNANT),
+        "decided_by": "validation gain >= 0.005",
+        **changes,
+    }
+
+
 def test_the_card_names_a_diagnosis_head_and_the_binary_refit_it_beat() -> None:
     from training.model_card import head_refit_sentence
 
-    sentence = head_refit_sentence(
-        {
-            "used": True,
-            "kind": "diagnosis",
-            "validation_roc_auc_trained": 0.876,
-            "validation_roc_auc_refit": 0.895,
-            "validation_roc_auc_by_kind": {"binary": 0.888, "diagnosis": 0.895},
-            "strength": 0.003,
-            "diagnoses": list(DIAGNOSES),
-            "malignant_diagnoses": list(MALIGNANT),
-            "decided_by": "validation gain >= 0.005",
-        }
-    )
+    sentence = head_refit_sentence(_refit_choice())
     assert "multinomial logistic regression over the training images' 4 diagnoses" in sentence
     assert "malignant ones, carcinoma, melanoma (C = 0.003;" in sentence
     assert "0.895 refitted against 0.876 as trained, 0.888 with a binary refit" in sentence
@@ -269,18 +275,12 @@ def test_the_card_says_why_a_fitted_diagnosis_head_was_not_kept() -> None:
     from training.model_card import head_refit_sentence
 
     sentence = head_refit_sentence(
-        {
-            "used": True,
-            "kind": "binary",
-            "validation_roc_auc_trained": 0.876,
-            "validation_roc_auc_refit": 0.888,
-            "validation_roc_auc_by_kind": {"binary": 0.888, "diagnosis": 0.895},
-            "validation_source_balanced_roc_auc_by_kind": {"binary": 0.873, "diagnosis": 0.871},
-            "strength": 0.001,
-            "diagnoses": list(DIAGNOSES),
-            "malignant_diagnoses": list(MALIGNANT),
-            "decided_by": "validation gain >= 0.005",
-        }
+        _refit_choice(
+            kind="binary",
+            validation_roc_auc_refit=0.888,
+            validation_source_balanced_roc_auc_by_kind={"binary": 0.873, "diagnosis": 0.871},
+            strength=0.001,
+        )
     )
     assert "logistic regression on the training images' features (C = 0.001;" in sentence
     assert "A head over the 4 diagnoses was fitted too and not kept" in sentence

@@ -20,7 +20,7 @@ from training.config import ARCHITECTURES, EFFICIENTNETS, Phase, TrainingConfig,
 from training.data import Dataset, Split, load_dataset, load_pixels, split_dataset, subsample
 from training.evaluation import expected_calibration_error, remove_temperature
 from training.hardware import describe_training_device, resolve_precision
-from training.pipeline import SCORES_FILE, finalize, source_balanced_roc_auc
+from training.pipeline import SCORES_FILE, finalize
 from training.report import write_report
 from training.train import LOGITS_FILE, MODEL_FILE, resize_classifier, set_trainable, train
 
@@ -337,15 +337,16 @@ def test_forced_tta_scores_validation_once_and_evaluates_with_flips(
 
 
 def _finalize_as_served(
-    trained_lite0: TrainedRun, tmp_path: Path, **options: str
+    trained_lite0: TrainedRun, tmp_path: Path, split: Split | None = None, **options: str
 ) -> tuple[dict[str, Any], Path]:
-    """Finalize the smoke run into an artifact under `tmp_path`; its record and folder."""
+    """Finalize the smoke run (on its own split unless `split` is given) into an artifact under
+    `tmp_path`; its record and folder."""
     artifact = tmp_path / "models" / "efficientnet_lite0"
     record = finalize(
         run_dir=trained_lite0.run_dir,
         config=trained_lite0.config,
         dataset=trained_lite0.dataset,
-        split=trained_lite0.split,
+        split=split or trained_lite0.split,
         artifact_dir=artifact,
         comparison_dir=tmp_path / "models" / "comparison" / "efficientnet_lite0",
         plots_dir=tmp_path / "models" / "plots",
@@ -472,22 +473,6 @@ def test_auto_takes_a_diagnosis_head_only_where_it_ranks_better_overall_and_with
         )
 
 
-def test_the_source_balanced_auc_averages_the_sources_that_hold_both_labels() -> None:
-    labels = np.array([0, 1, 1, 0, 1, 0, 0, 0])
-    logits = np.array([0.1, 0.9, 0.4, 0.5, 0.7, 0.2, 0.3, 0.6])
-    sources = np.array(["a", "a", "a", "a", "b", "b", "b", "c"])
-
-    expected = np.mean(
-        [roc_auc_score(labels[:4], logits[:4]), roc_auc_score(labels[4:7], logits[4:7])]
-    )
-    assert source_balanced_roc_auc(labels, logits, sources) == pytest.approx(expected)
-    assert source_balanced_roc_auc(labels, logits, np.full(8, "x")) == pytest.approx(
-        roc_auc_score(labels, logits)
-    )
-    with pytest.raises(ValueError, match="no source holds both labels"):
-        source_balanced_roc_auc(labels, logits, np.arange(8).astype(str))
-
-
 def test_a_diagnosis_head_without_diagnoses_is_refused_with_a_reason(
     trained_lite0: TrainedRun, tmp_path: Path
 ) -> None:
@@ -496,15 +481,4 @@ def test_a_diagnosis_head_without_diagnoses_is_refused_with_a_reason(
         split, train=tuple(dataclasses.replace(s, diagnosis="") for s in split.train)
     )
     with pytest.raises(ValueError, match="needs a diagnosis for every training image"):
-        finalize(
-            run_dir=trained_lite0.run_dir,
-            config=trained_lite0.config,
-            dataset=trained_lite0.dataset,
-            split=undiagnosed,
-            artifact_dir=None,
-            comparison_dir=tmp_path / "comparison",
-            plots_dir=tmp_path / "plots",
-            tta="off",
-            serving_size="train",
-            head_refit="diagnosis",
-        )
+        _finalize_as_served(trained_lite0, tmp_path, undiagnosed, head_refit="diagnosis")
