@@ -53,6 +53,11 @@ from training.weights import LITE_CHECKPOINTS
 
 EVALUATION_FILE = "evaluation.json"
 SCORES_FILE = "test_scores.npz"
+# Every serving choice below (test-time augmentation, a larger serving size, a refitted final
+# layer) is kept only for a validation ROC AUC gain of at least its minimum that is no loss
+# within the sources (`evaluation.source_balanced_roc_auc`): the sources differ in malignant
+# share, so a change can lift the overall figure by ranking one source's lesions above the
+# other's, the shortcut the (label, source) loss weights exist to take away.
 # Test-time augmentation is kept only when it lifts validation ROC AUC by at least this much:
 # it multiplies serving cost by four.
 TTA_MIN_GAIN = 0.005
@@ -168,7 +173,9 @@ def finalize(
     "train" (the training input size) or a size in pixels. `head_refit` (HEAD_REFIT_CHOICES)
     refits the final layer at the serving size (training.head_refit); "auto" chooses between a
     binary and a diagnosis head as `_decide_head_refit` says and keeps the refit for a
-    validation gain of at least HEAD_REFIT_MIN_GAIN.
+    validation gain of at least HEAD_REFIT_MIN_GAIN that is no loss within sources
+    (`keeps_change`); a larger serving size and test-time augmentation are kept by the same
+    rule, each with its own minimum.
     `run_name` (default: the architecture) names the run's plots; a run of another recipe than
     the served one is named after it in the report.
     """
@@ -329,13 +336,28 @@ def choose_serving_size(
     validation_auc_by_size: dict[int, float],
     training_size: int,
     *,
+    within_source_auc_by_size: dict[int, float] | None = None,
     min_gain: float = SERVING_SIZE_MIN_GAIN,
 ) -> int:
     """The size with the best validation ROC AUC (the smaller on a tie), if it beats the
-    training size by `min_gain`; else the training size."""
-    best = max(validation_auc_by_size, key=lambda size: (validation_auc_by_size[size], -size))
+    training size by `min_gain`; else the training size. With `within_source_auc_by_size`,
+    only sizes that rank validation no worse within the sources than the training size are
+    candidates."""
+    candidates = [
+        size
+        for size in validation_auc_by_size
+        if within_source_auc_by_size is None
+        or within_source_auc_by_size[size] >= within_source_auc_by_size[training_size]
+    ]
+    best = max(candidates, key=lambda size: (validation_auc_by_size[size], -size))
     gain = validation_auc_by_size[best] - validation_auc_by_size[training_size]
     return best if gain >= min_gain else training_size
+
+
+def keeps_change(overall_gain: float, within_source_gain: float, *, min_gain: float) -> bool:
+    """Whether a serving change earns its place: at least `min_gain` more validation ROC AUC
+    overall, and no less within the sources."""
+    return overall_gain >= min_gain and within_source_gain >= 0
 
 
 def _decide_serving_size(
@@ -368,13 +390,23 @@ def _decide_serving_size(
     auc_by_size = {
         size: float(roc_auc_score(labels, logits)) for size, logits in logits_by_size.items()
     }
-    chosen = choose_serving_size(auc_by_size, config.input_size)
+    sources = scores["validation"].sources
+    within_by_size = {
+        size: evaluation.source_balanced_roc_auc(labels, logits, sources)
+        for size, logits in logits_by_size.items()
+    }
+    chosen = choose_serving_size(
+        auc_by_size, config.input_size, within_source_auc_by_size=within_by_size
+    )
     decided = {
         **report,
         "input_size": chosen,
         "validation_roc_auc_by_size": {str(size): auc for size, auc in auc_by_size.items()},
+        "validation_source_balanced_roc_auc_by_size": {
+            str(size): auc for size, auc in within_by_size.items()
+        },
         "decided_by": f"best validation ROC AUC, larger sizes only for a gain >= "
-        f"{SERVING_SIZE_MIN_GAIN}",
+        f"{SERVING_SIZE_MIN_GAIN} and no loss within sources",
     }
     return decided, models_by_size[chosen], {"validation": logits_by_size[chosen]}
 
@@ -392,8 +424,8 @@ def _decide_head_refit(
     diagnoses occur in one source only, so a diagnosis head can gain overall by ranking one
     source's lesions above the other's, which is the shortcut the (label, source) loss weights
     exist to take away. The refit is then kept for at least HEAD_REFIT_MIN_GAIN over the trained
-    layer. "binary" and "diagnosis" force that kind. Every layer scores the same validation
-    features, so validation goes through the network once."""
+    layer, and no loss within sources. "binary" and "diagnosis" force that kind. Every layer
+    scores the same validation features, so validation goes through the network once."""
     from sklearn.metrics import roc_auc_score
 
     if requested not in HEAD_REFIT_CHOICES:
@@ -457,7 +489,12 @@ def _decide_head_refit(
     head = heads[kind]
     trained_logits = _layer_logits(model.get_layer(HEAD_LAYER), features["validation"])
     trained_auc = float(roc_auc_score(validation.labels, trained_logits))
-    used = requested != "auto" or aucs[kind] - trained_auc >= HEAD_REFIT_MIN_GAIN
+    trained_within = evaluation.source_balanced_roc_auc(
+        validation.labels, trained_logits, validation.sources
+    )
+    used = requested != "auto" or keeps_change(
+        aucs[kind] - trained_auc, balanced[kind] - trained_within, min_gain=HEAD_REFIT_MIN_GAIN
+    )
     report: dict[str, Any] = {
         "used": used,
         "kind": kind,
@@ -468,13 +505,11 @@ def _decide_head_refit(
             str(strength): auc for strength, auc in head.validation_auc_by_strength.items()
         },
         "validation_roc_auc_by_kind": aucs,
-        "validation_source_balanced_roc_auc_trained": evaluation.source_balanced_roc_auc(
-            validation.labels, trained_logits, validation.sources
-        ),
+        "validation_source_balanced_roc_auc_trained": trained_within,
         "validation_source_balanced_roc_auc_by_kind": balanced,
         "decided_by": f"forced {requested}"
         if requested != "auto"
-        else f"validation gain >= {HEAD_REFIT_MIN_GAIN}",
+        else f"validation gain >= {HEAD_REFIT_MIN_GAIN} and no loss within sources",
     }
     if diagnosis_head is not None:
         report["diagnoses"] = list(diagnosis_head.diagnoses)
@@ -528,15 +563,25 @@ def _decide_tta(
         samples, input_size=config.input_size, effective_resolution=config.effective_resolution
     )
     with_tta = predict_logits(model, pixels, tta=True)
-    labels = scores["validation"].labels
-    plain_auc = float(roc_auc_score(labels, scores["validation"].logits))
-    tta_auc = float(roc_auc_score(labels, with_tta))
-    used = tta == "on" or tta_auc - plain_auc >= TTA_MIN_GAIN
+    validation = scores["validation"]
+    plain_auc = float(roc_auc_score(validation.labels, validation.logits))
+    tta_auc = float(roc_auc_score(validation.labels, with_tta))
+    plain_within, tta_within = (
+        evaluation.source_balanced_roc_auc(validation.labels, logits, validation.sources)
+        for logits in (validation.logits, with_tta)
+    )
+    used = tta == "on" or keeps_change(
+        tta_auc - plain_auc, tta_within - plain_within, min_gain=TTA_MIN_GAIN
+    )
     return {
         "used": used,
         "validation_roc_auc_without": plain_auc,
         "validation_roc_auc_with": tta_auc,
-        "decided_by": "forced on" if tta == "on" else f"validation gain >= {TTA_MIN_GAIN}",
+        "validation_source_balanced_roc_auc_without": plain_within,
+        "validation_source_balanced_roc_auc_with": tta_within,
+        "decided_by": "forced on"
+        if tta == "on"
+        else f"validation gain >= {TTA_MIN_GAIN} and no loss within sources",
     }, {"validation": with_tta}
 
 

@@ -20,7 +20,7 @@ from training.config import ARCHITECTURES, EFFICIENTNETS, Phase, TrainingConfig,
 from training.data import Dataset, Split, load_dataset, load_pixels, split_dataset, subsample
 from training.evaluation import expected_calibration_error, remove_temperature
 from training.hardware import describe_training_device, resolve_precision
-from training.pipeline import SCORES_FILE, finalize
+from training.pipeline import SCORES_FILE, choose_serving_size, finalize
 from training.report import write_report
 from training.train import LOGITS_FILE, MODEL_FILE, resize_classifier, set_trainable, train
 
@@ -252,6 +252,16 @@ def test_a_larger_serving_size_is_measured_on_validation_and_served(
     assert set(auto["serving_size"]["validation_roc_auc_by_size"]) == {"32", "64"}
     assert auto["input_size"] in (32, 64)
     assert auto["training_input_size"] == 32
+    # Chosen by the rule, on within-source figures that are those of the evaluation.
+    by_size = auto["serving_size"]
+    overall = {int(size): auc for size, auc in by_size["validation_roc_auc_by_size"].items()}
+    within = {
+        int(size): auc
+        for size, auc in by_size["validation_source_balanced_roc_auc_by_size"].items()
+    }
+    assert auto["input_size"] == choose_serving_size(overall, 32, within_source_auc_by_size=within)
+    per_source = [group["roc_auc"] for group in auto["validation"]["by_group"].values()]
+    assert within[auto["input_size"]] == pytest.approx(np.mean(per_source))
     # The model measured at the chosen size is the one that scores the test split.
     same = evaluate(
         artifact_dir=None,
