@@ -280,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="rewrite models/report.md and its test plots from saved evaluations"
     )
     report.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
+    report.add_argument(
+        "--retime",
+        action="store_true",
+        help="first measure every run's CPU latency again on this machine, so that the "
+        "latency column compares like with like",
+    )
 
     probe = commands.add_parser(
         "probe",
@@ -386,6 +392,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train" or args.models_dir.joinpath("comparison").is_dir():
             _report(args)
     elif args.command == "report":
+        if args.retime:
+            from training.report import retime_records
+
+            for name, latency in retime_records(args.models_dir).items():
+                print(
+                    f"[{name}] {latency['batch_1_ms_per_image']:.1f} ms for one image, "
+                    f"{latency['batch_32_ms_per_image']:.1f} ms per image in batches of 32",
+                    flush=True,
+                )
         _report(args)
     elif args.command == "probe":
         _probe(args)

@@ -19,8 +19,8 @@ from training.backbones import build_base, build_classifier
 from training.config import ARCHITECTURES, EFFICIENTNETS, Phase, TrainingConfig, default_config
 from training.data import Dataset, Split, load_dataset, load_pixels, split_dataset, subsample
 from training.evaluation import expected_calibration_error, remove_temperature
-from training.hardware import describe_training_device, resolve_precision
-from training.pipeline import SCORES_FILE, choose_serving_size, finalize
+from training.hardware import describe_cpu, describe_training_device, resolve_precision
+from training.pipeline import EVALUATION_FILE, SCORES_FILE, choose_serving_size, finalize
 from training.report import write_report
 from training.train import LOGITS_FILE, MODEL_FILE, resize_classifier, set_trainable, train
 
@@ -492,3 +492,54 @@ def test_a_diagnosis_head_without_diagnoses_is_refused_with_a_reason(
     )
     with pytest.raises(ValueError, match="needs a diagnosis for every training image"):
         _finalize_as_served(trained_lite0, tmp_path, undiagnosed, head_refit="diagnosis")
+
+
+def test_retiming_measures_every_row_again_here_and_changes_nothing_else(
+    trained_lite0: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from training.cli import main
+
+    # A diagnosis head, so that loading the served model needs its registered layer.
+    _, artifact = _finalize_as_served(trained_lite0, tmp_path, head_refit="diagnosis")
+    models = artifact.parent
+    comparison = models / "comparison"
+    # A second row whose run is gone, as the committed rows of other architectures are.
+    shutil.copytree(comparison / "efficientnet_lite0", comparison / "custom_cnn")
+    other = json.loads((comparison / "custom_cnn" / EVALUATION_FILE).read_text())
+    other.update(architecture="custom_cnn", display_name="Custom CNN", input_size=48)
+    (comparison / "custom_cnn" / EVALUATION_FILE).write_text(json.dumps(other))
+    before = {}
+    for name in ("efficientnet_lite0", "custom_cnn"):
+        path = comparison / name / EVALUATION_FILE
+        record = json.loads(path.read_text())
+        record["latency"] = {
+            "cpu": f"another machine ({name})",
+            "batch_1_ms_per_image": -1.0,
+            "batch_32_ms_per_image": -1.0,
+        }
+        path.write_text(json.dumps(record))
+        before[name] = record
+    card_before = (artifact / "MODEL_CARD.md").read_text().splitlines()
+
+    assert main(["report", "--retime", "--models-dir", str(models)]) == 0
+
+    printed = capsys.readouterr().out
+    here = describe_cpu()
+    for name, old in before.items():
+        new = json.loads((comparison / name / EVALUATION_FILE).read_text())
+        latency = new.pop("latency")
+        old.pop("latency")
+        assert new == old
+        assert latency["cpu"] == here
+        assert latency["batch_1_ms_per_image"] > 0
+        assert latency["batch_32_ms_per_image"] > 0
+        assert f"[{name}] {latency['batch_1_ms_per_image']:.1f} ms for one image" in printed
+    card = (artifact / "MODEL_CARD.md").read_text().splitlines()
+    changed = [line for line, was in zip(card, card_before, strict=True) if line != was]
+    assert len(changed) == 1
+    assert changed[0].startswith("- Parameters:")
+    assert f"(on {here})" in changed[0]
+    report = (models / "report.md").read_text()
+    assert f"Latency measured on: {here}, every row." in report
