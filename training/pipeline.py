@@ -341,17 +341,19 @@ def choose_serving_size(
 ) -> int:
     """The size with the best validation ROC AUC (the smaller on a tie), if it beats the
     training size by `min_gain`; else the training size. With `within_source_auc_by_size`,
-    only sizes that rank validation no worse within the sources than the training size are
-    candidates."""
-    candidates = [
+    a size must also rank validation no worse within the sources (`keeps_change`)."""
+    overall = validation_auc_by_size
+    within = within_source_auc_by_size or dict.fromkeys(overall, 0.0)
+    kept = [
         size
-        for size in validation_auc_by_size
-        if within_source_auc_by_size is None
-        or within_source_auc_by_size[size] >= within_source_auc_by_size[training_size]
+        for size in overall
+        if keeps_change(
+            overall[size] - overall[training_size],
+            within[size] - within[training_size],
+            min_gain=min_gain,
+        )
     ]
-    best = max(candidates, key=lambda size: (validation_auc_by_size[size], -size))
-    gain = validation_auc_by_size[best] - validation_auc_by_size[training_size]
-    return best if gain >= min_gain else training_size
+    return max(kept, key=lambda size: (overall[size], -size), default=training_size)
 
 
 def keeps_change(overall_gain: float, within_source_gain: float, *, min_gain: float) -> bool:

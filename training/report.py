@@ -58,31 +58,28 @@ def retime_records(models_dir: Path) -> dict[str, dict[str, Any]]:
 
     import inference.layers  # noqa: F401  (registers the served model's layers for loading)
     from inference.artifact import METADATA_FILE
-    from training.backbones import build_base, build_classifier
     from training.config import default_config
     from training.model_card import write_model_card
+    from training.train import build_model
 
     comparison_root = models_dir / "comparison"
+    served_metadata = models_dir / SERVED / METADATA_FILE
     latencies = {}
     for name, record in load_records(comparison_root).items():
-        artifact = models_dir / name
-        metadata_path = artifact / METADATA_FILE
-        metadata = json.loads(metadata_path.read_text()) if metadata_path.is_file() else None
-        if name == SERVED and metadata is not None:
-            model = keras.models.load_model(artifact / metadata["model_file"], compile=False)
+        metadata = None
+        if name == SERVED and served_metadata.is_file():
+            metadata = json.loads(served_metadata.read_text())
+            model_path = served_metadata.parent / metadata["model_file"]
+            model = keras.models.load_model(model_path, compile=False)
         else:
             config = default_config(record["architecture"])
-            base = build_base(config.architecture, record["input_size"])
-            model = build_classifier(
-                base,
-                architecture=config.architecture,
-                dropout=config.dropout,
-                hidden_units=config.hidden_units,
+            _, model = build_model(
+                config.with_overrides(input_size=record["input_size"]), weights_path=None
             )
         record["latency"] = latencies[name] = measure_latency(model, record["input_size"])
         (comparison_root / name / EVALUATION_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        if name == SERVED and metadata is not None:
-            write_model_card(artifact / "MODEL_CARD.md", metadata, record)
+        if metadata is not None:
+            write_model_card(served_metadata.parent / "MODEL_CARD.md", metadata, record)
         keras.backend.clear_session()
     return latencies
 

@@ -205,7 +205,7 @@ def train(
     )
     keras.mixed_precision.set_global_policy(config.precision)
     try:
-        base, model = _build(config, weights_path)
+        base, model = build_model(config, weights_path)
 
         def head_data() -> FitData:
             return _cached_feature_data(base, augmentation, pixels, labels, weights, config)
@@ -252,7 +252,11 @@ def train(
     return TrainingResult(output_dir, config, inference_model, history, boundaries[:-1], seconds)
 
 
-def _build(config: TrainingConfig, weights_path: Path | None) -> tuple[keras.Model, keras.Model]:
+def build_model(
+    config: TrainingConfig, weights_path: Path | None
+) -> tuple[keras.Model, keras.Model]:
+    """The backbone and the classifier on it, as `config` trains them; random weights where no
+    ImageNet weights path is given."""
     base = build_base(config.architecture, config.input_size, weights_path=weights_path)
     model = build_classifier(
         base,
@@ -370,7 +374,7 @@ def resize_classifier(model: keras.Model, config: TrainingConfig) -> keras.Model
     Every architecture here is convolutional up to a global pooling, so its weights fit any
     input size.
     """
-    _, resized = _build(config, weights_path=None)
+    _, resized = build_model(config, weights_path=None)
     resized.set_weights(model.get_weights())
     return resized
 

@@ -32,7 +32,7 @@ def _augmentation(config: TrainingConfig) -> training_run.TrainingAugmentation:
 def test_the_head_fitted_on_cached_features_is_the_classifiers_head() -> None:
     phase = Phase("head", "head", epochs=2, learning_rate=1e-2, monitor="val_loss", patience=2)
     config = TrainingConfig(input_size=32, batch_size=8, phases=(phase,))
-    base, model = training_run._build(config, weights_path=None)
+    base, model = training_run.build_model(config, weights_path=None)
     pixels, labels = _inputs(count=20, size=32, seed=0)
     training_run.set_trainable(base, "head", ())
     data = training_run._cached_feature_data(
@@ -65,7 +65,7 @@ def test_the_head_fitted_on_cached_features_is_the_classifiers_head() -> None:
 
 def test_cached_features_keep_each_image_with_its_label_and_weight() -> None:
     config = TrainingConfig(input_size=32, batch_size=8, phases=())
-    base, _ = training_run._build(config, weights_path=None)
+    base, _ = training_run.build_model(config, weights_path=None)
     pixels, labels = _inputs(count=20, size=32, seed=1)
     weights = np.arange(1, 21, dtype=np.float32)
     data = training_run._cached_feature_data(

@@ -294,12 +294,12 @@ def test_a_larger_serving_size_is_measured_on_validation_and_served(
 def test_a_mixed_precision_model_is_saved_as_a_float32_copy_with_its_weights() -> None:
     import keras
 
-    from training.train import _as_float32, _build
+    from training.train import _as_float32, build_model
 
     config = _smoke_config("efficientnet_lite0", precision="mixed_bfloat16")
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        _, mixed = _build(config, weights_path=None)
+        _, mixed = build_model(config, weights_path=None)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     copy = _as_float32(mixed, config)
