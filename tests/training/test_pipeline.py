@@ -14,12 +14,14 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from inference import ModelArtifactError, load_classifier
+from inference.artifact import METADATA_FILE
 from tests.training.conftest import write_tiny_dataset
 from training.backbones import build_base, build_classifier
 from training.config import ARCHITECTURES, EFFICIENTNETS, Phase, TrainingConfig, default_config
 from training.data import Dataset, Split, load_dataset, load_pixels, split_dataset, subsample
 from training.evaluation import expected_calibration_error, remove_temperature
 from training.hardware import describe_cpu, describe_training_device, resolve_precision
+from training.model_card import write_model_card
 from training.pipeline import EVALUATION_FILE, SCORES_FILE, choose_serving_size, finalize
 from training.report import write_report
 from training.train import LOGITS_FILE, MODEL_FILE, resize_classifier, set_trainable, train
@@ -521,7 +523,12 @@ def test_retiming_measures_every_row_again_here_and_changes_nothing_else(
         }
         path.write_text(json.dumps(record))
         before[name] = record
+    # The card as another machine wrote it, so that its latency line must change here (a card
+    # finalized on this machine may already round to the figures that retiming measures).
+    metadata = json.loads((artifact / METADATA_FILE).read_text())
+    write_model_card(artifact / "MODEL_CARD.md", metadata, before["efficientnet_lite0"])
     card_before = (artifact / "MODEL_CARD.md").read_text().splitlines()
+    assert "(on another machine (efficientnet_lite0))" in "\n".join(card_before)
 
     assert main(["report", "--retime", "--models-dir", str(models)]) == 0
 
