@@ -393,14 +393,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _report(args)
     elif args.command == "report":
         if args.retime:
+            from training.model_card import describe_latency
             from training.report import retime_records
 
             for name, latency in retime_records(args.models_dir).items():
-                print(
-                    f"[{name}] {latency['batch_1_ms_per_image']:.1f} ms for one image, "
-                    f"{latency['batch_32_ms_per_image']:.1f} ms per image in batches of 32",
-                    flush=True,
-                )
+                print(f"[{name}] {describe_latency(latency)}", flush=True)
         _report(args)
     elif args.command == "probe":
         _probe(args)

@@ -160,6 +160,14 @@ def within_source_sentence(record: dict[str, Any]) -> str:
     )
 
 
+def describe_latency(latency: dict[str, Any]) -> str:
+    """A latency record in words: one image per call, and per image in batches of 32."""
+    return (
+        f"{latency['batch_1_ms_per_image']:.1f} ms for one image, "
+        f"{latency['batch_32_ms_per_image']:.1f} ms per image in batches of 32"
+    )
+
+
 def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any]) -> None:
     """Write the card: intended use, data, metrics per source, threshold, limits."""
     test = record["test"]
@@ -189,8 +197,7 @@ def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any
         f"(temperature {metadata['temperature']:.3f}); flagged high-risk at probability "
         f">= {metadata['threshold']:.4f}.",
         f"- Parameters: {record['parameters']:,}; model file {megabytes:.1f} MB; "
-        f"CPU latency {latency['batch_1_ms_per_image']:.1f} ms for one image, "
-        f"{latency['batch_32_ms_per_image']:.1f} ms per image in batches of 32"
+        f"CPU latency {describe_latency(latency)}"
         + (f" (on {latency['cpu']})." if "cpu" in latency else "."),
         f"- Test-time augmentation (four flips): {tta}.",
         "",

@@ -282,8 +282,7 @@ def finalize(
         phase_boundaries=history["phase_boundaries"],
         title=f"Training history: {name}",
     )
-    comparison_dir.mkdir(parents=True, exist_ok=True)
-    (comparison_dir / EVALUATION_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    write_record(comparison_dir, record)
     np.savez(
         comparison_dir / SCORES_FILE,
         labels=test.labels,
@@ -342,18 +341,23 @@ def choose_serving_size(
     """The size with the best validation ROC AUC (the smaller on a tie), if it beats the
     training size by `min_gain`; else the training size. With `within_source_auc_by_size`,
     a size must also rank validation no worse within the sources (`keeps_change`)."""
-    overall = validation_auc_by_size
-    within = within_source_auc_by_size or dict.fromkeys(overall, 0.0)
+    overall, within = validation_auc_by_size, within_source_auc_by_size
     kept = [
         size
         for size in overall
         if keeps_change(
             overall[size] - overall[training_size],
-            within[size] - within[training_size],
+            within[size] - within[training_size] if within is not None else 0.0,
             min_gain=min_gain,
         )
     ]
     return max(kept, key=lambda size: (overall[size], -size), default=training_size)
+
+
+def write_record(folder: Path, record: dict[str, Any]) -> None:
+    """Save an evaluation record as `folder`/EVALUATION_FILE, creating the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / EVALUATION_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
 
 def keeps_change(overall_gain: float, within_source_gain: float, *, min_gain: float) -> bool:
@@ -635,7 +639,7 @@ def _write_artifact(
     write_split_csv(split, artifact_dir / "split.csv")
     config.save(artifact_dir / "training_config.json")
     shutil.copyfile(run_dir / HISTORY_FILE, artifact_dir / HISTORY_FILE)
-    (artifact_dir / EVALUATION_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    write_record(artifact_dir, record)
 
     sources: dict[str, dict[str, int]] = {}
     for sample in dataset.samples:

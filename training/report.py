@@ -20,7 +20,13 @@ from training.model_card import (
     shortcut_summary,
     within_source_roc_auc,
 )
-from training.pipeline import EVALUATION_FILE, SCORES_FILE, measure_latency, plot_test_results
+from training.pipeline import (
+    EVALUATION_FILE,
+    SCORES_FILE,
+    measure_latency,
+    plot_test_results,
+    write_record,
+)
 
 SERVED = "efficientnet_lite0"
 ORDER = (
@@ -77,7 +83,7 @@ def retime_records(models_dir: Path) -> dict[str, dict[str, Any]]:
                 config.with_overrides(input_size=record["input_size"]), weights_path=None
             )
         record["latency"] = latencies[name] = measure_latency(model, record["input_size"])
-        (comparison_root / name / EVALUATION_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        write_record(comparison_root / name, record)
         if metadata is not None:
             write_model_card(served_metadata.parent / "MODEL_CARD.md", metadata, record)
         keras.backend.clear_session()
