@@ -92,16 +92,6 @@ def apply_temperature(logits: npt.ArrayLike, temperature: float) -> FloatArray:
     return sigmoid(np.asarray(logits, dtype=np.float64) / temperature)
 
 
-def remove_temperature(probabilities: npt.ArrayLike, temperature: float) -> FloatArray:
-    """Invert `apply_temperature`: the probabilities ``sigmoid(logits)`` before calibration.
-
-    The comparison records keep only calibrated test probabilities (float64, so the logits
-    come back to within rounding); this lets their plots be redrawn without the model.
-    """
-    _check_temperature(temperature)
-    return sigmoid(temperature * special.logit(np.asarray(probabilities, dtype=np.float64)))
-
-
 def fit_temperature(logits: npt.ArrayLike, y_true: npt.ArrayLike) -> float:
     """Fit the temperature T > 0 that minimises the binary NLL of ``sigmoid(logits / T)``.
 

@@ -52,6 +52,8 @@ from training.train import (
 from training.weights import LITE_CHECKPOINTS
 
 EVALUATION_FILE = "evaluation.json"
+# The test split's labels, sources and uncalibrated logits: the report redraws every test plot
+# from them and the record's temperature, calibrated and not, without the model.
 SCORES_FILE = "test_scores.npz"
 # Every serving choice below (test-time augmentation, a larger serving size, a refitted final
 # layer) is kept only for a validation ROC AUC gain of at least its minimum that is no loss
@@ -286,7 +288,7 @@ def finalize(
     np.savez(
         comparison_dir / SCORES_FILE,
         labels=test.labels,
-        probabilities=calibrated["test"],
+        logits=test.logits,
         sources=test.sources,
     )
 

@@ -102,9 +102,10 @@ def write_report(models_dir: Path, *, command: str) -> Path:
     curves = {}
     for name, record in records.items():
         with np.load(comparison_root / name / SCORES_FILE) as scores:
-            labels, calibrated = scores["labels"], scores["probabilities"]
+            labels, logits = scores["labels"], scores["logits"]
+        calibrated = evaluation.apply_temperature(logits, record["temperature"])
+        uncalibrated = evaluation.sigmoid(logits)
         curves[record["display_name"]] = (labels, calibrated)
-        uncalibrated = evaluation.remove_temperature(calibrated, record["temperature"])
         plot_test_results(name, record, labels, calibrated, uncalibrated, plots_dir=plots_dir)
     plots.plot_roc_curves(curves, plots_dir / "roc.png", title="ROC on the test split")
     plots.plot_pr_curves(

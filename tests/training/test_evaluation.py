@@ -28,7 +28,6 @@ from training.evaluation import (
     expected_calibration_error,
     fit_temperature,
     reliability_curve,
-    remove_temperature,
     sigmoid,
     source_balanced_roc_auc,
     threshold_for_sensitivity,
@@ -79,17 +78,6 @@ def test_apply_temperature_divides_the_logits_before_the_sigmoid():
     logits = np.array([-4.0, -1.0, 0.0, 2.0, 6.0])
     np.testing.assert_allclose(apply_temperature(logits, 2.0), sigmoid(logits / 2.0))
     np.testing.assert_allclose(apply_temperature(logits, 1.0), sigmoid(logits))
-
-
-@pytest.mark.parametrize("temperature", [0.4, 1.0, 2.5])
-def test_remove_temperature_gives_back_the_uncalibrated_probabilities(temperature):
-    logits = np.linspace(-12.0, 9.0, 43)
-    calibrated = apply_temperature(logits, temperature)
-    np.testing.assert_allclose(
-        remove_temperature(calibrated, temperature), sigmoid(logits), rtol=1e-9, atol=1e-12
-    )
-    with pytest.raises(ValueError, match="temperature"):
-        remove_temperature(calibrated, 0.0)
 
 
 @pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan"), float("inf")])

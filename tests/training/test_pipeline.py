@@ -19,7 +19,7 @@ from tests.training.conftest import write_tiny_dataset
 from training.backbones import build_base, build_classifier
 from training.config import ARCHITECTURES, EFFICIENTNETS, Phase, TrainingConfig, default_config
 from training.data import Dataset, Split, load_dataset, load_pixels, split_dataset, subsample
-from training.evaluation import expected_calibration_error, remove_temperature
+from training.evaluation import apply_temperature, expected_calibration_error, sigmoid
 from training.hardware import describe_cpu, describe_training_device, resolve_precision
 from training.model_card import write_model_card
 from training.pipeline import EVALUATION_FILE, SCORES_FILE, choose_serving_size, finalize
@@ -160,11 +160,14 @@ def test_a_trained_run_becomes_an_artifact_that_inference_loads(
         metadata["test_metrics"]["overall"]
     )
     assert set(metadata["test_metrics"]["by_source"]) == {"small-source", "large-source"}
-    # The saved calibrated scores give back the uncalibrated ones, as the report redraws them.
+    # The saved test logits give back both calibrations the record measured, as the report
+    # redraws them.
     with np.load(tmp_path / "models" / "comparison" / "efficientnet_lite0" / SCORES_FILE) as saved:
-        uncalibrated = remove_temperature(saved["probabilities"], record["temperature"])
-        ece_before = expected_calibration_error(saved["labels"], uncalibrated)
+        labels, logits = saved["labels"], saved["logits"]
+    ece_before = expected_calibration_error(labels, sigmoid(logits))
+    ece_after = expected_calibration_error(labels, apply_temperature(logits, record["temperature"]))
     assert ece_before == pytest.approx(record["calibration"]["test"]["ece_before"], abs=1e-9)
+    assert ece_after == pytest.approx(record["calibration"]["test"]["ece_after"], abs=1e-9)
 
     classifier = load_classifier(artifact)
     image = dataset.samples[0].path
@@ -463,9 +466,8 @@ def test_a_diagnosis_head_is_evaluated_served_and_scored_through_inference(
     test = subsample(trained_lite0.split.test, trained_lite0.config.max_images_per_subset)
     predictions = load_classifier(artifact).predict([sample.path for sample in test])
     with np.load(tmp_path / "models" / "comparison" / "efficientnet_lite0" / SCORES_FILE) as saved:
-        np.testing.assert_allclose(
-            [p.probability for p in predictions], saved["probabilities"], atol=1e-4
-        )
+        evaluated = apply_temperature(saved["logits"], record["temperature"])
+    np.testing.assert_allclose([p.probability for p in predictions], evaluated, atol=1e-4)
 
 
 def test_auto_takes_a_diagnosis_head_only_where_it_ranks_better_overall_and_within_sources(
