@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.errors import ModelArtifactError
+from inference.preprocessing import Preprocessing
 
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 1
@@ -53,10 +54,19 @@ class ModelMetadata:
     temperature: float
     test_time_augmentation: bool
     raw: dict[str, Any]
+    colour_constancy: str = "none"
 
     @property
     def positive_label(self) -> str:
         return self.labels[1]
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(
+            input_size=self.input_size,
+            effective_resolution=self.effective_resolution,
+            colour_constancy=self.colour_constancy,
+        )
 
 
 def repo_models_dir() -> Path:
@@ -119,7 +129,10 @@ def read_metadata(artifact_dir: Path) -> ModelMetadata:
             temperature=float(raw["temperature"]),
             test_time_augmentation=bool(raw.get("test_time_augmentation", False)),
             raw=raw,
+            # Absent from artifacts written before colour constancy was a choice.
+            colour_constancy=str(raw.get("colour_constancy", "none")),
         )
+        metadata.preprocessing  # noqa: B018 - refuses an unknown colour constancy here
     except (TypeError, ValueError) as exc:
         raise ModelArtifactError(f"{path} has a value of the wrong type: {exc}") from exc
     if len(metadata.labels) != 2:

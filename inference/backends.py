@@ -18,7 +18,6 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -27,6 +26,7 @@ import numpy as np
 from inference.artifact import ModelMetadata
 from inference.errors import BackendUnavailableError, ConfigurationError, ModelArtifactError
 from inference.synthetic import synthetic_lesion
+from inference.threads import available_cores
 
 logger = logging.getLogger(__name__)
 
@@ -72,27 +72,6 @@ def interpreter_threads() -> int:
     if threads < 1:
         raise ConfigurationError(f"{THREADS_ENV} must be a positive integer, got {configured!r}")
     return threads
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the platform tells)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
-_process_pools: dict[tuple[int, str], ThreadPoolExecutor] = {}
-
-
-def process_thread_pool(name: str, max_workers: int) -> ThreadPoolExecutor:
-    """This process's thread pool called `name`, made on first use.
-
-    Keyed by pid as well: a pool inherited through fork() has no threads behind it.
-    """
-    key = (os.getpid(), name)
-    if key not in _process_pools:
-        _process_pools[key] = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name)
-    return _process_pools[key]
 
 
 def cache_root() -> Path:

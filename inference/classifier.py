@@ -24,7 +24,7 @@ from inference.backends import (
     tflite_forward,
 )
 from inference.errors import BackendUnavailableError, ModelArtifactError
-from inference.preprocessing import ImageSource, prepare_batch
+from inference.preprocessing import ImageSource, flip_views
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +72,7 @@ class Classifier:
 
     def preprocess(self, images: Sequence[ImageSource]) -> np.ndarray:
         """Decode and resize images into the uint8 batch the model takes."""
-        return prepare_batch(
-            images,
-            input_size=self.metadata.input_size,
-            effective_resolution=self.metadata.effective_resolution,
-        )
+        return self.metadata.preprocessing.batch(images)
 
     def logits(self, pixels: np.ndarray) -> np.ndarray:
         """Raw (uncalibrated) malignancy logits for a uint8 pixel batch."""
@@ -86,9 +82,7 @@ class Classifier:
             )
         if len(pixels) == 0:
             return np.zeros((0,), dtype=np.float64)
-        views = [pixels]
-        if self.metadata.test_time_augmentation:
-            views += [pixels[:, :, ::-1], pixels[:, ::-1, :], pixels[:, ::-1, ::-1]]
+        views = flip_views(pixels) if self.metadata.test_time_augmentation else [pixels]
         with self._lock:
             outputs = [
                 np.asarray(self._forward(view), dtype=np.float64).reshape(-1) for view in views

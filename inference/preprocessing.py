@@ -16,6 +16,7 @@ import io
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 ImageSource = bytes | str | os.PathLike[str] | np.ndarray
 
-from inference.backends import available_cores, process_thread_pool  # noqa: E402
 from inference.errors import ImageDecodeError  # noqa: E402
+from inference.threads import available_cores, process_thread_pool  # noqa: E402
 
 # Decompression bombs are refused here as well as at upload time: PIL warns at this pixel count
 # and we make that an error.
@@ -94,14 +95,51 @@ def resize_for_model(
     return np.asarray(image, dtype=np.uint8)
 
 
-def prepare_image(source: ImageSource, *, input_size: int, effective_resolution: int) -> np.ndarray:
+COLOUR_CONSTANCY = ("none", "shades_of_grey")
+# Minkowski norm of the shades-of-grey illuminant estimate (Finlayson and Trezzi 2004; p = 6 as
+# in the ISIC 2018 and 2019 winning entries).
+SHADES_OF_GREY_POWER = 6.0
+
+
+def shades_of_grey(pixels: np.ndarray) -> np.ndarray:
+    """Divide out the light's colour, estimated as each channel's Minkowski p-mean, so that the
+    same lesion under another dermatoscope's light gives about the same pixels."""
+    values = pixels.astype(np.float32)
+    illuminant = np.power(
+        np.mean(np.power(values, SHADES_OF_GREY_POWER), axis=(0, 1)), 1 / SHADES_OF_GREY_POWER
+    )
+    norm = float(np.linalg.norm(illuminant))
+    if norm == 0.0:
+        return pixels  # a black image has no light to correct
+    gains = norm / (np.maximum(illuminant, 1e-6) * np.sqrt(3.0))
+    return np.clip(values * gains, 0, 255).astype(np.uint8)
+
+
+def prepare_image(
+    source: ImageSource,
+    *,
+    input_size: int,
+    effective_resolution: int,
+    colour_constancy: str = "none",
+) -> np.ndarray:
     """Decode and resize one image to an (input_size, input_size, 3) uint8 array."""
     image = open_image(source, draft_size=effective_resolution)
-    return resize_for_model(image, input_size=input_size, effective_resolution=effective_resolution)
+    pixels = resize_for_model(
+        image, input_size=input_size, effective_resolution=effective_resolution
+    )
+    if colour_constancy == "shades_of_grey":
+        return shades_of_grey(pixels)
+    if colour_constancy != "none":
+        raise ValueError(f"colour_constancy must be one of {COLOUR_CONSTANCY}")
+    return pixels
 
 
 def prepare_batch(
-    sources: Sequence[ImageSource], *, input_size: int, effective_resolution: int
+    sources: Sequence[ImageSource],
+    *,
+    input_size: int,
+    effective_resolution: int,
+    colour_constancy: str = "none",
 ) -> np.ndarray:
     """Decode and resize a batch into one (N, input_size, input_size, 3) uint8 array.
 
@@ -113,7 +151,10 @@ def prepare_batch(
 
     def fill(index: int) -> None:
         batch[index] = prepare_image(
-            sources[index], input_size=input_size, effective_resolution=effective_resolution
+            sources[index],
+            input_size=input_size,
+            effective_resolution=effective_resolution,
+            colour_constancy=colour_constancy,
         )
 
     if len(sources) < 2 or available_cores() < 2:
@@ -128,3 +169,47 @@ def prepare_batch(
 
 def _decode_pool() -> ThreadPoolExecutor:
     return process_thread_pool("image-decode", available_cores())
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an image becomes model input: the one definition that training writes into the
+    artifact's metadata and inference reads back, so the two cannot drift apart."""
+
+    input_size: int
+    effective_resolution: int
+    colour_constancy: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.colour_constancy not in COLOUR_CONSTANCY:
+            raise ValueError(
+                f"colour_constancy must be one of {', '.join(COLOUR_CONSTANCY)}, "
+                f"not {self.colour_constancy!r}"
+            )
+
+    def image(self, source: ImageSource) -> np.ndarray:
+        """One image as an (input_size, input_size, 3) uint8 array."""
+        return prepare_image(
+            source,
+            input_size=self.input_size,
+            effective_resolution=self.effective_resolution,
+            colour_constancy=self.colour_constancy,
+        )
+
+    def batch(self, sources: Sequence[ImageSource]) -> np.ndarray:
+        """Images as one (N, input_size, input_size, 3) uint8 array, decoded in parallel."""
+        return prepare_batch(
+            sources,
+            input_size=self.input_size,
+            effective_resolution=self.effective_resolution,
+            colour_constancy=self.colour_constancy,
+        )
+
+    def at_size(self, input_size: int) -> Preprocessing:
+        return replace(self, input_size=input_size)
+
+
+def flip_views(pixels: np.ndarray) -> list[np.ndarray]:
+    """The test-time augmentation views of a (N, H, W, 3) batch: as is, mirrored left-right,
+    upside down, and both. Scores are the mean of the model's logits over them."""
+    return [pixels, pixels[:, :, ::-1], pixels[:, ::-1, :], pixels[:, ::-1, ::-1]]

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from inference import ImageDecodeError
-from inference.preprocessing import prepare_batch, prepare_image
+from inference.preprocessing import Preprocessing, prepare_batch, prepare_image, shades_of_grey
 
-SIZES = {"input_size": 64, "effective_resolution": 48}
+SIZES: dict[str, Any] = {"input_size": 64, "effective_resolution": 48}
 
 
 def _jpeg(seed: int, size: tuple[int, int] = (120, 90)) -> bytes:
@@ -65,3 +66,29 @@ def test_the_exif_orientation_of_a_photo_is_applied() -> None:
     expected = prepare_image(np.asarray(upright), **SIZES)
     np.testing.assert_array_equal(prepare_image(sideways, **SIZES), expected)
     assert not np.array_equal(prepare_image(np.asarray(stored), **SIZES), expected)
+
+
+def test_shades_of_grey_evens_out_the_colour_of_the_light() -> None:
+    rng = np.random.default_rng(4)
+    scene = rng.integers(60, 200, (32, 32, 3)).astype(np.float64)
+    # The same scene under a neutral light and under a reddish one.
+    neutral = np.clip(scene, 0, 255).astype(np.uint8)
+    reddish = np.clip(scene * (1.3, 0.95, 0.75), 0, 255).astype(np.uint8)
+    corrected = [shades_of_grey(image).astype(np.float64) for image in (neutral, reddish)]
+    means = [image.reshape(-1, 3).mean(axis=0) for image in corrected]
+    # After correction both have about equal channel means, and about each other's pixels.
+    for channel_means in means:
+        assert np.ptp(channel_means) < 0.1 * channel_means.mean()
+    assert np.abs(corrected[0] - corrected[1]).mean() < 4.0
+    assert np.abs(reddish.astype(np.float64) - neutral).mean() > 15.0
+
+
+def test_preprocessing_is_one_definition_with_its_colour_handling() -> None:
+    data = _jpeg(3)
+    plain = Preprocessing(input_size=64, effective_resolution=48)
+    corrected = Preprocessing(64, 48, colour_constancy="shades_of_grey")
+    np.testing.assert_array_equal(plain.image(data), prepare_image(data, **SIZES))
+    np.testing.assert_array_equal(corrected.batch([data])[0], shades_of_grey(plain.image(data)))
+    assert plain.at_size(96).image(data).shape == (96, 96, 3)
+    with pytest.raises(ValueError, match="colour_constancy must be one of"):
+        Preprocessing(64, 48, colour_constancy="sepia")

@@ -240,7 +240,7 @@ class _ForwardPass:
         cls, classifier: ScoringModel, readable: list[tuple[Prediction, bytes]]
     ) -> _ForwardPass:
         images = [data for _, data in readable]
-        from inference.backends import process_thread_pool
+        from inference.threads import process_thread_pool
 
         # One thread runs the model, so passes never overlap each other.
         forward_thread = process_thread_pool("forward", max_workers=1)
