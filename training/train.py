@@ -15,10 +15,14 @@ from typing import Any
 
 import keras
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
+from training import evaluation
 from training.backbones import build_base, build_classifier
+from training.batches import ImageBatches, predict_logits, predict_rows
+from training.config import WITHIN as WITHIN_SOURCE_MONITOR
 from training.config import Phase, TrainingConfig
-from training.data import Split, balanced_sample_weights, load_pixels, subsample
+from training.data import Sample, Split, balanced_sample_weights, subsample
 from training.hardware import describe_training_device, resolve_precision
 
 MODEL_FILE = "model.keras"
@@ -149,20 +153,6 @@ def _compile(model: keras.Model, phase: Phase, steps_per_epoch: int) -> None:
     )
 
 
-def predict_logits(
-    model: keras.Model, pixels: np.ndarray, *, batch_size: int = 64, tta: bool = False
-) -> np.ndarray:
-    """Raw logits for a pixel batch; with `tta`, the mean over the four flips."""
-    views = [pixels]
-    if tta:
-        views += [pixels[:, :, ::-1], pixels[:, ::-1, :], pixels[:, ::-1, ::-1]]
-    logits = [
-        model.predict(view.astype(np.float32), batch_size=batch_size, verbose=0).reshape(-1)
-        for view in views
-    ]
-    return np.mean(logits, axis=0)
-
-
 def train(
     config: TrainingConfig, split: Split, output_dir: Path, *, weights_path: Path | None
 ) -> TrainingResult:
@@ -174,19 +164,13 @@ def train(
 
     subsets = {
         name: subsample(split.subset(name), config.max_images_per_subset)
-        for name in ("train", "validation", "test")
+        for name in ("train", *split.evaluated_subsets)
     }
-    pixels = {
-        name: load_pixels(
-            samples, input_size=config.input_size, effective_resolution=config.effective_resolution
-        )
-        for name, samples in subsets.items()
-    }
-    labels = {name: np.array([s.label for s in samples]) for name, samples in subsets.items()}
+    subsets["train"] = config.training_images(subsets["train"])
     print(
         f"[{config.architecture}] images: "
-        + ", ".join(f"{name} {len(v)}" for name, v in pixels.items())
-        + f" (decoded in {time.perf_counter() - started:.0f}s; precision {config.precision})",
+        + ", ".join(f"{name} {len(samples)}" for name, samples in subsets.items())
+        + f" (streamed from disk; precision {config.precision})",
         flush=True,
     )
 
@@ -194,21 +178,18 @@ def train(
     augmentation = TrainingAugmentation(
         build_augmentation(config.augmentation, config.seed), name="augmentation"
     )
-    if config.balance not in ("label", "label_and_source"):
-        raise ValueError(f"balance must be 'label' or 'label_and_source', not {config.balance!r}")
-    weights = balanced_sample_weights(
-        subsets["train"], by_source=config.balance == "label_and_source"
-    )
+    weights = balanced_sample_weights(subsets["train"], balance=config.balance)
     image_data = FitData(
-        train=(pixels["train"], _targets(labels["train"]), weights),
-        validation=(pixels["validation"], _targets(labels["validation"])),
+        train=_batches(subsets["train"], config, sample_weights=weights, shuffle=True),
+        validation=_batches(subsets["validation"], config),
+        validation_sources=np.array([s.source for s in subsets["validation"]]),
     )
     keras.mixed_precision.set_global_policy(config.precision)
     try:
         base, model = build_model(config, weights_path)
 
         def head_data() -> FitData:
-            return _cached_feature_data(base, augmentation, pixels, labels, weights, config)
+            return _cached_feature_data(base, augmentation, subsets, weights, config)
 
         history, boundaries = _fit_phases(
             config,
@@ -223,23 +204,16 @@ def train(
     seconds = time.perf_counter() - started
     inference_model = _as_float32(model, config)
     inference_model.save(output_dir / MODEL_FILE)
-    logits = {
-        f"{name}_logits": predict_logits(
-            inference_model, pixels[name], tta=config.test_time_augmentation
+    saved: dict[str, np.ndarray] = {}
+    for name in split.evaluated_subsets:
+        samples = subsets[name]
+        saved[f"{name}_logits"] = predict_logits(
+            inference_model, samples, config.preprocessing, tta=config.test_time_augmentation
         )
-        for name in ("validation", "test")
-    }
-    np.savez(
-        output_dir / LOGITS_FILE,
-        validation_logits=logits["validation_logits"],
-        test_logits=logits["test_logits"],
-        validation_labels=labels["validation"],
-        test_labels=labels["test"],
-        validation_files=np.array([s.file for s in subsets["validation"]]),
-        test_files=np.array([s.file for s in subsets["test"]]),
-        test_sources=np.array([s.source for s in subsets["test"]]),
-        validation_sources=np.array([s.source for s in subsets["validation"]]),
-    )
+        saved[f"{name}_labels"] = np.array([s.label for s in samples])
+        saved[f"{name}_files"] = np.array([s.file for s in samples])
+        saved[f"{name}_sources"] = np.array([s.source for s in samples])
+    np.savez(output_dir / LOGITS_FILE, **saved)  # type: ignore[arg-type]
     record: dict[str, Any] = {
         "history": history,
         "phase_boundaries": boundaries[:-1],
@@ -278,22 +252,45 @@ def _head_model(base: keras.Model, model: keras.Model) -> keras.Model:
 
 @dataclass(frozen=True)
 class FitData:
-    """Arrays for one `fit`: (inputs, targets, sample weights) to train on, (inputs, targets)
-    to validate on. Plain arrays, so every Keras backend can batch and shuffle them."""
+    """What one `fit` trains and validates on: images streamed in batches (with targets and
+    loss weights), or arrays of features held in memory as (inputs, targets[, weights])."""
 
-    train: tuple[np.ndarray, np.ndarray, np.ndarray]
-    validation: tuple[np.ndarray, np.ndarray]
+    train: ImageBatches | tuple[np.ndarray, np.ndarray, np.ndarray]
+    validation: ImageBatches | tuple[np.ndarray, np.ndarray]
+    validation_sources: np.ndarray
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        if isinstance(self.train, ImageBatches):
+            return len(self.train)
+        return int(np.ceil(len(self.train[0]) / batch_size))
 
 
-def _targets(labels: np.ndarray) -> np.ndarray:
-    return labels.astype(np.float32)[:, None]
+def _batches(
+    samples: tuple[Sample, ...],
+    config: TrainingConfig,
+    *,
+    sample_weights: np.ndarray | None = None,
+    shuffle: bool = False,
+    with_targets: bool = True,
+) -> ImageBatches:
+    return ImageBatches(
+        samples,
+        config.preprocessing,
+        batch_size=config.batch_size,
+        with_targets=with_targets,
+        sample_weights=sample_weights,
+        shuffle_seed=config.seed if shuffle else None,
+    )
+
+
+def _targets(samples: tuple[Sample, ...]) -> np.ndarray:
+    return np.array([[s.label] for s in samples], dtype=np.float32)
 
 
 def _cached_feature_data(
     base: keras.Model,
     augmentation: TrainingAugmentation,
-    pixels: dict[str, np.ndarray],
-    labels: dict[str, np.ndarray],
+    subsets: dict[str, tuple[Sample, ...]],
     weights: np.ndarray,
     config: TrainingConfig,
 ) -> FitData:
@@ -305,18 +302,59 @@ def _cached_feature_data(
     """
     noisy = keras.Sequential([NoisyFeatures(augmentation, base)], name="noisy_features")
     clean = keras.Sequential([augmentation, base], name="clean_features")
-    batch_size = config.batch_size
     return FitData(
         train=(
-            noisy.predict(pixels["train"], batch_size=batch_size, verbose=0),
-            _targets(labels["train"]),
+            predict_rows(noisy, _batches(subsets["train"], config, with_targets=False)),
+            _targets(subsets["train"]),
             weights,
         ),
         validation=(
-            clean.predict(pixels["validation"], batch_size=batch_size, verbose=0),
-            _targets(labels["validation"]),
+            predict_rows(clean, _batches(subsets["validation"], config, with_targets=False)),
+            _targets(subsets["validation"]),
         ),
+        validation_sources=np.array([s.source for s in subsets["validation"]]),
     )
+
+
+class WithinSourceValidation(keras.callbacks.Callback):
+    """Scores validation after every epoch and logs, beside the pooled `val_auc` and `val_loss`,
+    `val_within_source_auc`: the mean ROC AUC within each source with enough images of both
+    labels (training.evaluation.source_balanced_roc_auc).
+
+    Epochs are chosen on it rather than on the pooled figure, which also rewards ranking one
+    source's images above another's: telling cameras apart instead of lesions.
+    """
+
+    def __init__(
+        self, validation: ImageBatches | tuple[np.ndarray, np.ndarray], sources: np.ndarray
+    ) -> None:
+        super().__init__()
+        if isinstance(validation, ImageBatches):
+            self.inputs: Any = validation
+            self.labels = validation.targets[:, 0].astype(np.int64)
+        else:
+            self.inputs, targets = validation
+            self.labels = targets[:, 0].astype(np.int64)
+        self.sources = sources
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if isinstance(self.inputs, ImageBatches):
+            outputs = predict_rows(self.model, self.inputs)
+        else:
+            outputs = self.model.predict(self.inputs, verbose=0)
+        logits = np.asarray(outputs, np.float64).reshape(-1)
+        if logs is None:
+            return
+        logs["val_loss"] = evaluation.binary_cross_entropy(self.labels, logits)
+        logs["val_auc"] = float(roc_auc_score(self.labels, logits))
+        try:
+            within = evaluation.source_balanced_roc_auc(
+                self.labels, logits, self.sources, min_per_label=evaluation.MIN_PER_LABEL_WITHIN
+            )
+        except ValueError:
+            # Too few images for any source to count (a smoke run): every source with both.
+            within = evaluation.source_balanced_roc_auc(self.labels, logits, self.sources)
+        logs[WITHIN_SOURCE_MONITOR] = within
 
 
 def _fit_phases(
@@ -331,7 +369,7 @@ def _fit_phases(
 
     history: dict[str, list[float]] = {}
     boundaries: list[int] = []
-    steps_per_epoch = int(np.ceil(len(image_data.train[0]) / config.batch_size))
+    steps_per_epoch = image_data.steps_per_epoch(config.batch_size)
     for phase in config.phases:
         set_trainable(base, phase.trainable, config.top_layer_prefixes)
         print(f"[{config.architecture}] phase {phase.name}: {phase}", flush=True)
@@ -342,22 +380,35 @@ def _fit_phases(
             fitted, data = with_augmentation(model, augmentation), image_data
         _compile(fitted, phase, steps_per_epoch)
         mode = "min" if phase.monitor.endswith("loss") else "max"
-        inputs, targets, sample_weights = data.train
+        if isinstance(data.train, ImageBatches):
+            arguments: dict[str, Any] = {"x": data.train}
+        else:
+            inputs, targets, sample_weights = data.train
+            arguments = {
+                "x": inputs,
+                "y": targets,
+                "sample_weight": sample_weights,
+                "batch_size": config.batch_size,
+                "shuffle": True,
+            }
+        callbacks: list[keras.callbacks.Callback] = []
+        validation_data: Any = data.validation
+        if phase.monitor == WITHIN_SOURCE_MONITOR:
+            # Scores validation itself, so Keras's own validation pass would only repeat it.
+            callbacks.append(WithinSourceValidation(data.validation, data.validation_sources))
+            validation_data = None
         fit = fitted.fit(
-            inputs,
-            targets,
-            sample_weight=sample_weights,
-            batch_size=config.batch_size,
-            shuffle=True,
-            validation_data=data.validation,
+            **arguments,
+            validation_data=validation_data,
             epochs=phase.epochs,
             callbacks=[
+                *callbacks,
                 keras.callbacks.EarlyStopping(
                     monitor=phase.monitor,
                     mode=mode,
                     patience=phase.patience,
                     restore_best_weights=True,
-                )
+                ),
             ],
             verbose=1,
         )

@@ -29,13 +29,23 @@ def _lesion(rng: np.random.Generator, malignant: bool, size: int) -> Image.Image
 DIAGNOSES = {"benign": ("naevus", "keratosis"), "malignant": ("melanoma", "carcinoma")}
 
 
-def write_tiny_dataset(root: Path, *, per_class_and_source: int = 12, seed: int = 0) -> Path:
-    """A manifest-layout dataset with two sources of different resolutions."""
+TWO_SOURCES = (("small-source", 40), ("large-source", 56))
+
+
+def write_tiny_dataset(
+    root: Path,
+    *,
+    per_class_and_source: int = 12,
+    seed: int = 0,
+    sources: tuple[tuple[str, int], ...] = TWO_SOURCES,
+) -> Path:
+    """A manifest-layout dataset with `sources` (name, image size): by default two sources of
+    different resolutions."""
     rng = np.random.default_rng(seed)
     images = root / "images"
     images.mkdir(parents=True)
     rows = []
-    for source, size in (("small-source", 40), ("large-source", 56)):
+    for source, size in sources:
         for label in ("benign", "malignant"):
             for index in range(per_class_and_source):
                 name = f"{source}_{label}_{index:03d}.jpg"

@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from training import train as training_run
 from training.config import Phase, TrainingConfig
+from training.data import Sample
 
 pytestmark = pytest.mark.slow
 
 
 def _inputs(
-    count: int, size: int, seed: int
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    folder: Path, count: int, size: int, seed: int
+) -> tuple[dict[str, tuple[Sample, ...]], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Random images saved losslessly, as samples, with their pixels and labels."""
     rng = np.random.default_rng(seed)
     pixels = {
         name: rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8)
         for name in ("train", "validation")
     }
     labels = {name: rng.integers(0, 2, count) for name in pixels}
-    return pixels, labels
+    samples = {}
+    for name, images in pixels.items():
+        paths = [folder / f"{name}_{index}.png" for index in range(count)]
+        for path, image in zip(paths, images, strict=True):
+            Image.fromarray(image).save(path)
+        samples[name] = tuple(
+            Sample(path, int(label), "x") for path, label in zip(paths, labels[name], strict=True)
+        )
+    return samples, pixels, labels
 
 
 def _augmentation(config: TrainingConfig) -> training_run.TrainingAugmentation:
@@ -29,17 +42,16 @@ def _augmentation(config: TrainingConfig) -> training_run.TrainingAugmentation:
     )
 
 
-def test_the_head_fitted_on_cached_features_is_the_classifiers_head() -> None:
+def test_the_head_fitted_on_cached_features_is_the_classifiers_head(tmp_path: Path) -> None:
     phase = Phase("head", "head", epochs=2, learning_rate=1e-2, monitor="val_loss", patience=2)
-    config = TrainingConfig(input_size=32, batch_size=8, phases=(phase,))
+    config = TrainingConfig(input_size=32, effective_resolution=32, batch_size=8, phases=(phase,))
     base, model = training_run.build_model(config, weights_path=None)
-    pixels, labels = _inputs(count=20, size=32, seed=0)
+    samples, pixels, _ = _inputs(tmp_path, count=20, size=32, seed=0)
     training_run.set_trainable(base, "head", ())
     data = training_run._cached_feature_data(
         base,
         _augmentation(config),
-        pixels,
-        labels,
+        samples,
         np.linspace(0.5, 2.0, 20, dtype=np.float32),
         config,
     )
@@ -63,14 +75,13 @@ def test_the_head_fitted_on_cached_features_is_the_classifiers_head() -> None:
     np.testing.assert_allclose(through_head, model.predict(images, verbose=0), atol=1e-5)
 
 
-def test_cached_features_keep_each_image_with_its_label_and_weight() -> None:
-    config = TrainingConfig(input_size=32, batch_size=8, phases=())
+def test_cached_features_keep_each_image_with_its_label_and_weight(tmp_path: Path) -> None:
+    # Effective resolution above the input size: the saved images are used as they are.
+    config = TrainingConfig(input_size=32, effective_resolution=32, batch_size=8, phases=())
     base, _ = training_run.build_model(config, weights_path=None)
-    pixels, labels = _inputs(count=20, size=32, seed=1)
+    samples, pixels, labels = _inputs(tmp_path, count=20, size=32, seed=1)
     weights = np.arange(1, 21, dtype=np.float32)
-    data = training_run._cached_feature_data(
-        base, _augmentation(config), pixels, labels, weights, config
-    )
+    data = training_run._cached_feature_data(base, _augmentation(config), samples, weights, config)
     features, targets, train_weights = data.train
     assert features.shape[0] == 20
     np.testing.assert_array_equal(targets[:, 0], labels["train"].astype(np.float32))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from inference.artifact import METADATA_FILE
 from tests.training.conftest import write_tiny_dataset
 from training.backbones import build_base, build_classifier
 from training.config import ARCHITECTURES, EFFICIENTNETS, Phase, TrainingConfig, default_config
-from training.data import Dataset, Split, load_dataset, load_pixels, split_dataset, subsample
+from training.data import Dataset, Sample, Split, load_dataset, split_dataset, subsample
 from training.evaluation import apply_temperature, expected_calibration_error, sigmoid
 from training.hardware import describe_cpu, describe_training_device, resolve_precision
 from training.model_card import write_model_card
@@ -55,9 +56,12 @@ class TrainedRun:
 @pytest.fixture(scope="module")
 def trained_lite0(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     root = tmp_path_factory.mktemp("trained_lite0")
-    dataset = load_dataset(write_tiny_dataset(root / "data"))
-    config = _smoke_config("efficientnet_lite0")
-    split = split_dataset(dataset, seed=config.seed)
+    unseen = write_tiny_dataset(
+        root / "unseen", per_class_and_source=4, seed=1, sources=(("unseen-source", 48),)
+    )
+    dataset = load_dataset([write_tiny_dataset(root / "data"), unseen])
+    config = _smoke_config("efficientnet_lite0", holdout_sources=("unseen-source",))
+    split = split_dataset(dataset, seed=config.seed, holdout_sources=config.holdout_sources)
     train(config, split, root / "run", weights_path=None)
     return TrainedRun(root / "run", dataset, split, config)
 
@@ -160,6 +164,10 @@ def test_a_trained_run_becomes_an_artifact_that_inference_loads(
         metadata["test_metrics"]["overall"]
     )
     assert set(metadata["test_metrics"]["by_source"]) == {"small-source", "large-source"}
+    # The held-out source is scored apart from test, at the threshold chosen without it.
+    assert record["holdout_sources"] == ["unseen-source"]
+    assert record["holdout"]["overall"]["n"] == len(split.holdout) == 8
+    assert metadata["split"]["holdout_sources"] == ["unseen-source"]
     # The saved test logits give back both calibrations the record measured, as the report
     # redraws them.
     with np.load(tmp_path / "models" / "comparison" / "efficientnet_lite0" / SCORES_FILE) as saved:
@@ -326,9 +334,9 @@ def test_forced_tta_scores_validation_once_and_evaluates_with_flips(
     scored: list[tuple[int, bool]] = []
     original = pipeline.predict_logits
 
-    def counting(model: object, pixels: np.ndarray, **kwargs: object) -> np.ndarray:
-        scored.append((len(pixels), bool(kwargs.get("tta"))))
-        return original(model, pixels, **kwargs)  # type: ignore[arg-type]
+    def counting(model: object, samples: Sequence[Sample], **kwargs: Any) -> np.ndarray:
+        scored.append((len(samples), bool(kwargs.get("tta"))))
+        return original(model, samples, **kwargs)
 
     monkeypatch.setattr(pipeline, "predict_logits", counting)
     split = trained_lite0.split
@@ -348,7 +356,11 @@ def test_forced_tta_scores_validation_once_and_evaluates_with_flips(
     tta = record["test_time_augmentation"]
     assert tta["used"]
     # The flips scored while deciding are the ones evaluated: validation is scored once.
-    assert scored == [(len(split.validation), True), (len(split.test), True)]
+    assert scored == [
+        (len(split.validation), True),
+        (len(split.test), True),
+        (len(split.holdout), True),
+    ]
     assert record["validation"]["overall"]["roc_auc"] == pytest.approx(
         tta["validation_roc_auc_with"]
     )
@@ -415,9 +427,9 @@ def test_a_resized_and_refitted_model_scores_each_split_once(
     scored: list[int] = []
     original = pipeline.predict_logits
 
-    def counting(model: object, pixels: np.ndarray, **kwargs: object) -> np.ndarray:
-        scored.append(len(pixels))
-        return original(model, pixels, **kwargs)  # type: ignore[arg-type]
+    def counting(model: object, samples: Sequence[Sample], **kwargs: Any) -> np.ndarray:
+        scored.append(len(samples))
+        return original(model, samples, **kwargs)
 
     monkeypatch.setattr(pipeline, "predict_logits", counting)
     record, _ = _finalize_as_served(trained_lite0, tmp_path, serving_size="64", head_refit="binary")
@@ -425,18 +437,16 @@ def test_a_resized_and_refitted_model_scores_each_split_once(
     assert record["input_size"] == 64
     # Validation goes through the network once, for the refit's features, which both the
     # trained and the refitted layer score; test once, by the served model.
-    assert scored == [len(trained_lite0.split.test)]
+    assert scored == [len(trained_lite0.split.test), len(trained_lite0.split.holdout)]
     # The trained layer's score, taken from those features, is the trained model's own at 64 px.
     trained = keras.models.load_model(trained_lite0.run_dir / MODEL_FILE, compile=False)
     resized = resize_classifier(trained, trained_lite0.config.with_overrides(input_size=64))
     validation = subsample(
         trained_lite0.split.validation, trained_lite0.config.max_images_per_subset
     )
-    pixels = load_pixels(
-        validation, input_size=64, effective_resolution=trained_lite0.config.effective_resolution
-    )
+    logits = original(resized, validation, trained_lite0.config.preprocessing.at_size(64))
     assert record["head_refit"]["validation_roc_auc_trained"] == pytest.approx(
-        roc_auc_score([s.label for s in validation], original(resized, pixels)), abs=1e-6
+        roc_auc_score([s.label for s in validation], logits), abs=1e-6
     )
 
 
