@@ -105,6 +105,8 @@ SECRET_KEY = _secret_key
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
+# Django's own backend, plus the admin permissions that follow from a user's role.
+AUTHENTICATION_BACKENDS = ["webapp.accounts.backends.RoleBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
