@@ -33,4 +33,5 @@ urlpatterns = [
     path("health/", health_view, name="health"),
 ]
 
+handler400 = "webapp.lib.views.bad_request_view"
 handler500 = "webapp.lib.views.server_error_view"

@@ -23,7 +23,13 @@ class UtcIsoDateTimeField(IsoDateTimeField):
             raise forms.ValidationError(
                 "Use a time zone offset between -14:00 and +14:00.", code="invalid_offset"
             )
-        return moment.astimezone(UTC) if offset is not None else moment
+        try:
+            return moment.astimezone(UTC) if offset is not None else moment
+        except OverflowError as exc:
+            # 9999-12-31T23:59:59-14:00 is a valid ISO date-time, but after year 9999 in UTC.
+            raise forms.ValidationError(
+                "The date-time is out of range once converted to UTC.", code="out_of_range"
+            ) from exc
 
 
 class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):

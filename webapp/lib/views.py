@@ -7,9 +7,12 @@ import sys
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.html import escape
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from rest_framework import exceptions
 
+from webapp.lib.api import error_body, request_limit_error
 from webapp.lib.health import health_report
 
 RETRY_AFTER_SECONDS = 5
@@ -40,6 +43,28 @@ def _database_down() -> bool:
 def _wants_json(request: HttpRequest) -> bool:
     return request.path.startswith("/api/") or "application/json" in request.headers.get(
         "Accept", ""
+    )
+
+
+def bad_request_view(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Answer a request Django refused before any view ran, saying which limit it broke.
+
+    Requests past the upload limits (files, fields, body size) end here when they are not
+    caught on the way, as do other malformed requests.
+    """
+    limit_error = request_limit_error(exception)
+    body = (
+        error_body(limit_error)
+        if limit_error is not None
+        else error_body(exceptions.ParseError("The request could not be read.", "bad_request"))
+    )
+    status = body["error"]["status"]
+    if _wants_json(request):
+        return JsonResponse(body, status=status)
+    return HttpResponse(
+        "<!doctype html><title>DermaTriage</title><h1>Request refused</h1>"
+        f"<p>{escape(body['error']['message'])}</p>",
+        status=status,
     )
 
 
