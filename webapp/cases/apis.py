@@ -4,7 +4,7 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
@@ -44,8 +44,17 @@ class CaseFilter(django_filters.FilterSet):
         fields = ("body_site", "review_state", "created_after", "created_before")
 
 
+@extend_schema_view(
+    get=extend_schema(
+        description=(
+            "The cases you may see, newest first: clinicians see their own, reviewers and "
+            "admins every case."
+        ),
+        responses={200: CaseSerializer(many=True), **error_responses(400, 401, 404)},
+    )
+)
 class CaseListCreateApi(generics.ListAPIView):
-    """List the cases you may see, or open a new one."""
+    """List the cases the user may see, or open a new one."""
 
     permission_classes = (IsAuthenticated, HasRole)
     role_checks = {"POST": user_can_upload}
@@ -60,6 +69,7 @@ class CaseListCreateApi(generics.ListAPIView):
         return case_list(user=_user(self.request))
 
     @extend_schema(
+        description="Open a case for one lesion (clinicians and admins); add images next.",
         request=CaseCreateSerializer,
         responses={201: CaseSerializer, **error_responses(400, 401, 403)},
     )
@@ -75,9 +85,11 @@ class CaseDetailApi(generics.GenericAPIView):
     queryset = Case.objects.none()  # for the schema; rows come from the selectors
     serializer_class = CaseDetailSerializer
 
-    @extend_schema(responses={200: CaseDetailSerializer, **error_responses(401, 404)})
+    @extend_schema(
+        description="A case with its images and each image's latest score.",
+        responses={200: CaseDetailSerializer, **error_responses(401, 404)},
+    )
     def get(self, request: Request, case_id: int) -> Response:
-        """A case with its images and each image's latest score."""
         case = case_get(user=_user(request), case_id=case_id)
         case_record_view(case=case, viewer=_user(request), via="api")
         context = {**self.get_serializer_context(), "images": case_image_list(case=case)}
@@ -90,21 +102,30 @@ class CaseImagesApi(generics.GenericAPIView):
     parser_classes = (MultiPartParser, FormParser)
     queryset = Image.objects.none()  # for the schema; rows come from the selectors
     serializer_class = ImageSerializer
-
-    @extend_schema(responses={200: ImageSerializer(many=True), **error_responses(401, 404)})
-    def get(self, request: Request, case_id: int) -> Response:
-        """The images of a case, each with its latest score."""
-        case = case_get(user=_user(request), case_id=case_id)
-        case_record_view(case=case, viewer=_user(request), via="api-images")
-        images = case_image_list(case=case)
-        return Response(ImageSerializer(images, many=True, context={"request": request}).data)
+    # Images come in upload order; there is nothing to filter or sort them by.
+    filter_backends = ()
 
     @extend_schema(
+        description="The images of a case in upload order, each with its latest score.",
+        responses={200: ImageSerializer(many=True), **error_responses(401, 404)},
+    )
+    def get(self, request: Request, case_id: int) -> Response:
+        case = case_get(user=_user(request), case_id=case_id)
+        case_record_view(case=case, viewer=_user(request), via="api-images")
+        page = self.paginate_queryset(case_image_list(case=case))
+        data = ImageSerializer(page, many=True, context={"request": request}).data
+        return self.get_paginated_response(data)
+
+    @extend_schema(
+        description=(
+            "Upload one or more images (multipart field `files`; JPEG, PNG or WebP) and queue "
+            "each for scoring. Either every file is accepted or none is. The answer lists the "
+            "new images; poll each one's prediction until its status is done or failed."
+        ),
         request={"multipart/form-data": ImageUploadSerializer},
-        responses={201: ImageSerializer(many=True), **error_responses(400, 401, 403, 404)},
+        responses={201: ImageSerializer(many=True), **error_responses(400, 401, 403, 404, 413)},
     )
     def post(self, request: Request, case_id: int) -> Response:
-        """Upload one or more images (multipart field `files`); each is queued for scoring."""
         case = case_get(user=_user(request), case_id=case_id)
         payload = ImageUploadSerializer(data={"files": request.FILES.getlist("files")})
         payload.is_valid(raise_exception=True)

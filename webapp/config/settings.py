@@ -280,11 +280,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "webapp.lib.filters.OrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "webapp.lib.api.DefaultPagination",
     "PAGE_SIZE": 25,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "webapp.lib.schema.AutoSchema",
     "EXCEPTION_HANDLER": "webapp.lib.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",

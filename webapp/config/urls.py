@@ -34,4 +34,5 @@ urlpatterns = [
 ]
 
 handler400 = "webapp.lib.views.bad_request_view"
+handler404 = "webapp.lib.views.not_found_view"
 handler500 = "webapp.lib.views.server_error_view"

@@ -1,4 +1,4 @@
-"""The health endpoint and the answers to server errors, database outages included."""
+"""The health endpoint and the answers to refused, unmatched and failed requests (outages too)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.html import escape
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from rest_framework import exceptions
@@ -66,6 +67,18 @@ def bad_request_view(request: HttpRequest, exception: Exception) -> HttpResponse
         f"<p>{escape(body['error']['message'])}</p>",
         status=status,
     )
+
+
+def not_found_view(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Answer an address no view matched: in the API's error format under /api/.
+
+    An API view answers its own 404s; this one is for paths the URLs do not match at all,
+    such as /api/v1/cases/abc/, which an API client must still be able to read.
+    """
+    if _wants_json(request):
+        body = error_body(exceptions.NotFound())
+        return JsonResponse(body, status=body["error"]["status"])
+    return defaults.page_not_found(request, exception)
 
 
 def server_error_view(request: HttpRequest) -> HttpResponse:
