@@ -44,7 +44,11 @@ CONFORMANCE = [
 def existing_ids(api_tokens):
     """Path ids of the clinician's scored image, which both roles may see."""
     prediction = Prediction.objects.select_related("image").get()
-    return {"case_id": prediction.image.case_id, "prediction_id": prediction.pk}
+    return {
+        "case_id": prediction.image.case_id,
+        "image_id": prediction.image_id,
+        "prediction_id": prediction.pk,
+    }
 
 
 @pytest.mark.parametrize("role", ["clinician", "reviewer"])

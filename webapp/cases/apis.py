@@ -4,10 +4,13 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -15,7 +18,7 @@ from webapp.accounts.models import User
 from webapp.accounts.permissions import HasRole
 from webapp.accounts.roles import user_can_upload
 from webapp.cases.models import BodySite, Case, Image, ReviewState
-from webapp.cases.selectors import case_get, case_image_list, case_list
+from webapp.cases.selectors import case_get, case_image_get, case_image_list, case_list
 from webapp.cases.serializers import (
     CaseCreateSerializer,
     CaseDetailSerializer,
@@ -23,8 +26,14 @@ from webapp.cases.serializers import (
     ImageSerializer,
     ImageUploadSerializer,
 )
-from webapp.cases.services import case_create, case_images_upload, case_record_view
-from webapp.lib.api import error_responses
+from webapp.cases.services import (
+    case_create,
+    case_images_upload,
+    case_record_view,
+    image_record_view,
+)
+from webapp.cases.views import image_file_response
+from webapp.lib.api import FileContentNegotiation, error_responses
 from webapp.lib.filters import UtcIsoDateTimeFilter
 
 
@@ -135,3 +144,32 @@ class CaseImagesApi(generics.GenericAPIView):
         fresh = case_image_list(case=case).filter(pk__in=[image.pk for image in images])
         data: Any = ImageSerializer(fresh, many=True, context={"request": request}).data
         return Response(data, status=status.HTTP_201_CREATED)
+
+
+class ImageFileApi(generics.GenericAPIView):
+    """Stream a stored image to an API client allowed to see its case: the `file_url`.
+
+    The page's own image view (cases:image-file) takes only the browser's session; this one
+    authenticates as the rest of the API does, under the same role and visibility rules.
+    """
+
+    permission_classes = (IsAuthenticated, HasRole)
+    renderer_classes = (JSONRenderer,)  # for error answers; the file is the file
+    content_negotiation_class = FileContentNegotiation
+    queryset = Image.objects.none()  # for the schema; rows come from the selectors
+
+    @extend_schema(
+        description=(
+            "The image file (the `file_url` of an image): the stored JPEG or PNG, re-encoded "
+            "without metadata at upload."
+        ),
+        responses={
+            (200, "image/jpeg"): OpenApiTypes.BINARY,
+            (200, "image/png"): OpenApiTypes.BINARY,
+            **error_responses(401, 404),
+        },
+    )
+    def get(self, request: Request, case_id: int, image_id: int) -> FileResponse:
+        image = case_image_get(user=_user(request), case_id=case_id, image_id=image_id)
+        image_record_view(image=image, viewer=_user(request))
+        return image_file_response(image)

@@ -270,6 +270,7 @@ CELERY_TASK_TIME_LIMIT = SCORING_TIME_LIMIT_SECONDS + 30
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
+        "webapp.accounts.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -297,7 +298,14 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Upload dermoscopic lesion images, follow their asynchronous scoring and review "
         "flagged cases.\n\n**For education and research, not a medical diagnosis.** Scores "
-        "come from a research model and must not be used to make clinical decisions."
+        "come from a research model and must not be used to make clinical decisions.\n\n"
+        "## Authentication\n\n"
+        "Exchange your username and password for an API token with "
+        "`POST /api/v1/auth/token/`, then send it with every request as "
+        "`Authorization: Token <token>` (or `Authorization: Bearer <token>`). The same "
+        "header fetches image files from the `file_url` in image payloads. What you see and "
+        "may do follows from your account's role. `DELETE /api/v1/auth/token/` revokes the "
+        "token."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -305,7 +313,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The schema and its docs describe the API and hold no one's data: anyone may read them,
+    # and they ignore credentials, so a stale token or session cannot lock anyone out.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
 }
 
 LOGGING = {
