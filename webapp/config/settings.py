@@ -166,6 +166,11 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DJANGO_UPLOAD_MAX_FILES", 50, minimum=1)
 # a mistake or a decompression bomb, refused before its pixels are decoded.
 UPLOAD_MAX_IMAGE_BYTES = env_int("DERMATRIAGE_UPLOAD_MAX_IMAGE_MB", 25, minimum=1) * 1024 * 1024
 UPLOAD_MAX_IMAGE_PIXELS = env_int("DERMATRIAGE_UPLOAD_MAX_MEGAPIXELS", 50, minimum=1) * 1_000_000
+# And the least a lesion image must be to be scored: a 1x1 or 100000x1 image has no lesion in
+# it, yet the model would give it a score like any other (and could flag it). 24 px refuses
+# dots, lines and icons while staying far below any real photograph.
+UPLOAD_MIN_IMAGE_SIDE = env_int("DERMATRIAGE_UPLOAD_MIN_IMAGE_SIDE", 24, minimum=1)
+UPLOAD_MAX_ASPECT_RATIO = env_int("DERMATRIAGE_UPLOAD_MAX_ASPECT_RATIO", 10, minimum=1)
 
 # DJANGO_HTTPS=true (served over HTTPS, the production setting) switches on secure cookies,
 # the HTTPS redirect and HSTS; each can still be set on its own. `manage.py check --deploy`
