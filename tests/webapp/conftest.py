@@ -82,6 +82,36 @@ def api_client(user: User | None) -> APIClient:
     return client
 
 
+@pytest.fixture
+def keep_test_connection() -> Iterator[None]:
+    """Keep a WSGI app called directly from closing the test's connection (and transaction).
+
+    Django's own test client does the same: `close_old_connections` runs at the start and
+    end of every request, which would end the transaction this test's rows live in.
+    """
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def api_tokens(db: None, keep_test_connection: None) -> dict[str, str]:
+    """API tokens of a clinician and a reviewer, for requests sent straight to the WSGI app."""
+    clinician = ClinicianFactory.create()
+    reviewer = ReviewerFactory.create()
+    # Something to find: a scored image in the clinician's case, with low ids to guess.
+    PredictionFactory.create(image__case__created_by=clinician, flagged=True)
+    return {
+        "clinician": Token.objects.create(user=clinician).key,
+        "reviewer": Token.objects.create(user=reviewer).key,
+    }
+
+
 @dataclass
 class StubResult:
     probability: float

@@ -46,8 +46,15 @@ class ReviewerFactory(UserFactory):
 
 
 class AdminFactory(UserFactory):
+    """An admin as user_create makes one: staff by role, not a superuser."""
+
     username = factory.Sequence(lambda n: f"admin{n}")
     role = Role.ADMIN
+    is_staff = True
+
+
+class SuperuserFactory(UserFactory):
+    username = factory.Sequence(lambda n: f"superuser{n}")
     is_staff = True
     is_superuser = True
 

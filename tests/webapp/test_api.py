@@ -6,11 +6,12 @@ import datetime as dt
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from tests.webapp.conftest import api_client
-from tests.webapp.factories import CaseFactory, PredictionFactory, jpeg_bytes
+from tests.webapp.factories import CaseFactory, ClinicianFactory, PredictionFactory, jpeg_bytes
 from webapp.cases.models import Case
 from webapp.lib.disclaimer import DISCLAIMER
 from webapp.reviews.services import case_queue_refresh
@@ -90,7 +91,7 @@ def test_it_uploads_images_and_answers_with_pending_predictions(clinician):
     images = response.json()
     assert [image["original_filename"] for image in images] == ["a.jpg", "b.jpg"]
     assert all(image["prediction"]["status"] == "pending" for image in images)
-    assert images[0]["file_url"].endswith(f"/cases/{case.pk}/images/{images[0]['id']}/file/")
+    assert images[0]["file_url"].endswith(f"/api/v1/cases/{case.pk}/images/{images[0]['id']}/file/")
 
 
 def test_it_rejects_an_upload_that_is_not_an_image(clinician):
@@ -231,3 +232,63 @@ def test_the_schema_generates_without_warnings(tmp_path):
         "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml")
     )
     assert "disclaimer" in (tmp_path / "schema.yml").read_text()
+
+
+def _token_header(user, scheme: str) -> dict[str, str]:
+    from rest_framework.authtoken.models import Token
+
+    token, _ = Token.objects.get_or_create(user=user)
+    return {"Authorization": f"{scheme} {token.key}"}
+
+
+@pytest.mark.parametrize("scheme", ["Token", "Bearer", "bearer"])
+def test_it_accepts_the_token_as_token_or_bearer(clinician, scheme):
+    CaseFactory.create(created_by=clinician)
+    response = Client().get(reverse("api:case-list"), headers=_token_header(clinician, scheme))
+    assert response.status_code == 200
+    assert response.json()["count"] == 1
+
+
+@pytest.mark.parametrize("scheme", ["Token", "Bearer"])
+def test_the_file_url_serves_the_image_to_a_token_client(clinician, scheme):
+    image = PredictionFactory.create(image__case__created_by=clinician).image
+    headers = _token_header(clinician, scheme)
+    listed = Client().get(reverse("api:case-images", args=[image.case_id]), headers=headers)
+    file_url = listed.json()["results"][0]["file_url"]
+    response = Client().get(file_url, headers={**headers, "Accept": "image/*"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/jpeg"
+    assert response.getvalue() == image.file.open("rb").read()
+
+
+def test_the_file_url_answers_others_and_strangers_in_the_error_format(clinician):
+    image = PredictionFactory.create(image__case__created_by=clinician).image
+    url = reverse("api:image-file", args=[image.case_id, image.pk])
+    stranger = Client().get(url, headers=_token_header(ClinicianFactory.create(), "Bearer"))
+    assert stranger.status_code == 404
+    assert stranger.json()["error"]["code"] == "not_found"
+    nobody = Client().get(url)
+    assert nobody.status_code == 401
+    assert nobody.json()["error"]["code"] == "not_authenticated"
+    bad_token = Client().get(url, headers={"Authorization": "Bearer not-a-token"})
+    assert bad_token.status_code == 401
+
+
+@pytest.mark.django_db
+def test_the_docs_and_schema_are_public_and_say_how_to_authenticate():
+    # A stale token must not lock anyone out of the documentation either.
+    for headers in ({}, {"Authorization": "Token stale"}):
+        schema = Client().get(reverse("api-schema"), {"format": "json"}, headers=headers)
+        assert schema.status_code == 200
+        docs = Client().get(reverse("api-docs"), headers=headers)
+        assert docs.status_code == 200
+    body = schema.json()
+    assert "Authorization: Token <token>" in body["info"]["description"]
+    assert "Authorization: Bearer <token>" in body["info"]["description"]
+    assert body["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The API token as a bearer token: `Bearer <token>`.",
+    }
+    image_file = body["paths"]["/api/v1/cases/{case_id}/images/{image_id}/file/"]["get"]
+    assert set(image_file["responses"]["200"]["content"]) == {"image/jpeg", "image/png"}

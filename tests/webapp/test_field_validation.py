@@ -31,7 +31,8 @@ BAD_CASES = [
     ("body_site", 3, "invalid_choice"),
     ("body_site", ["trunk_anterior"], "invalid_choice"),
     ("notes", "n" * 5001, "max_length"),
-    ("notes", 12.5, None),  # numbers become text: accepted
+    ("notes", 12.5, "invalid"),  # text fields take strings only, not numbers made text
+    ("subject_ref", 7, "invalid"),
     ("unexpected", "value", "unknown"),
     ("subjectref", "typo of a field", "unknown"),
 ]
@@ -183,6 +184,24 @@ def test_a_far_offset_is_refused_but_a_real_one_is_converted(clinician):
     far = client.get(reverse("api:case-list"), {"created_after": "2000-01-01T00:00:00+15:00"})
     assert far.status_code == 400
     assert "offset" in str(far.json()["error"]["details"])
+
+
+def test_a_number_too_large_for_a_float_is_not_stored_as_inf(clinician):
+    body = '{"subject_ref": 1e999999, "body_site": "trunk_anterior"}'
+    response = api_client(clinician).post(
+        reverse("api:case-list"), body, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["details"] == {"subject_ref": ["Not a valid string."]}
+    assert not Case.objects.exists()
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+@pytest.mark.parametrize("name", ["created_after", "created_before"])
+def test_a_date_time_beyond_the_calendar_in_utc_is_refused(clinician, name, moment):
+    response = api_client(clinician).get(reverse("api:case-list"), {name: moment})
+    assert response.status_code == 400, response.content
+    assert "out of range" in str(response.json()["error"]["details"][name])
 
 
 def test_an_upload_with_the_wrong_field_or_too_many_files_is_refused(clinician, settings):

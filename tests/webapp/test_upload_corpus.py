@@ -233,6 +233,89 @@ def test_the_browser_refuses_a_bad_file_with_a_message_and_stores_nothing(
     assert_nothing_stored(media_root)
 
 
+TOO_SMALL = "at least 24 pixels on their shorter side"
+TOO_LONG = "at most 10 times its shorter side"
+
+# Readable images with nothing in them to score: refused whatever the model would say.
+DEGENERATE = [
+    BadFile(
+        "1x1-png", "dot.png", "image/png", lambda: encode(picture(size=(1, 1)), "PNG"), TOO_SMALL
+    ),
+    BadFile(
+        "100000x1-png",
+        "line.png",
+        "image/png",
+        lambda: encode(picture("L", size=(100_000, 1)), "PNG"),
+        TOO_SMALL,
+    ),
+    BadFile("23px-jpeg", "thin.jpg", "image/jpeg", lambda: jpeg_bytes(size=(200, 23)), TOO_SMALL),
+    BadFile(
+        "11-to-1-jpeg", "strip.jpg", "image/jpeg", lambda: jpeg_bytes(size=(352, 32)), TOO_LONG
+    ),
+    BadFile(
+        "1-to-11-png",
+        "tall.png",
+        "image/png",
+        lambda: encode(picture(size=(40, 500)), "PNG"),
+        TOO_LONG,
+    ),
+]
+
+
+@pytest.mark.parametrize("bad", DEGENERATE, ids=[bad.id for bad in DEGENERATE])
+def test_the_api_refuses_an_image_too_small_or_too_long_to_score(bad, clinician, media_root):
+    case = CaseFactory.create(created_by=clinician)
+    upload = SimpleUploadedFile(bad.name, bad.make(), bad.content_type)
+    response = api_client(clinician).post(
+        reverse("api:case-images", args=[case.pk]), {"files": [upload]}, format="multipart"
+    )
+    assert response.status_code == 400, response.content[:500]
+    [message] = response.json()["error"]["details"]["files"]
+    assert message.startswith(f"{bad.name}: The image is ")
+    assert bad.message in message
+    assert_nothing_stored(media_root)
+
+
+@pytest.mark.parametrize("bad", DEGENERATE, ids=[bad.id for bad in DEGENERATE])
+def test_the_browser_refuses_an_image_too_small_or_too_long_to_score(bad, clinician, media_root):
+    case = CaseFactory.create(created_by=clinician)
+    upload = SimpleUploadedFile(bad.name, bad.make(), bad.content_type)
+    response = login(clinician).post(reverse("cases:upload", args=[case.pk]), {"images": [upload]})
+    assert response.status_code == 400
+    assert bad.message in html.unescape(response.text)
+    assert_nothing_stored(media_root)
+
+
+@pytest.mark.parametrize("size", [(24, 24), (240, 24), (24, 240)])
+def test_an_image_at_the_shape_limits_is_accepted(size, clinician):
+    case = CaseFactory.create(created_by=clinician)
+    upload = SimpleUploadedFile("edge.jpg", jpeg_bytes(size=size), "image/jpeg")
+    response = api_client(clinician).post(
+        reverse("api:case-images", args=[case.pk]), {"files": [upload]}, format="multipart"
+    )
+    assert response.status_code == 201, response.content[:500]
+
+
+def test_the_shape_limits_come_from_the_settings(clinician, settings):
+    settings.UPLOAD_MIN_IMAGE_SIDE = 100
+    settings.UPLOAD_MAX_ASPECT_RATIO = 2
+    case = CaseFactory.create(created_by=clinician)
+    client = api_client(clinician)
+    url = reverse("api:case-images", args=[case.pk])
+    small = client.post(
+        url,
+        {"files": [SimpleUploadedFile("a.jpg", jpeg_bytes(size=(99, 150)))]},
+        format="multipart",
+    )
+    assert "at least 100 pixels" in str(small.json()["error"]["details"])
+    long = client.post(
+        url,
+        {"files": [SimpleUploadedFile("b.jpg", jpeg_bytes(size=(100, 201)))]},
+        format="multipart",
+    )
+    assert "at most 2 times" in str(long.json()["error"]["details"])
+
+
 def test_one_bad_file_refuses_the_whole_upload(clinician, media_root):
     case = CaseFactory.create(created_by=clinician)
     files = [

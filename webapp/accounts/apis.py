@@ -29,6 +29,10 @@ class TokenApi(APIView):
         return [IsAuthenticated()]
 
     @extend_schema(
+        description=(
+            "Exchange a username and password for your API token (the same token each time "
+            "until it is revoked). Send it as `Authorization: Token <token>`."
+        ),
         request=AuthTokenSerializer,
         responses={200: TokenSerializer, **error_responses(400, 429)},
     )
@@ -43,9 +47,12 @@ class TokenApi(APIView):
         token = token_issue(user=user, request=request._request)
         return Response({"token": token.key})
 
-    @extend_schema(request=None, responses={204: None, **error_responses(401)})
+    @extend_schema(
+        description="Revoke your API token: it stops working at once; POST again for a new one.",
+        request=None,
+        responses={204: None, **error_responses(401)},
+    )
     def delete(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Revoke your API token: it stops working at once; POST again for a new one."""
         assert isinstance(request.user, User)
         token_revoke(user=request.user, request=request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -7,4 +7,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from webapp.accounts import signals  # noqa: F401  (records sign-ins in the history)
+        # signals records sign-ins in the history; schema registers the Bearer scheme with
+        # drf-spectacular (imported any earlier, with DRF's settings, it would import DRF's
+        # views while they are still being defined).
+        from webapp.accounts import schema, signals  # noqa: F401

@@ -19,6 +19,39 @@ def user_role(user: AnyUser) -> Role | None:
     return Role(user.role)
 
 
+# What each role may do in the Django admin, granted by webapp.accounts.backends.RoleBackend.
+# Admins manage accounts and roles and may read everything else: cases, scores, reviews and
+# the history change only through the app's services, which keep the audit trail. Accounts
+# are deactivated rather than deleted, since the history refers to them.
+ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
+    Role.CLINICIAN: frozenset(),
+    Role.REVIEWER: frozenset(),
+    Role.ADMIN: frozenset(
+        {
+            "accounts.add_user",
+            "accounts.change_user",
+            "accounts.view_user",
+            "audit.view_auditevent",
+            "cases.view_case",
+            "cases.view_image",
+            "reviews.view_review",
+            "scoring.view_prediction",
+        }
+    ),
+}
+
+
+def role_permissions(user: AnyUser) -> frozenset[str]:
+    """The Django permissions ("app.codename") that follow from the user's role."""
+    role = user_role(user)
+    return ROLE_PERMISSIONS[role] if role is not None else frozenset()
+
+
+def role_is_staff(role: Role) -> bool:
+    """Whether the role signs in to the Django admin."""
+    return role == Role.ADMIN
+
+
 def user_is_admin(user: AnyUser) -> bool:
     return user_role(user) == Role.ADMIN
 

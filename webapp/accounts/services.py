@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from rest_framework.authtoken.models import Token
 
 from webapp.accounts.models import Role, User
+from webapp.accounts.roles import role_is_staff
 from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record
 
@@ -38,10 +39,21 @@ def client_ip(request: HttpRequest | None) -> str | None:
         return peer
 
 
+def user_role_assign(*, user: User, role: Role) -> None:
+    """Give an unsaved or changing user a role and what follows from it; the caller saves.
+
+    Admins sign in to the Django admin (is_staff); their permissions there follow from the
+    role itself (webapp.accounts.backends.RoleBackend). Superusers keep their access.
+    """
+    user.role = role
+    user.is_staff = role_is_staff(role) or user.is_superuser
+
+
 @transaction.atomic
 def user_create(*, username: str, password: str, role: Role, email: str = "") -> User:
     """Create a user with a role; admins also get access to the Django admin."""
-    user = User(username=username, email=email, role=role, is_staff=role == Role.ADMIN)
+    user = User(username=username, email=email)
+    user_role_assign(user=user, role=role)
     user.set_password(password)
     user.full_clean()
     user.save()
@@ -54,8 +66,7 @@ def user_set_demo_account(*, username: str, password: str, role: Role) -> User:
     user = User.objects.select_for_update().filter(username=username).first()
     if user is None:
         return user_create(username=username, password=password, role=role)
-    user.role = role
-    user.is_staff = role == Role.ADMIN
+    user_role_assign(user=user, role=role)
     user.is_active = True
     user.set_password(password)
     user.save(update_fields=["role", "is_staff", "is_active", "password"])

@@ -4,10 +4,13 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -15,7 +18,7 @@ from webapp.accounts.models import User
 from webapp.accounts.permissions import HasRole
 from webapp.accounts.roles import user_can_upload
 from webapp.cases.models import BodySite, Case, Image, ReviewState
-from webapp.cases.selectors import case_get, case_image_list, case_list
+from webapp.cases.selectors import case_get, case_image_get, case_image_list, case_list
 from webapp.cases.serializers import (
     CaseCreateSerializer,
     CaseDetailSerializer,
@@ -23,8 +26,14 @@ from webapp.cases.serializers import (
     ImageSerializer,
     ImageUploadSerializer,
 )
-from webapp.cases.services import case_create, case_images_upload, case_record_view
-from webapp.lib.api import error_responses
+from webapp.cases.services import (
+    case_create,
+    case_images_upload,
+    case_record_view,
+    image_record_view,
+)
+from webapp.cases.views import image_file_response
+from webapp.lib.api import FileContentNegotiation, error_responses
 from webapp.lib.filters import UtcIsoDateTimeFilter
 
 
@@ -44,8 +53,17 @@ class CaseFilter(django_filters.FilterSet):
         fields = ("body_site", "review_state", "created_after", "created_before")
 
 
+@extend_schema_view(
+    get=extend_schema(
+        description=(
+            "The cases you may see, newest first: clinicians see their own, reviewers and "
+            "admins every case."
+        ),
+        responses={200: CaseSerializer(many=True), **error_responses(400, 401, 404)},
+    )
+)
 class CaseListCreateApi(generics.ListAPIView):
-    """List the cases you may see, or open a new one."""
+    """List the cases the user may see, or open a new one."""
 
     permission_classes = (IsAuthenticated, HasRole)
     role_checks = {"POST": user_can_upload}
@@ -60,6 +78,7 @@ class CaseListCreateApi(generics.ListAPIView):
         return case_list(user=_user(self.request))
 
     @extend_schema(
+        description="Open a case for one lesion (clinicians and admins); add images next.",
         request=CaseCreateSerializer,
         responses={201: CaseSerializer, **error_responses(400, 401, 403)},
     )
@@ -75,9 +94,11 @@ class CaseDetailApi(generics.GenericAPIView):
     queryset = Case.objects.none()  # for the schema; rows come from the selectors
     serializer_class = CaseDetailSerializer
 
-    @extend_schema(responses={200: CaseDetailSerializer, **error_responses(401, 404)})
+    @extend_schema(
+        description="A case with its images and each image's latest score.",
+        responses={200: CaseDetailSerializer, **error_responses(401, 404)},
+    )
     def get(self, request: Request, case_id: int) -> Response:
-        """A case with its images and each image's latest score."""
         case = case_get(user=_user(request), case_id=case_id)
         case_record_view(case=case, viewer=_user(request), via="api")
         context = {**self.get_serializer_context(), "images": case_image_list(case=case)}
@@ -90,21 +111,30 @@ class CaseImagesApi(generics.GenericAPIView):
     parser_classes = (MultiPartParser, FormParser)
     queryset = Image.objects.none()  # for the schema; rows come from the selectors
     serializer_class = ImageSerializer
-
-    @extend_schema(responses={200: ImageSerializer(many=True), **error_responses(401, 404)})
-    def get(self, request: Request, case_id: int) -> Response:
-        """The images of a case, each with its latest score."""
-        case = case_get(user=_user(request), case_id=case_id)
-        case_record_view(case=case, viewer=_user(request), via="api-images")
-        images = case_image_list(case=case)
-        return Response(ImageSerializer(images, many=True, context={"request": request}).data)
+    # Images come in upload order; there is nothing to filter or sort them by.
+    filter_backends = ()
 
     @extend_schema(
+        description="The images of a case in upload order, each with its latest score.",
+        responses={200: ImageSerializer(many=True), **error_responses(401, 404)},
+    )
+    def get(self, request: Request, case_id: int) -> Response:
+        case = case_get(user=_user(request), case_id=case_id)
+        case_record_view(case=case, viewer=_user(request), via="api-images")
+        page = self.paginate_queryset(case_image_list(case=case))
+        data = ImageSerializer(page, many=True, context={"request": request}).data
+        return self.get_paginated_response(data)
+
+    @extend_schema(
+        description=(
+            "Upload one or more images (multipart field `files`; JPEG, PNG or WebP) and queue "
+            "each for scoring. Either every file is accepted or none is. The answer lists the "
+            "new images; poll each one's prediction until its status is done or failed."
+        ),
         request={"multipart/form-data": ImageUploadSerializer},
-        responses={201: ImageSerializer(many=True), **error_responses(400, 401, 403, 404)},
+        responses={201: ImageSerializer(many=True), **error_responses(400, 401, 403, 404, 413)},
     )
     def post(self, request: Request, case_id: int) -> Response:
-        """Upload one or more images (multipart field `files`); each is queued for scoring."""
         case = case_get(user=_user(request), case_id=case_id)
         payload = ImageUploadSerializer(data={"files": request.FILES.getlist("files")})
         payload.is_valid(raise_exception=True)
@@ -114,3 +144,32 @@ class CaseImagesApi(generics.GenericAPIView):
         fresh = case_image_list(case=case).filter(pk__in=[image.pk for image in images])
         data: Any = ImageSerializer(fresh, many=True, context={"request": request}).data
         return Response(data, status=status.HTTP_201_CREATED)
+
+
+class ImageFileApi(generics.GenericAPIView):
+    """Stream a stored image to an API client allowed to see its case: the `file_url`.
+
+    The page's own image view (cases:image-file) takes only the browser's session; this one
+    authenticates as the rest of the API does, under the same role and visibility rules.
+    """
+
+    permission_classes = (IsAuthenticated, HasRole)
+    renderer_classes = (JSONRenderer,)  # for error answers; the file is the file
+    content_negotiation_class = FileContentNegotiation
+    queryset = Image.objects.none()  # for the schema; rows come from the selectors
+
+    @extend_schema(
+        description=(
+            "The image file (the `file_url` of an image): the stored JPEG or PNG, re-encoded "
+            "without metadata at upload."
+        ),
+        responses={
+            (200, "image/jpeg"): OpenApiTypes.BINARY,
+            (200, "image/png"): OpenApiTypes.BINARY,
+            **error_responses(401, 404),
+        },
+    )
+    def get(self, request: Request, case_id: int, image_id: int) -> FileResponse:
+        image = case_image_get(user=_user(request), case_id=case_id, image_id=image_id)
+        image_record_view(image=image, viewer=_user(request))
+        return image_file_response(image)

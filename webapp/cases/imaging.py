@@ -136,6 +136,28 @@ def image_sanitize(*, data: bytes) -> SanitizedImage:
     )
 
 
+def image_shape_check(*, width: int, height: int) -> None:
+    """Refuse an image too small, or too long and thin, to show a lesion that could be scored.
+
+    Separate from image_sanitize, which decides whether a file is a safe, readable image:
+    this decides whether the image is worth scoring.
+    """
+    min_side = settings.UPLOAD_MIN_IMAGE_SIDE
+    if min(width, height) < min_side:
+        raise _invalid(
+            f"The image is {width} x {height} pixels; images must be at least {min_side} "
+            "pixels on their shorter side.",
+            "image_too_small",
+        )
+    max_ratio = settings.UPLOAD_MAX_ASPECT_RATIO
+    if max(width, height) > max_ratio * min(width, height):
+        raise _invalid(
+            f"The image is {width} x {height} pixels; its longer side may be at most "
+            f"{max_ratio} times its shorter side.",
+            "aspect_ratio_too_large",
+        )
+
+
 def _to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
     """A fresh 8-bit RGB copy of the pixels, with none of the source's info blocks."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):

@@ -36,7 +36,7 @@ class ImageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_file_url(self, image: Image) -> str:
-        url = reverse("cases:image-file", args=(image.case_id, image.pk))
+        url = reverse("api:image-file", args=(image.case_id, image.pk))
         request = self.context.get("request")
         return request.build_absolute_uri(url) if request is not None else url
 

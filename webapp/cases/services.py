@@ -15,7 +15,7 @@ from webapp.accounts.models import User
 from webapp.accounts.roles import user_can_upload
 from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record
-from webapp.cases.imaging import SanitizedImage, image_sanitize
+from webapp.cases.imaging import SanitizedImage, image_sanitize, image_shape_check
 from webapp.cases.models import BodySite, Case, Image
 from webapp.scoring.services import prediction_create
 
@@ -74,7 +74,9 @@ def case_images_upload(
             errors.append(f"{name}: The file is larger than the {limit_mb} MB limit.")
             continue
         try:
-            sanitized.append((name, image_sanitize(data=uploaded.read())))
+            clean = image_sanitize(data=uploaded.read())
+            image_shape_check(width=clean.width, height=clean.height)
+            sanitized.append((name, clean))
         except ValidationError as exc:
             errors.append(f"{name}: {' '.join(exc.messages)}")
     if errors:

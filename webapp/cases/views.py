@@ -155,6 +155,11 @@ def image_file_view(request: HttpRequest, case_id: int, image_id: int) -> FileRe
     except (Case.DoesNotExist, Image.DoesNotExist) as exc:
         raise Http404("No such image.") from exc
     image_record_view(image=image, viewer=_user(request))
+    return image_file_response(image)
+
+
+def image_file_response(image: Image) -> FileResponse:
+    """The stored file of an image, for the page's view and the API's alike."""
     content_type = "image/jpeg" if image.format == "JPEG" else "image/png"
     response = FileResponse(image.file.open("rb"), content_type=content_type)
     response["Cache-Control"] = "private, max-age=3600"

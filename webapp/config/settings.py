@@ -105,6 +105,8 @@ SECRET_KEY = _secret_key
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
+# Django's own backend, plus the admin permissions that follow from a user's role.
+AUTHENTICATION_BACKENDS = ["webapp.accounts.backends.RoleBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -164,6 +166,11 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DJANGO_UPLOAD_MAX_FILES", 50, minimum=1)
 # a mistake or a decompression bomb, refused before its pixels are decoded.
 UPLOAD_MAX_IMAGE_BYTES = env_int("DERMATRIAGE_UPLOAD_MAX_IMAGE_MB", 25, minimum=1) * 1024 * 1024
 UPLOAD_MAX_IMAGE_PIXELS = env_int("DERMATRIAGE_UPLOAD_MAX_MEGAPIXELS", 50, minimum=1) * 1_000_000
+# And the least a lesion image must be to be scored: a 1x1 or 100000x1 image has no lesion in
+# it, yet the model would give it a score like any other (and could flag it). 24 px refuses
+# dots, lines and icons while staying far below any real photograph.
+UPLOAD_MIN_IMAGE_SIDE = env_int("DERMATRIAGE_UPLOAD_MIN_IMAGE_SIDE", 24, minimum=1)
+UPLOAD_MAX_ASPECT_RATIO = env_int("DERMATRIAGE_UPLOAD_MAX_ASPECT_RATIO", 10, minimum=1)
 
 # DJANGO_HTTPS=true (served over HTTPS, the production setting) switches on secure cookies,
 # the HTTPS redirect and HSTS; each can still be set on its own. `manage.py check --deploy`
@@ -268,16 +275,22 @@ CELERY_TASK_TIME_LIMIT = SCORING_TIME_LIMIT_SECONDS + 30
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
+        "webapp.accounts.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "webapp.lib.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "webapp.lib.filters.OrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "webapp.lib.api.DefaultPagination",
     "PAGE_SIZE": 25,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "webapp.lib.schema.AutoSchema",
     "EXCEPTION_HANDLER": "webapp.lib.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
@@ -290,7 +303,14 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Upload dermoscopic lesion images, follow their asynchronous scoring and review "
         "flagged cases.\n\n**For education and research, not a medical diagnosis.** Scores "
-        "come from a research model and must not be used to make clinical decisions."
+        "come from a research model and must not be used to make clinical decisions.\n\n"
+        "## Authentication\n\n"
+        "Exchange your username and password for an API token with "
+        "`POST /api/v1/auth/token/`, then send it with every request as "
+        "`Authorization: Token <token>` (or `Authorization: Bearer <token>`). The same "
+        "header fetches image files from the `file_url` in image payloads. What you see and "
+        "may do follows from your account's role. `DELETE /api/v1/auth/token/` revokes the "
+        "token."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -298,7 +318,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The schema and its docs describe the API and hold no one's data: anyone may read them,
+    # and they ignore credentials, so a stale token or session cannot lock anyone out.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
 }
 
 LOGGING = {

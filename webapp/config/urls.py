@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from webapp.accounts.apis import TokenApi
 from webapp.cases import views as case_views
-from webapp.cases.apis import CaseDetailApi, CaseImagesApi, CaseListCreateApi
+from webapp.cases.apis import CaseDetailApi, CaseImagesApi, CaseListCreateApi, ImageFileApi
 from webapp.lib.views import health_view
 from webapp.reviews.apis import QueueApi, ReviewListCreateApi
 from webapp.scoring.apis import PredictionDetailApi
@@ -14,6 +14,11 @@ api_v1 = [
     path("cases/", CaseListCreateApi.as_view(), name="case-list"),
     path("cases/<int:case_id>/", CaseDetailApi.as_view(), name="case-detail"),
     path("cases/<int:case_id>/images/", CaseImagesApi.as_view(), name="case-images"),
+    path(
+        "cases/<int:case_id>/images/<int:image_id>/file/",
+        ImageFileApi.as_view(),
+        name="image-file",
+    ),
     path(
         "predictions/<int:prediction_id>/", PredictionDetailApi.as_view(), name="prediction-detail"
     ),
@@ -33,4 +38,6 @@ urlpatterns = [
     path("health/", health_view, name="health"),
 ]
 
+handler400 = "webapp.lib.views.bad_request_view"
+handler404 = "webapp.lib.views.not_found_view"
 handler500 = "webapp.lib.views.server_error_view"

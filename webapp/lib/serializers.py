@@ -4,10 +4,11 @@ from rest_framework import serializers
 
 
 class StrictInputSerializer(serializers.Serializer):
-    """An input serializer that refuses fields it does not know.
+    """An input serializer that refuses fields it does not know, and text that is not text.
 
     A misspelt optional field (`note` sent as `notes`) would otherwise be dropped in silence
-    and the request succeed without it.
+    and the request succeed without it. DRF's CharField turns JSON numbers into text, so
+    `1e999999` would be stored as "inf"; text fields here accept strings only.
     """
 
     def to_internal_value(self, data: Any) -> Any:
@@ -17,6 +18,16 @@ class StrictInputSerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     {name: ["This field is not accepted here."] for name in unknown}
                 )
+            not_text = {
+                name: [serializers.ErrorDetail("Not a valid string.", code="invalid")]
+                for name, field in self.fields.items()
+                if isinstance(field, serializers.CharField)
+                and not field.read_only
+                and data.get(name) is not None
+                and not isinstance(data.get(name), str)
+            }
+            if not_text:
+                raise serializers.ValidationError(not_text)
         return super().to_internal_value(data)
 
 

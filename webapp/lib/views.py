@@ -1,4 +1,4 @@
-"""The health endpoint and the answers to server errors, database outages included."""
+"""The health endpoint and the answers to refused, unmatched and failed requests (outages too)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import sys
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.html import escape
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from rest_framework import exceptions
 
+from webapp.lib.api import error_body, request_limit_error
 from webapp.lib.health import health_report
 
 RETRY_AFTER_SECONDS = 5
@@ -41,6 +45,40 @@ def _wants_json(request: HttpRequest) -> bool:
     return request.path.startswith("/api/") or "application/json" in request.headers.get(
         "Accept", ""
     )
+
+
+def bad_request_view(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Answer a request Django refused before any view ran, saying which limit it broke.
+
+    Requests past the upload limits (files, fields, body size) end here when they are not
+    caught on the way, as do other malformed requests.
+    """
+    limit_error = request_limit_error(exception)
+    body = (
+        error_body(limit_error)
+        if limit_error is not None
+        else error_body(exceptions.ParseError("The request could not be read.", "bad_request"))
+    )
+    status = body["error"]["status"]
+    if _wants_json(request):
+        return JsonResponse(body, status=status)
+    return HttpResponse(
+        "<!doctype html><title>DermaTriage</title><h1>Request refused</h1>"
+        f"<p>{escape(body['error']['message'])}</p>",
+        status=status,
+    )
+
+
+def not_found_view(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Answer an address no view matched: in the API's error format under /api/.
+
+    An API view answers its own 404s; this one is for paths the URLs do not match at all,
+    such as /api/v1/cases/abc/, which an API client must still be able to read.
+    """
+    if _wants_json(request):
+        body = error_body(exceptions.NotFound())
+        return JsonResponse(body, status=body["error"]["status"])
+    return defaults.page_not_found(request, exception)
 
 
 def server_error_view(request: HttpRequest) -> HttpResponse:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -54,8 +54,12 @@ class QueueApi(generics.ListAPIView):
         )
 
     @extend_schema(
+        description=(
+            "Flagged high-risk cases for review (reviewers and admins), highest probability "
+            "first by default."
+        ),
         parameters=[QueueQuerySerializer],
-        responses={200: CaseSerializer(many=True), **error_responses(400, 401, 403)},
+        responses={200: CaseSerializer(many=True), **error_responses(400, 401, 403, 404)},
     )
     def get(self, request: Request) -> Response:
         return super().get(request)
@@ -70,8 +74,14 @@ class ReviewFilter(django_filters.FilterSet):
         fields = ("case", "decision")
 
 
+@extend_schema_view(
+    get=extend_schema(
+        description="Reviews of the cases you may see, newest first.",
+        responses={200: ReviewSerializer(many=True), **error_responses(400, 401, 404)},
+    )
+)
 class ReviewListCreateApi(generics.ListAPIView):
-    """Reviews of the cases you may see; reviewers and admins record new ones."""
+    """Reviews of the cases the user may see; reviewers and admins record new ones."""
 
     permission_classes = (IsAuthenticated, HasRole)
     role_checks = {"POST": user_can_review}
@@ -86,6 +96,10 @@ class ReviewListCreateApi(generics.ListAPIView):
         return review_list(user=_user(self.request))
 
     @extend_schema(
+        description=(
+            "Record a decision on one score of a case (reviewers and admins); the case leaves "
+            "the queue of unreviewed cases once each flagged score has a review."
+        ),
         request=ReviewCreateSerializer,
         responses={201: ReviewSerializer, **error_responses(400, 401, 403, 404)},
     )

@@ -17,9 +17,14 @@ class PredictionDetailApi(generics.GenericAPIView):
     serializer_class = PredictionSerializer
     queryset = Prediction.objects.none()  # for the schema; rows come from the selectors
 
-    @extend_schema(responses={200: PredictionSerializer, **error_responses(401, 404)})
+    @extend_schema(
+        description=(
+            "A prediction's status and, once done, its result; poll until the status is done "
+            "or failed."
+        ),
+        responses={200: PredictionSerializer, **error_responses(401, 404)},
+    )
     def get(self, request: Request, prediction_id: int) -> Response:
-        """A prediction's status and, once done, its result; poll until status is done/failed."""
         assert isinstance(request.user, User)
         prediction = prediction_get(user=request.user, prediction_id=prediction_id)
         return Response(PredictionSerializer(prediction).data)
