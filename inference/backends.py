@@ -87,8 +87,6 @@ def load_keras_model(model_path: Path) -> Any:
     """Load a `.keras` model file for inference only."""
     import keras
 
-    import inference.layers  # noqa: F401  (registers the layers a served model may use)
-
     try:
         return keras.models.load_model(model_path, compile=False)
     except Exception as exc:  # keras raises many types for a damaged zip/h5 file

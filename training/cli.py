@@ -96,7 +96,7 @@ def _with_flags(config: TrainingConfig, args: argparse.Namespace) -> TrainingCon
 
 
 def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: bool) -> None:
-    from training.pipeline import DIAGNOSIS_HEAD_NEEDS, diagnosis_head_malignant, finalize
+    from training.pipeline import finalize
     from training.train import train as train_model
 
     dataset = load_dataset(args.data or default_data_dirs())
@@ -118,9 +118,6 @@ def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: boo
         test_fraction=config.test_fraction,
         holdout_sources=config.holdout_sources,
     )
-    if args.head_refit == "diagnosis" and diagnosis_head_malignant(split.train) is None:
-        # Said before training, not after an hour of it.
-        raise SystemExit(f"--head-refit diagnosis: {DIAGNOSIS_HEAD_NEEDS} ({args.data})")
     if train:
         weights_path = _weights_for(architecture, args)
         # Only the file name is recorded: the artifact must not carry this machine's paths.
@@ -238,9 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
             choices=HEAD_REFIT_CHOICES,
             default="auto",
             help="refit the final layer as a regularised logistic regression on the training "
-            "images' features, over the two labels ('binary') or over the diagnoses "
-            "('diagnosis'): 'auto' takes the diagnosis head only where it ranks validation better "
-            "both overall and within sources, and keeps the refit if it helps on validation",
+            "images' features: 'auto' keeps the refit where it helps on validation",
         )
         sub.add_argument(
             "--serving-size",
@@ -306,12 +301,6 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="rewrite models/report.md and its test plots from saved evaluations"
     )
     report.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
-    report.add_argument(
-        "--retime",
-        action="store_true",
-        help="first measure every run's CPU latency again on this machine, so that the "
-        "latency column compares like with like",
-    )
 
     robustness = commands.add_parser(
         "robustness",
@@ -379,12 +368,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train" or args.models_dir.joinpath("comparison").is_dir():
             _report(args)
     elif args.command == "report":
-        if args.retime:
-            from training.model_card import describe_latency
-            from training.report import retime_records
-
-            for name, latency in retime_records(args.models_dir).items():
-                print(f"[{name}] {describe_latency(latency)}", flush=True)
         _report(args)
     elif args.command == "robustness":
         _robustness(args, command)

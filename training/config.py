@@ -129,7 +129,7 @@ RECIPES = ("full", "fast")
 # validation source (training.train.WithinSourceValidation), not the pooled one.
 WITHIN = "val_within_source_auc"
 # How `finalize` refits the final layer (training.head_refit).
-HEAD_REFIT_CHOICES = ("auto", "binary", "diagnosis", "off")
+HEAD_REFIT_CHOICES = ("auto", "on", "off")
 
 
 def default_config(architecture: Architecture, recipe: str = "full") -> TrainingConfig:

@@ -420,6 +420,85 @@ def source_balanced_roc_auc(
     return float(np.mean(per_source))
 
 
+@dataclass(frozen=True)
+class WithinSourceGain:
+    """How a change moved the mean within-source validation ROC AUC, and how sure that is."""
+
+    before: float
+    after: float
+    # Of the paired difference, over bootstrap resamples of the validation images.
+    standard_error: float
+
+    @property
+    def gain(self) -> float:
+        return self.after - self.before
+
+    @property
+    def kept(self) -> bool:
+        """A change is kept only for a gain larger than its bootstrap standard error: smaller
+        ones are as likely the validation images' noise, which does not transfer."""
+        return self.gain > self.standard_error
+
+    def to_dict(self) -> dict[str, float]:
+        return {**asdict(self), "gain": self.gain}
+
+
+def within_source_gain(
+    y_true: npt.ArrayLike,
+    before: npt.ArrayLike,
+    after: npt.ArrayLike,
+    sources: npt.ArrayLike,
+    *,
+    seed: int = 0,
+    resamples: int = 200,
+    min_per_label: int = MIN_PER_LABEL_WITHIN,
+) -> WithinSourceGain:
+    """The within-source ROC AUC (`source_balanced_roc_auc`) of two scores of the same images,
+    with the standard error of their difference: images are resampled within each (source,
+    label) group and both scores are measured on the same resample."""
+    labels, first, second = _labels(y_true), np.asarray(before), np.asarray(after)
+    groups = np.asarray(sources)
+    counted = [
+        source
+        for source in sorted(set(groups.tolist()))
+        if min(np.sum(labels[groups == source] == label) for label in (0, 1))
+        >= max(1, min_per_label)
+    ]
+    if not counted:
+        # Too few images for any source to count (a smoke run): every source with both labels.
+        return within_source_gain(labels, first, second, groups, seed=seed, min_per_label=1)
+    members = [
+        np.flatnonzero((groups == source) & (labels == label))
+        for source in counted
+        for label in (0, 1)
+    ]
+
+    def within(indices: np.ndarray, scores: np.ndarray) -> float:
+        chosen = groups[indices]
+        return float(
+            np.mean(
+                [
+                    metrics.roc_auc_score(
+                        labels[indices][chosen == source], scores[indices][chosen == source]
+                    )
+                    for source in counted
+                ]
+            )
+        )
+
+    everything = np.concatenate(members)
+    rng = np.random.default_rng(seed)
+    differences = []
+    for _ in range(resamples):
+        resample = np.concatenate([rng.choice(group, size=group.size) for group in members])
+        differences.append(within(resample, second) - within(resample, first))
+    return WithinSourceGain(
+        before=within(everything, first),
+        after=within(everything, second),
+        standard_error=float(np.std(differences, ddof=1)),
+    )
+
+
 def _confusion(labels: IntArray, flagged: npt.NDArray[np.bool_]) -> _Confusion:
     """Count the four confusion-matrix cells as plain ints."""
     malignant = labels == MALIGNANT

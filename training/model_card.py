@@ -87,41 +87,12 @@ def head_refit_sentence(choice: dict[str, Any] | None) -> str:
         f"validation ROC AUC {fmt(choice['validation_roc_auc_refit'])} refitted against "
         f"{fmt(choice['validation_roc_auc_trained'])} as trained"
     )
-    if choice["used"] and choice.get("kind") == "diagnosis":
-        malignant = ", ".join(choice["malignant_diagnoses"])
-        return (
-            " The final layer was refitted as an L2-regularised multinomial logistic regression "
-            f"over the training images' {len(choice['diagnoses'])} diagnoses, the probability of "
-            f"malignancy being that of the malignant ones, {malignant} (C = "
-            f"{choice['strength']:g}; {scores}{_binary_refit_clause(choice)})."
-        )
     if choice["used"]:
         return (
             " The final layer was refitted as an L2-regularised logistic regression on the "
             f"training images' features (C = {choice['strength']:g}; {scores})."
-            + _diagnosis_head_not_kept(choice)
         )
     return f" Refitting the final layer was measured and not kept ({scores})."
-
-
-def _diagnosis_head_not_kept(choice: dict[str, Any]) -> str:
-    """Why a diagnosis head that was fitted alongside the binary one was not taken."""
-    overall = choice.get("validation_roc_auc_by_kind", {})
-    within = choice.get("validation_source_balanced_roc_auc_by_kind", {})
-    if "diagnosis" not in overall or "diagnosis" not in within:
-        return ""
-    return (
-        f" A head over the {len(choice['diagnoses'])} diagnoses was fitted too and not kept: "
-        f"validation ROC AUC {fmt(overall['diagnosis'])} against {fmt(overall['binary'])}, "
-        f"but {fmt(within['diagnosis'])} against {fmt(within['binary'])} averaged within "
-        "sources; it is taken only where it ranks better both ways, so that it cannot gain by "
-        "ranking one source's lesions above another's."
-    )
-
-
-def _binary_refit_clause(choice: dict[str, Any]) -> str:
-    binary = choice.get("validation_roc_auc_by_kind", {}).get("binary")
-    return "" if binary is None else f", {fmt(binary)} with a binary refit"
 
 
 def paragraph(text: str) -> list[str]:

@@ -26,21 +26,14 @@ from training.data import (
     HOLDOUT,
     LABELS,
     Dataset,
-    Sample,
     Split,
     balanced_sample_weights,
     subsample,
     write_split_csv,
 )
+from training.evaluation import WithinSourceGain
 from training.hardware import describe_cpu
-from training.head_refit import (
-    HEAD_LAYER,
-    Head,
-    fit_diagnosis_head,
-    fit_linear_head,
-    penultimate_model,
-    with_head,
-)
+from training.head_refit import HEAD_LAYER, fit_linear_head, penultimate_model, with_head
 from training.lite_variants import family_name, lite_variant
 from training.model_card import write_model_card
 from training.train import HISTORY_FILE, LOGITS_FILE, MODEL_FILE, resize_classifier
@@ -51,25 +44,17 @@ EVALUATION_FILE = "evaluation.json"
 # from them and the record's temperature, calibrated and not, without the model.
 SCORES_FILE = "test_scores.npz"
 # Every serving choice below (test-time augmentation, a larger serving size, a refitted final
-# layer) is kept only for a validation ROC AUC gain of at least its minimum that is no loss
-# within the sources (`evaluation.source_balanced_roc_auc`): the sources differ in malignant
-# share, so a change can lift the overall figure by ranking one source's lesions above the
-# other's, the shortcut the (label, source) loss weights exist to take away.
-# Test-time augmentation is kept only when it lifts validation ROC AUC by at least this much:
-# it multiplies serving cost by four.
-TTA_MIN_GAIN = 0.005
+# layer) is kept only where it raises the mean within-source validation ROC AUC by more than its
+# bootstrap standard error (`evaluation.within_source_gain`). Never on the pooled figure: the
+# sources differ in malignant share and in camera, so a change can lift the pooled figure by
+# ranking one source's images above another's, which does not carry over to a new clinic.
 # A serving input larger than the training one: training's random zoom shows lesions up to a
 # fifth larger than inference does, and a somewhat larger input at inference can make up for it
 # (Touvron et al. 2019, "Fixing the train-test resolution discrepancy"). Sizes step by the
-# backbones' total stride, 32, so every feature map keeps the grid it was trained on; a larger
-# size is kept only for a validation gain of at least SERVING_SIZE_MIN_GAIN, since one step
-# costs about a quarter more compute per image.
+# backbones' total stride, 32, so every feature map keeps the grid it was trained on.
 SERVING_SIZE_STEP = 32
 SERVING_SIZE_MAX_FACTOR = 1.25
-SERVING_SIZE_MIN_GAIN = 0.005
-# The refitted final layer (training.head_refit) replaces the trained one only for at least this
-# much validation ROC AUC: its strength was itself chosen on validation.
-HEAD_REFIT_MIN_GAIN = 0.005
+DECIDED_BY_GAIN = "within-source validation ROC AUC gain above its bootstrap standard error"
 
 
 @dataclass(frozen=True)
@@ -166,13 +151,11 @@ def finalize(
 ) -> dict[str, Any]:
     """Calibrate and evaluate a trained run; write the artifact when `artifact_dir` is given.
 
-    `serving_size` is "auto" (the best validation ROC AUC among `serving_size_candidates`),
+    `serving_size` is "auto" (chosen among `serving_size_candidates` by `choose_serving_size`),
     "train" (the training input size) or a size in pixels. `head_refit` (HEAD_REFIT_CHOICES)
-    refits the final layer at the serving size (training.head_refit); "auto" chooses between a
-    binary and a diagnosis head as `_decide_head_refit` says and keeps the refit for a
-    validation gain of at least HEAD_REFIT_MIN_GAIN that is no loss within sources
-    (`keeps_change`); a larger serving size and test-time augmentation are kept by the same
-    rule, each with its own minimum.
+    refits the final layer at the serving size (training.head_refit). In "auto", a larger
+    serving size, the refit and test-time augmentation are each kept only for a within-source
+    validation gain above its bootstrap standard error (`evaluation.within_source_gain`).
     `run_name` (default: the architecture) names the run's plots; a run of another recipe than
     the served one is named after it in the report.
     """
@@ -331,39 +314,18 @@ def serving_size_candidates(training_size: int) -> list[int]:
     return sizes
 
 
-def choose_serving_size(
-    validation_auc_by_size: dict[int, float],
-    training_size: int,
-    *,
-    within_source_auc_by_size: dict[int, float] | None = None,
-    min_gain: float = SERVING_SIZE_MIN_GAIN,
-) -> int:
-    """The size with the best validation ROC AUC (the smaller on a tie), if it beats the
-    training size by `min_gain`; else the training size. With `within_source_auc_by_size`,
-    a size must also rank validation no worse within the sources (`keeps_change`)."""
-    overall, within = validation_auc_by_size, within_source_auc_by_size
-    kept = [
-        size
-        for size in overall
-        if keeps_change(
-            overall[size] - overall[training_size],
-            within[size] - within[training_size] if within is not None else 0.0,
-            min_gain=min_gain,
-        )
-    ]
-    return max(kept, key=lambda size: (overall[size], -size), default=training_size)
+def choose_serving_size(gains_by_size: dict[int, WithinSourceGain], training_size: int) -> int:
+    """Among the larger sizes whose within-source gain over the training size is kept
+    (`WithinSourceGain.kept`), the one ranking validation best within sources (the smaller on a
+    tie); else the training size."""
+    kept = [size for size, gain in gains_by_size.items() if size != training_size and gain.kept]
+    return max(kept, key=lambda size: (gains_by_size[size].after, -size), default=training_size)
 
 
 def write_record(folder: Path, record: dict[str, Any]) -> None:
     """Save an evaluation record as `folder`/EVALUATION_FILE, creating the folder."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / EVALUATION_FILE).write_text(json.dumps(record, indent=2) + "\n")
-
-
-def keeps_change(overall_gain: float, within_source_gain: float, *, min_gain: float) -> bool:
-    """Whether a serving change earns its place: at least `min_gain` more validation ROC AUC
-    overall, and no less within the sources."""
-    return overall_gain >= min_gain and within_source_gain >= 0
 
 
 def _decide_serving_size(
@@ -395,23 +357,19 @@ def _decide_serving_size(
     auc_by_size = {
         size: float(roc_auc_score(labels, logits)) for size, logits in logits_by_size.items()
     }
-    sources = scores["validation"].sources
-    within_by_size = {
-        size: evaluation.source_balanced_roc_auc(labels, logits, sources)
+    gains = {
+        size: _gain(scores["validation"], logits_by_size[config.input_size], logits, config)
         for size, logits in logits_by_size.items()
     }
-    chosen = choose_serving_size(
-        auc_by_size, config.input_size, within_source_auc_by_size=within_by_size
-    )
+    chosen = choose_serving_size(gains, config.input_size)
     decided = {
         **report,
         "input_size": chosen,
         "validation_roc_auc_by_size": {str(size): auc for size, auc in auc_by_size.items()},
-        "validation_source_balanced_roc_auc_by_size": {
-            str(size): auc for size, auc in within_by_size.items()
+        "validation_within_source_gain_by_size": {
+            str(size): gain.to_dict() for size, gain in gains.items()
         },
-        "decided_by": f"best validation ROC AUC, larger sizes only for a gain >= "
-        f"{SERVING_SIZE_MIN_GAIN} and no loss within sources",
+        "decided_by": DECIDED_BY_GAIN,
     }
     return decided, models_by_size[chosen], {"validation": logits_by_size[chosen]}
 
@@ -423,14 +381,9 @@ def _decide_head_refit(
     `config.input_size`; how that was decided, the validation logits of the model as it now
     is (None where the refit is turned off), and that model.
 
-    "auto" fits a binary head and, where the training images carry diagnoses, a diagnosis head
-    (training.head_refit). The diagnosis head is taken only where it ranks validation better
-    both overall and within each source (`evaluation.source_balanced_roc_auc`): several
-    diagnoses occur in one source only, so a diagnosis head can gain overall by ranking one
-    source's lesions above the other's, which is the shortcut the (label, source) loss weights
-    exist to take away. The refit is then kept for at least HEAD_REFIT_MIN_GAIN over the trained
-    layer, and no loss within sources. "binary" and "diagnosis" force that kind. Every layer
-    scores the same validation features, so validation goes through the network once."""
+    "auto" keeps the refit where its within-source gain over the trained layer is kept
+    (`evaluation.within_source_gain`); "on" forces it. Both layers score the same validation
+    features, so validation goes through the network once."""
     from sklearn.metrics import roc_auc_score
 
     if requested not in HEAD_REFIT_CHOICES:
@@ -443,97 +396,47 @@ def _decide_head_refit(
         for name in ("train", "validation")
     }
     samples["train"] = config.training_images(samples["train"])
-    malignant_diagnoses = diagnosis_head_malignant(samples["train"])
-    if requested == "diagnosis" and malignant_diagnoses is None:
-        raise ValueError(DIAGNOSIS_HEAD_NEEDS)
     penultimate = penultimate_model(model)
     features = {
         name: predict_rows(penultimate, ImageBatches(subset, config.preprocessing, batch_size=64))
         for name, subset in samples.items()
     }
-    weights = balanced_sample_weights(samples["train"], balance=config.balance)
-    heads: dict[str, Head] = {}
-    if requested in ("auto", "binary"):
-        heads["binary"] = fit_linear_head(
-            features["train"],
-            np.array([sample.label for sample in samples["train"]]),
-            weights,
-            features["validation"],
-            validation.labels,
-        )
-    diagnosis_head = None
-    if requested in ("auto", "diagnosis") and malignant_diagnoses is not None:
-        diagnosis_head = heads["diagnosis"] = fit_diagnosis_head(
-            features["train"],
-            [sample.diagnosis for sample in samples["train"]],
-            malignant_diagnoses,
-            weights,
-            features["validation"],
-            validation.labels,
-        )
-    aucs = {kind: head.validation_auc_by_strength[head.strength] for kind, head in heads.items()}
-    balanced = {
-        kind: evaluation.source_balanced_roc_auc(
-            validation.labels, head.logits(features["validation"]), validation.sources
-        )
-        for kind, head in heads.items()
-    }
-    kind = next(iter(heads))
-    if "binary" in heads and "diagnosis" in heads:
-        better = all(score["diagnosis"] > score["binary"] for score in (aucs, balanced))
-        kind = "diagnosis" if better else "binary"
-    head = heads[kind]
+    head = fit_linear_head(
+        features["train"],
+        np.array([sample.label for sample in samples["train"]]),
+        balanced_sample_weights(samples["train"], balance=config.balance),
+        features["validation"],
+        validation.labels,
+    )
+    refit_auc = head.validation_auc_by_strength[head.strength]
     trained_logits = _layer_logits(model.get_layer(HEAD_LAYER), features["validation"])
     trained_auc = float(roc_auc_score(validation.labels, trained_logits))
-    trained_within = evaluation.source_balanced_roc_auc(
-        validation.labels, trained_logits, validation.sources
-    )
-    used = requested != "auto" or keeps_change(
-        aucs[kind] - trained_auc, balanced[kind] - trained_within, min_gain=HEAD_REFIT_MIN_GAIN
-    )
+    gain = _gain(validation, trained_logits, head.logits(features["validation"]), config)
+    used = requested == "on" or gain.kept
     report: dict[str, Any] = {
         "used": used,
-        "kind": kind,
         "validation_roc_auc_trained": trained_auc,
-        "validation_roc_auc_refit": aucs[kind],
+        "validation_roc_auc_refit": refit_auc,
         "strength": head.strength,
         "validation_roc_auc_by_strength": {
             str(strength): auc for strength, auc in head.validation_auc_by_strength.items()
         },
-        "validation_roc_auc_by_kind": aucs,
-        "validation_source_balanced_roc_auc_trained": trained_within,
-        "validation_source_balanced_roc_auc_by_kind": balanced,
-        "decided_by": f"forced {requested}"
-        if requested != "auto"
-        else f"validation gain >= {HEAD_REFIT_MIN_GAIN} and no loss within sources",
+        "validation_within_source_gain": gain.to_dict(),
+        "decided_by": "forced on" if requested == "on" else DECIDED_BY_GAIN,
     }
-    if diagnosis_head is not None:
-        report["diagnoses"] = list(diagnosis_head.diagnoses)
-        report["malignant_diagnoses"] = list(diagnosis_head.malignant)
     if not used:
         return report, trained_logits, model
     model = with_head(model, head)
     return report, _layer_logits(model.get_layer(HEAD_LAYER), features["validation"]), model
 
 
-DIAGNOSIS_HEAD_NEEDS = (
-    "a diagnosis head needs a diagnosis for every training image, three diagnoses or more, "
-    "and each diagnosis under one label"
-)
-
-
-def diagnosis_head_malignant(samples: Sequence[Sample]) -> list[str] | None:
-    """The diagnoses that the training images carry under the malignant label, where a
-    diagnosis head can be fitted on them: every image has a diagnosis, there are three or more
-    (two would make it the binary head again) and none appears under both labels."""
-    labels_by_diagnosis: dict[str, set[int]] = {}
-    for sample in samples:
-        labels_by_diagnosis.setdefault(sample.diagnosis, set()).add(sample.label)
-    if "" in labels_by_diagnosis or len(labels_by_diagnosis) < 3:
-        return None
-    if any(len(labels) > 1 for labels in labels_by_diagnosis.values()):
-        return None
-    return sorted(name for name, labels in labels_by_diagnosis.items() if labels == {1})
+def _gain(
+    validation: Scores, before: np.ndarray, after: np.ndarray, config: TrainingConfig
+) -> WithinSourceGain:
+    """The within-source validation gain every choice here is weighed on."""
+    return evaluation.within_source_gain(
+        validation.labels, before, after, validation.sources, seed=config.seed
+    )
 
 
 def _layer_logits(head_layer: Any, features: np.ndarray) -> np.ndarray:
@@ -557,24 +460,13 @@ def _decide_tta(
     samples = subsample(split.validation, config.max_images_per_subset)
     with_tta = predict_logits(model, samples, config.preprocessing, tta=True)
     validation = scores["validation"]
-    plain_auc = float(roc_auc_score(validation.labels, validation.logits))
-    tta_auc = float(roc_auc_score(validation.labels, with_tta))
-    plain_within, tta_within = (
-        evaluation.source_balanced_roc_auc(validation.labels, logits, validation.sources)
-        for logits in (validation.logits, with_tta)
-    )
-    used = tta == "on" or keeps_change(
-        tta_auc - plain_auc, tta_within - plain_within, min_gain=TTA_MIN_GAIN
-    )
+    gain = _gain(validation, validation.logits, with_tta, config)
     return {
-        "used": used,
-        "validation_roc_auc_without": plain_auc,
-        "validation_roc_auc_with": tta_auc,
-        "validation_source_balanced_roc_auc_without": plain_within,
-        "validation_source_balanced_roc_auc_with": tta_within,
-        "decided_by": "forced on"
-        if tta == "on"
-        else f"validation gain >= {TTA_MIN_GAIN} and no loss within sources",
+        "used": tta == "on" or gain.kept,
+        "validation_roc_auc_without": float(roc_auc_score(validation.labels, validation.logits)),
+        "validation_roc_auc_with": float(roc_auc_score(validation.labels, with_tta)),
+        "validation_within_source_gain": gain.to_dict(),
+        "decided_by": "forced on" if tta == "on" else DECIDED_BY_GAIN,
     }, {"validation": with_tta}
 
 

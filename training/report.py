@@ -23,9 +23,7 @@ from training.model_card import (
 from training.pipeline import (
     EVALUATION_FILE,
     SCORES_FILE,
-    measure_latency,
     plot_test_results,
-    write_record,
 )
 
 SERVED = "efficientnet_lite0"
@@ -51,43 +49,6 @@ def load_records(comparison_root: Path) -> dict[str, dict[str, Any]]:
             key=lambda item: ORDER.index(item[0]) if item[0] in ORDER else len(ORDER),
         )
     )
-
-
-def retime_records(models_dir: Path) -> dict[str, dict[str, Any]]:
-    """Measure every evaluated run's CPU latency again, on this machine, so that the report's
-    latency column compares like with like: each run is timed when it is evaluated, and runs
-    evaluated on different machines otherwise sit side by side. Only the latency of each record
-    changes, and the served model's card with it. The served model is timed from its artifact;
-    the others, whose weights are not kept, as their architecture at their serving size with
-    random weights, which costs the same compute. Returns the new latencies by run."""
-    import keras
-
-    import inference.layers  # noqa: F401  (registers the served model's layers for loading)
-    from inference.artifact import METADATA_FILE
-    from training.config import default_config
-    from training.model_card import write_model_card
-    from training.train import build_model
-
-    comparison_root = models_dir / "comparison"
-    served_metadata = models_dir / SERVED / METADATA_FILE
-    latencies = {}
-    for name, record in load_records(comparison_root).items():
-        metadata = None
-        if name == SERVED and served_metadata.is_file():
-            metadata = json.loads(served_metadata.read_text())
-            model_path = served_metadata.parent / metadata["model_file"]
-            model = keras.models.load_model(model_path, compile=False)
-        else:
-            config = default_config(record["architecture"])
-            _, model = build_model(
-                config.with_overrides(input_size=record["input_size"]), weights_path=None
-            )
-        record["latency"] = latencies[name] = measure_latency(model, record["input_size"])
-        write_record(comparison_root / name, record)
-        if metadata is not None:
-            write_model_card(served_metadata.parent / "MODEL_CARD.md", metadata, record)
-        keras.backend.clear_session()
-    return latencies
 
 
 def write_report(models_dir: Path, *, command: str) -> Path:
@@ -125,8 +86,7 @@ def write_report(models_dir: Path, *, command: str) -> Path:
         "split is used once, for these figures. Threshold: chosen for 95% sensitivity on "
         "validation with a bootstrap margin (see each model's threshold line). Latency: median "
         "CPU milliseconds per image (compiled Keras call; 1 image per call, and per image in "
-        "batches of 32) on the machine that evaluated them, or on one machine for every row "
-        "after `python -m training report --retime` (listed under the table).",
+        "batches of 32) on the machine that evaluated them (listed under the table).",
         "",
         "## Held-out test split, at each model's shipped threshold",
         "",

@@ -115,32 +115,3 @@ def test_missing_lite_weights_are_fetched_into_the_weights_dir(
     # Once there, it is found rather than fetched again.
     assert _weights_for("efficientnet_lite1", _args()) == tmp_path / name
     assert len(fetched) == 1
-
-
-def test_a_diagnosis_head_on_data_without_diagnoses_is_refused_before_training(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from PIL import Image
-
-    from training import cli, train
-
-    for label in ("benign", "malignant"):
-        (tmp_path / label).mkdir()
-        for index in range(6):
-            Image.new("RGB", (16, 16), (index * 30, 90, 60)).save(tmp_path / label / f"{index}.jpg")
-    monkeypatch.setattr(train, "train", lambda *_, **__: pytest.fail("training started"))
-
-    with pytest.raises(SystemExit, match="--head-refit diagnosis: a diagnosis head needs"):
-        cli.main(
-            [
-                "train",
-                "--data",
-                str(tmp_path),
-                "--head-refit",
-                "diagnosis",
-                "--runs-dir",
-                str(tmp_path / "runs"),
-                "--models-dir",
-                str(tmp_path / "models"),
-            ]
-        )

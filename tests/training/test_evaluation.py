@@ -31,6 +31,7 @@ from training.evaluation import (
     sigmoid,
     source_balanced_roc_auc,
     threshold_for_sensitivity,
+    within_source_gain,
 )
 
 
@@ -449,3 +450,42 @@ def test_the_source_balanced_auc_averages_the_sources_that_hold_both_labels() ->
     )
     with pytest.raises(ValueError, match="no source holds both labels"):
         source_balanced_roc_auc(labels, logits, np.arange(8).astype(str))
+
+
+def _two_sources(seed: int, noise: tuple[float, float]) -> tuple[np.ndarray, ...]:
+    """Labels, sources and two scores of the same 1,200 images, each score the label plus
+    Gaussian noise of its own width."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, 1200)
+    sources = np.where(rng.random(1200) < 0.5, "clinic", "archive")
+    first, second = (labels + rng.normal(0, width, 1200) for width in noise)
+    return labels, sources, first, second
+
+
+def test_a_clearly_better_score_is_kept_and_a_copy_of_the_same_is_not() -> None:
+    labels, sources, worse, better = _two_sources(0, (2.0, 0.7))
+    gain = within_source_gain(labels, worse, better, sources, min_per_label=20)
+    assert gain.gain > 0.1
+    assert 0 < gain.standard_error < gain.gain
+    assert gain.kept
+    same = within_source_gain(labels, worse, worse.copy(), sources, min_per_label=20)
+    assert same.gain == 0.0
+    assert not same.kept
+
+
+def test_the_gain_is_measured_within_sources_not_between_them() -> None:
+    labels, sources, score, _ = _two_sources(1, (1.0, 1.0))
+    # Ranking every "clinic" image above every "archive" one changes the pooled ROC AUC (the
+    # sources differ in malignant share here) but no ranking inside either source.
+    labels[sources == "clinic"] = np.where(np.arange((sources == "clinic").sum()) % 4 == 0, 0, 1)
+    shifted = score + np.where(sources == "clinic", 10.0, 0.0)
+    gain = within_source_gain(labels, score, shifted, sources, min_per_label=20)
+    assert gain.gain == pytest.approx(0.0, abs=1e-12)
+    assert roc_auc_score(labels, shifted) != pytest.approx(roc_auc_score(labels, score))
+
+
+def test_a_gain_smaller_than_its_noise_is_not_kept() -> None:
+    labels, sources, first, second = _two_sources(2, (1.0, 0.98))
+    gain = within_source_gain(labels, first, second, sources, min_per_label=20)
+    assert abs(gain.gain) < gain.standard_error * 3
+    assert gain.kept is (gain.gain > gain.standard_error)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import keras
 import numpy as np
 import pytest
@@ -12,21 +10,14 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from inference.backends import load_keras_model
-from inference.layers import DiagnosisLogit
 from training.head_refit import (
     HEAD_LAYER,
     STRENGTH_TOLERANCE,
-    DiagnosisHead,
     LinearHead,
-    fit_diagnosis_head,
     fit_linear_head,
     penultimate_model,
     with_head,
 )
-
-DIAGNOSES = ("carcinoma", "keratosis", "melanoma", "naevus")
-MALIGNANT = ("carcinoma", "melanoma")
 
 
 def _features(seed: int, count: int = 300) -> tuple[np.ndarray, np.ndarray]:
@@ -147,141 +138,3 @@ def test_the_card_says_whether_the_refit_was_kept_and_why(used: bool, expected: 
     assert "0.888 refitted against 0.876 as trained" in sentence
     assert head_refit_sentence({"used": False, "decided_by": "turned off"}) == ""
     assert head_refit_sentence(None) == ""
-
-
-def _diagnosed(seed: int, count: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Features, diagnoses and labels: each diagnosis has its own direction in the features."""
-    rng = np.random.default_rng(seed)
-    diagnoses = rng.choice(DIAGNOSES, count, p=[0.15, 0.2, 0.15, 0.5])
-    features = rng.normal(0.0, 1.0, (count, 8)) * np.geomspace(0.1, 10.0, 8) + 3.0
-    for index, name in enumerate(DIAGNOSES):
-        features[diagnoses == name, index] += 1.5 * np.geomspace(0.1, 10.0, 8)[index]
-    return features, diagnoses, np.isin(diagnoses, MALIGNANT).astype(int)
-
-
-def test_the_diagnosis_head_is_the_best_validation_multinomial_regression_with_priors() -> None:
-    train_features, train_diagnoses, train_labels = _diagnosed(0)
-    validation_features, _, validation_labels = _diagnosed(1)
-    weights = np.where(train_labels == 1, 2.5, 1.0)
-    strengths = (1e-3, 1e-2, 1e-1)
-
-    head = fit_diagnosis_head(
-        train_features,
-        list(train_diagnoses),
-        list(MALIGNANT),
-        weights,
-        validation_features,
-        validation_labels,
-        strengths=strengths,
-    )
-
-    assert head.diagnoses == DIAGNOSES
-    assert head.malignant == MALIGNANT
-    plain = np.array([np.mean(train_diagnoses == d) for d in DIAGNOSES])
-    weighted = np.array([np.sum(weights * (train_diagnoses == d)) for d in DIAGNOSES])
-    weighted /= weights.sum()
-
-    def malignant_log_odds(pipeline: object, features: np.ndarray) -> np.ndarray:
-        # Softmax probabilities re-weighted from the weighted diagnosis shares to the plain ones.
-        probabilities = pipeline.predict_proba(features) * plain / weighted  # type: ignore[attr-defined]
-        malignant = probabilities[:, np.isin(DIAGNOSES, MALIGNANT)].sum(axis=1)
-        benign = probabilities[:, ~np.isin(DIAGNOSES, MALIGNANT)].sum(axis=1)
-        return np.log(malignant) - np.log(benign)
-
-    independent = {}
-    for strength in strengths:
-        pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=strength, max_iter=5000))
-        pipeline.fit(train_features, train_diagnoses, logisticregression__sample_weight=weights)
-        independent[strength] = pipeline
-    aucs = {
-        strength: roc_auc_score(validation_labels, malignant_log_odds(p, validation_features))
-        for strength, p in independent.items()
-    }
-    assert head.validation_auc_by_strength == pytest.approx(aucs)
-    near_best = [s for s in strengths if aucs[s] >= max(aucs.values()) - STRENGTH_TOLERANCE]
-    assert head.strength == min(near_best)
-    np.testing.assert_allclose(
-        head.logits(validation_features),
-        malignant_log_odds(independent[head.strength], validation_features),
-        rtol=1e-6,
-        atol=1e-6,
-    )
-
-
-def test_a_diagnosis_head_needs_more_than_one_diagnosis_per_side_of_the_label() -> None:
-    features, diagnoses, labels = _diagnosed(2)
-    two = np.where(np.isin(diagnoses, MALIGNANT), "melanoma", "naevus")
-    with pytest.raises(ValueError, match="three or more training diagnoses"):
-        fit_diagnosis_head(features, list(two), ["melanoma"], np.ones(400), features, labels)
-    with pytest.raises(ValueError, match="benign and malignant"):
-        fit_diagnosis_head(features, list(diagnoses), [], np.ones(400), features, labels)
-
-
-def test_an_installed_diagnosis_head_gives_the_models_logits_and_survives_a_save(
-    tmp_path: Path,
-) -> None:
-    model = _tiny_classifier()
-    images = np.random.default_rng(5).normal(size=(10, 6)).astype(np.float32)
-    features = penultimate_model(model).predict(images, verbose=0)
-    rng = np.random.default_rng(6)
-    head = DiagnosisHead(
-        kernel=rng.normal(size=(4, 4)),
-        bias=rng.normal(size=4),
-        diagnoses=DIAGNOSES,
-        malignant=MALIGNANT,
-        strength=1.0,
-    )
-
-    served = with_head(model, head)
-
-    assert isinstance(served.get_layer(HEAD_LAYER), DiagnosisLogit)
-    assert served.get_layer("head_dense") is model.get_layer("head_dense")
-    logits = served.predict(images, verbose=0).reshape(-1)
-    np.testing.assert_allclose(logits, head.logits(features), rtol=1e-5, atol=1e-5)
-    served.save(tmp_path / "model.keras")
-    reloaded = load_keras_model(tmp_path / "model.keras")
-    np.testing.assert_allclose(reloaded.predict(images, verbose=0).reshape(-1), logits, rtol=1e-6)
-    assert reloaded.get_layer(HEAD_LAYER).get_config()["malignant"] == list(MALIGNANT)
-
-
-def _refit_choice(**changes: object) -> dict[str, object]:
-    """A head-refit record, as `finalize` writes it, for a diagnosis head kept over a binary
-    one; `changes` override its entries."""
-    return {
-        "used": True,
-        "kind": "diagnosis",
-        "validation_roc_auc_trained": 0.876,
-        "validation_roc_auc_refit": 0.895,
-        "validation_roc_auc_by_kind": {"binary": 0.888, "diagnosis": 0.895},
-        "validation_source_balanced_roc_auc_by_kind": {"binary": 0.873, "diagnosis": 0.880},
-        "strength": 0.003,
-        "diagnoses": list(DIAGNOSES),
-        "malignant_diagnoses": list(MALIGNANT),
-        "decided_by": "validation gain >= 0.005",
-        **changes,
-    }
-
-
-def test_the_card_names_a_diagnosis_head_and_the_binary_refit_it_beat() -> None:
-    from training.model_card import head_refit_sentence
-
-    sentence = head_refit_sentence(_refit_choice())
-    assert "multinomial logistic regression over the training images' 4 diagnoses" in sentence
-    assert "malignant ones, carcinoma, melanoma (C = 0.003;" in sentence
-    assert "0.895 refitted against 0.876 as trained, 0.888 with a binary refit" in sentence
-
-
-def test_the_card_says_why_a_fitted_diagnosis_head_was_not_kept() -> None:
-    from training.model_card import head_refit_sentence
-
-    sentence = head_refit_sentence(
-        _refit_choice(
-            kind="binary",
-            validation_roc_auc_refit=0.888,
-            validation_source_balanced_roc_auc_by_kind={"binary": 0.873, "diagnosis": 0.871},
-            strength=0.001,
-        )
-    )
-    assert "logistic regression on the training images' features (C = 0.001;" in sentence
-    assert "A head over the 4 diagnoses was fitted too and not kept" in sentence
-    assert "0.895 against 0.888, but 0.871 against 0.873 averaged within sources" in sentence

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 from collections.abc import Sequence
@@ -15,15 +14,13 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from inference import ModelArtifactError, load_classifier
-from inference.artifact import METADATA_FILE
 from tests.training.conftest import write_tiny_dataset
 from training.backbones import build_base, build_classifier
 from training.config import ARCHITECTURES, EFFICIENTNETS, Phase, TrainingConfig, default_config
 from training.data import Dataset, Sample, Split, load_dataset, split_dataset, subsample
 from training.evaluation import apply_temperature, expected_calibration_error, sigmoid
-from training.hardware import describe_cpu, describe_training_device, resolve_precision
-from training.model_card import write_model_card
-from training.pipeline import EVALUATION_FILE, SCORES_FILE, choose_serving_size, finalize
+from training.hardware import describe_training_device, resolve_precision
+from training.pipeline import SCORES_FILE, choose_serving_size, finalize
 from training.report import write_report
 from training.train import LOGITS_FILE, MODEL_FILE, resize_classifier, set_trainable, train
 
@@ -390,12 +387,11 @@ def test_a_refitted_head_is_what_is_evaluated_and_served(
 ) -> None:
     import keras
 
-    record, artifact = _finalize_as_served(trained_lite0, tmp_path, head_refit="binary")
+    record, artifact = _finalize_as_served(trained_lite0, tmp_path, head_refit="on")
 
     refit = record["head_refit"]
     assert refit["used"]
-    assert refit["decided_by"] == "forced binary"
-    assert refit["kind"] == "binary"
+    assert refit["decided_by"] == "forced on"
     assert float(refit["strength"]) in {float(s) for s in refit["validation_roc_auc_by_strength"]}
     # Validation is evaluated with the refitted layer, whose score chose its strength.
     assert record["validation"]["overall"]["roc_auc"] == pytest.approx(
@@ -432,7 +428,7 @@ def test_a_resized_and_refitted_model_scores_each_split_once(
         return original(model, samples, **kwargs)
 
     monkeypatch.setattr(pipeline, "predict_logits", counting)
-    record, _ = _finalize_as_served(trained_lite0, tmp_path, serving_size="64", head_refit="binary")
+    record, _ = _finalize_as_served(trained_lite0, tmp_path, serving_size="64", head_refit="on")
 
     assert record["input_size"] == 64
     # Validation goes through the network once, for the refit's features, which both the
@@ -457,111 +453,3 @@ def test_a_head_refit_turned_off_leaves_the_trained_model(
 
     assert record["head_refit"] == {"used": False, "decided_by": "turned off"}
     assert (artifact / MODEL_FILE).read_bytes() == (trained_lite0.run_dir / MODEL_FILE).read_bytes()
-
-
-def test_a_diagnosis_head_is_evaluated_served_and_scored_through_inference(
-    trained_lite0: TrainedRun, tmp_path: Path
-) -> None:
-    record, artifact = _finalize_as_served(trained_lite0, tmp_path, head_refit="diagnosis")
-
-    refit = record["head_refit"]
-    assert refit["used"]
-    assert refit["kind"] == "diagnosis"
-    assert refit["diagnoses"] == ["carcinoma", "keratosis", "melanoma", "naevus"]
-    assert refit["malignant_diagnoses"] == ["carcinoma", "melanoma"]
-    assert record["validation"]["overall"]["roc_auc"] == pytest.approx(
-        refit["validation_roc_auc_refit"]
-    )
-    # The served path gives the probabilities the evaluation scored, image by image.
-    test = subsample(trained_lite0.split.test, trained_lite0.config.max_images_per_subset)
-    predictions = load_classifier(artifact).predict([sample.path for sample in test])
-    with np.load(tmp_path / "models" / "comparison" / "efficientnet_lite0" / SCORES_FILE) as saved:
-        evaluated = apply_temperature(saved["logits"], record["temperature"])
-    np.testing.assert_allclose([p.probability for p in predictions], evaluated, atol=1e-4)
-
-
-def test_auto_takes_a_diagnosis_head_only_where_it_ranks_better_overall_and_within_sources(
-    trained_lite0: TrainedRun, tmp_path: Path
-) -> None:
-    record, _ = _finalize_as_served(trained_lite0, tmp_path, head_refit="auto")
-
-    refit = record["head_refit"]
-    overall = refit["validation_roc_auc_by_kind"]
-    within = refit["validation_source_balanced_roc_auc_by_kind"]
-    assert set(overall) == set(within) == {"binary", "diagnosis"}
-    better = overall["diagnosis"] > overall["binary"] and within["diagnosis"] > within["binary"]
-    assert refit["kind"] == ("diagnosis" if better else "binary")
-    assert refit["validation_roc_auc_refit"] == overall[refit["kind"]]
-    # The figure within sources is the mean of the per-source ROC AUCs of the served scores.
-    if refit["used"]:
-        by_source = record["validation"]["by_group"]
-        assert within[refit["kind"]] == pytest.approx(
-            np.mean([group["roc_auc"] for group in by_source.values()])
-        )
-
-
-def test_a_diagnosis_head_without_diagnoses_is_refused_with_a_reason(
-    trained_lite0: TrainedRun, tmp_path: Path
-) -> None:
-    split = trained_lite0.split
-    undiagnosed = dataclasses.replace(
-        split, train=tuple(dataclasses.replace(s, diagnosis="") for s in split.train)
-    )
-    with pytest.raises(ValueError, match="needs a diagnosis for every training image"):
-        _finalize_as_served(trained_lite0, tmp_path, undiagnosed, head_refit="diagnosis")
-
-
-def test_retiming_measures_every_row_again_here_and_changes_nothing_else(
-    trained_lite0: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import shutil
-
-    from training.cli import main
-
-    # A diagnosis head, so that loading the served model needs its registered layer.
-    _, artifact = _finalize_as_served(trained_lite0, tmp_path, head_refit="diagnosis")
-    models = artifact.parent
-    comparison = models / "comparison"
-    # A second row whose run is gone, as the committed rows of other architectures are.
-    shutil.copytree(comparison / "efficientnet_lite0", comparison / "custom_cnn")
-    other = json.loads((comparison / "custom_cnn" / EVALUATION_FILE).read_text())
-    other.update(architecture="custom_cnn", display_name="Custom CNN", input_size=48)
-    (comparison / "custom_cnn" / EVALUATION_FILE).write_text(json.dumps(other))
-    before = {}
-    for name in ("efficientnet_lite0", "custom_cnn"):
-        path = comparison / name / EVALUATION_FILE
-        record = json.loads(path.read_text())
-        record["latency"] = {
-            "cpu": f"another machine ({name})",
-            "batch_1_ms_per_image": -1.0,
-            "batch_32_ms_per_image": -1.0,
-        }
-        path.write_text(json.dumps(record))
-        before[name] = record
-    # The card as another machine wrote it, so that its latency line must change here (a card
-    # finalized on this machine may already round to the figures that retiming measures).
-    metadata = json.loads((artifact / METADATA_FILE).read_text())
-    write_model_card(artifact / "MODEL_CARD.md", metadata, before["efficientnet_lite0"])
-    card_before = (artifact / "MODEL_CARD.md").read_text().splitlines()
-    assert "(on another machine (efficientnet_lite0))" in "\n".join(card_before)
-
-    assert main(["report", "--retime", "--models-dir", str(models)]) == 0
-
-    printed = capsys.readouterr().out
-    here = describe_cpu()
-    for name, old in before.items():
-        new = json.loads((comparison / name / EVALUATION_FILE).read_text())
-        latency = new.pop("latency")
-        old.pop("latency")
-        assert new == old
-        assert latency["cpu"] == here
-        assert latency["batch_1_ms_per_image"] > 0
-        assert latency["batch_32_ms_per_image"] > 0
-        assert f"[{name}] {latency['batch_1_ms_per_image']:.1f} ms for one image" in printed
-    card = (artifact / "MODEL_CARD.md").read_text().splitlines()
-    changed = [line for line, was in zip(card, card_before, strict=True) if line != was]
-    assert len(changed) == 1
-    assert changed[0].startswith("- Parameters:")
-    assert f"(on {here})" in changed[0]
-    report = (models / "report.md").read_text()
-    assert f"Latency measured on: {here}, every row." in report
