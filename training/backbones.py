@@ -33,6 +33,7 @@ from training.lite_variants import (
 )
 
 HEAD_LAYER_NAMES = ("head_dropout", "head_dense", "malignancy_logit")
+POOL_LAYER = "head_pool"
 
 DISPLAY_NAMES: dict[str, str] = {
     **{
@@ -230,7 +231,7 @@ def build_classifier(
 ) -> keras.Model:
     """Put a new binary head on `base`: pooled features -> dropout -> one malignancy logit."""
     inputs = keras.Input(base.input_shape[1:], name="image")
-    x = layers.GlobalAveragePooling2D(name="head_pool")(base(inputs))
+    x = layers.GlobalAveragePooling2D(name=POOL_LAYER)(base(inputs))
     if hidden_units:
         x = layers.Dense(hidden_units, activation="relu", name="head_dense")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)

@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from training import evaluation
-from training.backbones import build_base, build_classifier
+from training.backbones import POOL_LAYER, build_base, build_classifier
 from training.batches import ImageBatches, predict_logits, predict_rows
 from training.config import WITHIN as WITHIN_SOURCE_MONITOR
 from training.config import Phase, TrainingConfig
@@ -241,11 +241,12 @@ def build_model(
     return base, model
 
 
-def _head_model(base: keras.Model, model: keras.Model) -> keras.Model:
-    """The classifier's head layers (shared, not copied) on the backbone's output features."""
-    features = keras.Input(base.output.shape[1:], name="features")
+def _head_model(model: keras.Model) -> keras.Model:
+    """The classifier's layers after its pooling (shared, not copied), on pooled features."""
+    pool = model.get_layer(POOL_LAYER)
+    features = keras.Input(pool.output.shape[1:], name="pooled_features")
     x = features
-    for layer in model.layers[model.layers.index(base) + 1 :]:
+    for layer in model.layers[model.layers.index(pool) + 1 :]:
         x = layer(x)
     return keras.Model(features, x, name="head")
 
@@ -300,8 +301,11 @@ def _cached_feature_data(
     (stochastic depth; BatchNorm stays frozen), so the head learns on the kind of features the
     later phases feed it rather than on cleaner ones it will never see again.
     """
-    noisy = keras.Sequential([NoisyFeatures(augmentation, base)], name="noisy_features")
-    clean = keras.Sequential([augmentation, base], name="clean_features")
+    # Pooled, as the head takes them: a few kilobytes an image, where the backbone's feature
+    # maps would hold hundreds.
+    pool = keras.layers.GlobalAveragePooling2D()
+    noisy = keras.Sequential([NoisyFeatures(augmentation, base), pool], name="noisy_features")
+    clean = keras.Sequential([augmentation, base, pool], name="clean_features")
     return FitData(
         train=(
             predict_rows(noisy, _batches(subsets["train"], config, with_targets=False)),
@@ -375,7 +379,7 @@ def _fit_phases(
         print(f"[{config.architecture}] phase {phase.name}: {phase}", flush=True)
         if phase.trainable == "head" and head_data is not None:
             # The base is frozen: compute its features once and train only the head on them.
-            fitted, data = _head_model(base, model), head_data()
+            fitted, data = _head_model(model), head_data()
         else:
             fitted, data = with_augmentation(model, augmentation), image_data
         _compile(fitted, phase, steps_per_epoch)

@@ -55,7 +55,7 @@ def test_the_head_fitted_on_cached_features_is_the_classifiers_head(tmp_path: Pa
         np.linspace(0.5, 2.0, 20, dtype=np.float32),
         config,
     )
-    head = training_run._head_model(base, model)
+    head = training_run._head_model(model)
     before = model.get_weights()[-1].copy()
     training_run._compile(head, phase, steps_per_epoch=3)
     features, targets, weights = data.train
@@ -71,7 +71,8 @@ def test_the_head_fitted_on_cached_features_is_the_classifiers_head(tmp_path: Pa
     # The head's weights are the classifier's: training one trained the other.
     assert not np.array_equal(model.get_weights()[-1], before)
     images = pixels["validation"].astype(np.float32)
-    through_head = head.predict(base.predict(images, verbose=0), verbose=0)
+    pooled = base.predict(images, verbose=0).mean(axis=(1, 2))
+    through_head = head.predict(pooled, verbose=0)
     np.testing.assert_allclose(through_head, model.predict(images, verbose=0), atol=1e-5)
 
 
@@ -83,16 +84,17 @@ def test_cached_features_keep_each_image_with_its_label_and_weight(tmp_path: Pat
     weights = np.arange(1, 21, dtype=np.float32)
     data = training_run._cached_feature_data(base, _augmentation(config), samples, weights, config)
     features, targets, train_weights = data.train
-    assert features.shape[0] == 20
+    # Pooled features, one row of channels per image: what the head takes.
+    assert features.shape == (20, base.output.shape[-1])
     np.testing.assert_array_equal(targets[:, 0], labels["train"].astype(np.float32))
     np.testing.assert_array_equal(train_weights, weights)
 
     # Validation features are the clean backbone output; training ones come from augmented views.
     validation_features, validation_targets = data.validation
-    clean = base.predict(pixels["validation"].astype(np.float32), verbose=0)
+    clean = base.predict(pixels["validation"].astype(np.float32), verbose=0).mean(axis=(1, 2))
     np.testing.assert_allclose(validation_features, clean, atol=1e-5)
     np.testing.assert_array_equal(validation_targets[:, 0], labels["validation"].astype(np.float32))
-    clean_train = base.predict(pixels["train"].astype(np.float32), verbose=0)
+    clean_train = base.predict(pixels["train"].astype(np.float32), verbose=0).mean(axis=(1, 2))
     assert not np.allclose(features, clean_train, atol=1e-3)
 
 

@@ -331,9 +331,9 @@ def test_forced_tta_scores_validation_once_and_evaluates_with_flips(
     scored: list[tuple[int, bool]] = []
     original = pipeline.predict_logits
 
-    def counting(model: object, samples: Sequence[Sample], **kwargs: Any) -> np.ndarray:
+    def counting(model: Any, samples: Sequence[Sample], *args: Any, **kwargs: Any) -> np.ndarray:
         scored.append((len(samples), bool(kwargs.get("tta"))))
-        return original(model, samples, **kwargs)
+        return original(model, samples, *args, **kwargs)
 
     monkeypatch.setattr(pipeline, "predict_logits", counting)
     split = trained_lite0.split
@@ -423,9 +423,9 @@ def test_a_resized_and_refitted_model_scores_each_split_once(
     scored: list[int] = []
     original = pipeline.predict_logits
 
-    def counting(model: object, samples: Sequence[Sample], **kwargs: Any) -> np.ndarray:
+    def counting(model: Any, samples: Sequence[Sample], *args: Any, **kwargs: Any) -> np.ndarray:
         scored.append(len(samples))
-        return original(model, samples, **kwargs)
+        return original(model, samples, *args, **kwargs)
 
     monkeypatch.setattr(pipeline, "predict_logits", counting)
     record, _ = _finalize_as_served(trained_lite0, tmp_path, serving_size="64", head_refit="on")
