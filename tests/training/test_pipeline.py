@@ -18,7 +18,12 @@ from tests.training.conftest import write_tiny_dataset
 from training.backbones import build_base, build_classifier
 from training.config import ARCHITECTURES, EFFICIENTNETS, Phase, TrainingConfig, default_config
 from training.data import Dataset, Sample, Split, load_dataset, split_dataset, subsample
-from training.evaluation import apply_temperature, expected_calibration_error, sigmoid
+from training.evaluation import (
+    WithinSourceGain,
+    apply_temperature,
+    expected_calibration_error,
+    sigmoid,
+)
 from training.hardware import describe_training_device, resolve_precision
 from training.pipeline import SCORES_FILE, choose_serving_size, finalize
 from training.report import write_report
@@ -266,15 +271,15 @@ def test_a_larger_serving_size_is_measured_on_validation_and_served(
     assert auto["input_size"] in (32, 64)
     assert auto["training_input_size"] == 32
     # Chosen by the rule, on within-source figures that are those of the evaluation.
-    by_size = auto["serving_size"]
-    overall = {int(size): auc for size, auc in by_size["validation_roc_auc_by_size"].items()}
-    within = {
-        int(size): auc
-        for size, auc in by_size["validation_source_balanced_roc_auc_by_size"].items()
+    gains = {
+        int(size): WithinSourceGain(
+            before=gain["before"], after=gain["after"], standard_error=gain["standard_error"]
+        )
+        for size, gain in auto["serving_size"]["validation_within_source_gain_by_size"].items()
     }
-    assert auto["input_size"] == choose_serving_size(overall, 32, within_source_auc_by_size=within)
+    assert auto["input_size"] == choose_serving_size(gains, 32)
     per_source = [group["roc_auc"] for group in auto["validation"]["by_group"].values()]
-    assert within[auto["input_size"]] == pytest.approx(np.mean(per_source))
+    assert gains[auto["input_size"]].after == pytest.approx(np.mean(per_source))
     # The model measured at the chosen size is the one that scores the test split.
     same = evaluate(
         artifact_dir=None,
