@@ -52,12 +52,12 @@ def metrics_table(rows: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def shortcut_summary(check: dict[str, Any]) -> str:
-    """Summarise a source-shortcut check: "melanoma 0.52 (n 40/80); nevus ..."."""
+    """Summarise a source-shortcut check: "diagnosis melanoma: a vs b 0.52 (n 40/80); ..."."""
     parts = []
     for diagnosis, entry in check.get("by_diagnosis", {}).items():
         counts = "/".join(str(n) for n in entry["n_by_source"].values())
         parts.append(f"{diagnosis} {entry['source_auc']:.2f} (n {counts})")
-    return "; ".join(parts) or "no diagnosis is shared by both sources"
+    return "; ".join(parts) or "no kind of lesion is shared by two sources"
 
 
 def serving_size_sentence(choice: dict[str, Any] | None) -> str:
@@ -224,8 +224,8 @@ def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any
             if metadata["training_config"].get("balance") == "label_and_source"
             else ". "
         )
-        + "Check on the held-out images: for each diagnosis present in both sources, how well the "
-        "score alone tells the sources apart (ROC AUC; 0.5 = not at all): "
+        + "Check on the images not trained on: for each diagnosis and each label found in two "
+        "sources, how well the score alone tells the sources apart (ROC AUC; 0.5 = not at all): "
         + shortcut_summary(shortcut)
         + ".",
         "- Actinic keratosis is grouped with malignant (pre-malignant), as in HAM10000's `akiec`.",

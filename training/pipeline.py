@@ -53,6 +53,8 @@ SCORES_FILE = "test_scores.npz"
 # (Touvron et al. 2019, "Fixing the train-test resolution discrepancy"). Sizes step by the
 # backbones' total stride, 32, so every feature map keeps the grid it was trained on.
 SERVING_SIZE_STEP = 32
+# Images of one kind a source needs for the source-shortcut check to compare it with another.
+MIN_PER_SOURCE = 5
 SERVING_SIZE_MAX_FACTOR = 1.25
 DECIDED_BY_GAIN = "within-source validation ROC AUC gain above its bootstrap standard error"
 
@@ -104,34 +106,43 @@ def measure_latency(model: Any, input_size: int, *, repeats: int = 20) -> dict[s
 def source_shortcut_check(
     scores: dict[str, Scores], diagnoses: dict[str, np.ndarray]
 ) -> dict[str, Any]:
-    """Whether the score depends on the source for lesions of the same diagnosis.
+    """Whether the score depends on the source for lesions of the same kind.
 
-    A model that learned "which source" (the sources differ in resolution and malignant share)
-    rather than "which lesion" would score, say, melanomas from one source systematically higher
-    than melanomas from the other. For each diagnosis present in both sources, this is the ROC
-    AUC of the score for telling the two sources apart, on the held-out images (validation and
-    test pooled): 0.5 means the score carries no trace of the source.
+    A model that learned "which source" (the sources differ in camera, resolution and malignant
+    share) rather than "which lesion" would score, say, melanomas from one source systematically
+    higher than melanomas from another. For each diagnosis, and each label, found in two sources
+    (at least MIN_PER_SOURCE images each), this is the ROC AUC of the score for telling the two
+    sources apart, on every image scored after training (validation, test and held-out sources):
+    0.5 means the score carries no trace of the source.
     """
     from sklearn.metrics import roc_auc_score
 
-    logits = np.concatenate([scores[name].logits for name in ("validation", "test")])
-    sources = np.concatenate([scores[name].sources for name in ("validation", "test")])
-    diagnosis = np.concatenate([diagnoses[name] for name in ("validation", "test")])
+    subsets = list(scores)
+    logits = np.concatenate([scores[name].logits for name in subsets])
+    sources = np.concatenate([scores[name].sources for name in subsets])
+    labels = np.concatenate([scores[name].labels for name in subsets])
+    kinds = {
+        **{
+            f"diagnosis {value}": np.concatenate([diagnoses[n] for n in subsets]) == value
+            for value in sorted(
+                set(np.concatenate([diagnoses[n] for n in subsets]).tolist()) - {""}
+            )
+        },
+        **{f"every {LABELS[label]}": labels == label for label in (0, 1)},
+    }
     names = sorted(set(sources.tolist()))
     result: dict[str, Any] = {"sources": names, "by_diagnosis": {}}
-    if len(names) != 2:
-        result["note"] = "needs exactly two sources"
-        return result
-    for value in sorted(set(diagnosis.tolist()) - {""}):
-        mask = diagnosis == value
-        second = sources[mask] == names[1]
-        counts = [int((~second).sum()), int(second.sum())]
-        if min(counts) < 5:
-            continue
-        result["by_diagnosis"][value] = {
-            "source_auc": float(roc_auc_score(second, logits[mask])),
-            "n_by_source": dict(zip(names, counts, strict=True)),
-        }
+    for kind, members in kinds.items():
+        for index, first in enumerate(names):
+            for second in names[index + 1 :]:
+                mask = members & np.isin(sources, (first, second))
+                counts = [int(np.sum(mask & (sources == name))) for name in (first, second)]
+                if min(counts) < MIN_PER_SOURCE:
+                    continue
+                result["by_diagnosis"][f"{kind}: {first} vs {second}"] = {
+                    "source_auc": float(roc_auc_score(sources[mask] == second, logits[mask])),
+                    "n_by_source": dict(zip((first, second), counts, strict=True)),
+                }
     return result
 
 
@@ -247,7 +258,7 @@ def finalize(
                         for sample in subsample(split.subset(name), config.max_images_per_subset)
                     ]
                 )
-                for name in ("validation", "test")
+                for name in split.evaluated_subsets
             },
         ),
         "input_size": serving.input_size,

@@ -168,10 +168,9 @@ def write_report(models_dir: Path, *, command: str) -> Path:
             "",
             *metrics_table({"overall": test["overall"], **test["by_group"]}),
             "",
-            "Source-shortcut check (held-out images; per diagnosis present in both sources, "
-            "ROC AUC of the score for telling the sources apart; 0.5 = not at all): "
-            + shortcut_summary(shortcut)
-            + ".",
+            "Source-shortcut check (images not trained on; for each diagnosis and each label found "
+            "in two sources, ROC AUC of the score for telling the sources apart; 0.5 = not at "
+            "all): " + shortcut_summary(shortcut) + ".",
             "",
             "Confusion matrix (rows true benign/malignant, columns predicted): "
             f"`{test['overall']['confusion_matrix']}`",

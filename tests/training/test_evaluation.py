@@ -489,3 +489,27 @@ def test_a_gain_smaller_than_its_noise_is_not_kept() -> None:
     gain = within_source_gain(labels, first, second, sources, min_per_label=20)
     assert abs(gain.gain) < gain.standard_error * 3
     assert gain.kept is (gain.gain > gain.standard_error)
+
+
+def test_the_shortcut_check_finds_a_source_scored_apart_within_one_kind_of_lesion() -> None:
+    from training.pipeline import Scores, source_shortcut_check
+
+    rng = np.random.default_rng(5)
+    sources = np.repeat(["archive", "clinic", "screening"], 40)
+    labels = np.tile([0, 1], 60)
+    diagnosis = np.where(labels == 1, "melanoma", "naevus")
+    logits = rng.normal(0, 1, 120) + 2 * labels
+    # The archive's melanomas score higher than anyone else's: a trace of the source.
+    logits[(sources == "archive") & (labels == 1)] += 3.0
+    check = source_shortcut_check({"test": Scores(logits, labels, sources)}, {"test": diagnosis})[
+        "by_diagnosis"
+    ]
+
+    assert check["diagnosis melanoma: archive vs clinic"]["source_auc"] < 0.1
+    assert check["every malignant: archive vs screening"]["source_auc"] < 0.1
+    assert 0.25 < check["diagnosis melanoma: clinic vs screening"]["source_auc"] < 0.75
+    assert 0.25 < check["diagnosis naevus: archive vs clinic"]["source_auc"] < 0.75
+    assert check["diagnosis naevus: archive vs clinic"]["n_by_source"] == {
+        "archive": 20,
+        "clinic": 20,
+    }
