@@ -105,14 +105,30 @@ def read_metadata(artifact_dir: Path) -> ModelMetadata:
         raw = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelArtifactError(f"{path} is not valid JSON: {exc}") from exc
+    return parse_metadata(raw, where=str(path))
+
+
+def write_metadata(artifact_dir: Path, document: dict[str, Any]) -> ModelMetadata:
+    """Check `document` as `read_metadata` will, then write it as the artifact's
+    `metadata.json`: training writes through here, so it cannot write what inference refuses."""
+    metadata = parse_metadata(document, where=f"metadata for {artifact_dir}")
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    (artifact_dir / METADATA_FILE).write_text(json.dumps(document, indent=2) + "\n")
+    return metadata
+
+
+def parse_metadata(raw: Any, *, where: str) -> ModelMetadata:
+    """The metadata document's parts that inference acts on, checked; ModelArtifactError
+    saying what is wrong otherwise."""
     if not isinstance(raw, dict):
-        raise ModelArtifactError(f"{path} must hold a JSON object")
+        raise ModelArtifactError(f"{where} must hold a JSON object")
     missing = [key for key in REQUIRED_KEYS if key not in raw]
     if missing:
-        raise ModelArtifactError(f"{path} lacks required keys: {', '.join(missing)}")
+        raise ModelArtifactError(f"{where} lacks required keys: {', '.join(missing)}")
     if raw["format_version"] != FORMAT_VERSION:
         raise ModelArtifactError(
-            f"{path} has format_version {raw['format_version']!r}; this code reads {FORMAT_VERSION}"
+            f"{where} has format_version {raw['format_version']!r}; this code reads "
+            f"{FORMAT_VERSION}"
         )
     try:
         metadata = ModelMetadata(
@@ -134,17 +150,17 @@ def read_metadata(artifact_dir: Path) -> ModelMetadata:
         )
         metadata.preprocessing  # noqa: B018 - refuses an unknown colour constancy here
     except (TypeError, ValueError) as exc:
-        raise ModelArtifactError(f"{path} has a value of the wrong type: {exc}") from exc
+        raise ModelArtifactError(f"{where} has a value of the wrong type: {exc}") from exc
     if len(metadata.labels) != 2:
-        raise ModelArtifactError(f"{path}: expected two labels, got {list(metadata.labels)}")
+        raise ModelArtifactError(f"{where}: expected two labels, got {list(metadata.labels)}")
     if not 0.0 <= metadata.threshold <= 1.0:
-        raise ModelArtifactError(f"{path}: threshold {metadata.threshold} is outside [0, 1]")
+        raise ModelArtifactError(f"{where}: threshold {metadata.threshold} is outside [0, 1]")
     if metadata.temperature <= 0.0:
-        raise ModelArtifactError(f"{path}: temperature must be positive")
+        raise ModelArtifactError(f"{where}: temperature must be positive")
     if metadata.input_size < 16 or metadata.effective_resolution < 16:
-        raise ModelArtifactError(f"{path}: input size and effective resolution must be >= 16")
+        raise ModelArtifactError(f"{where}: input size and effective resolution must be >= 16")
     if Path(metadata.model_file).name != metadata.model_file:
-        raise ModelArtifactError(f"{path}: model_file must be a file name inside the artifact")
+        raise ModelArtifactError(f"{where}: model_file must be a file name inside the artifact")
     return metadata
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from inference.artifact import FORMAT_VERSION, METADATA_FILE, file_sha256
+from inference.artifact import FORMAT_VERSION, file_sha256, write_metadata
 from training import evaluation, plots
 from training.backbones import DISPLAY_NAMES, count_parameters
 from training.batches import ImageBatches, predict_logits, predict_rows
@@ -580,7 +580,7 @@ def _write_artifact(
         "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "intended_use": "Education and research only; not a medical diagnosis or device.",
     }
-    (artifact_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    write_metadata(artifact_dir, metadata)
     write_model_card(artifact_dir / "MODEL_CARD.md", metadata, record)
 
 
