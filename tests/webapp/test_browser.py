@@ -127,6 +127,8 @@ def test_a_clinician_uploads_an_image_and_sees_its_score_appear_live(
     expect(result).to_be_visible(timeout=SCORING_TIMEOUT_MS)
     assert still_same_page(page), "the score should arrive without a page reload"
     expect(result).to_contain_text("High risk")
+    # The header's review state came along with the score, out of band.
+    expect(page.get_by_test_id("case-review-state")).to_have_text("Flagged, awaiting review")
     expect(page.locator("#case-images")).to_contain_text("EfficientNet")
     # The history timeline refreshed itself too.
     expect(page.locator("#timeline")).to_contain_text("Image scored")

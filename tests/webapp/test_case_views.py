@@ -1,12 +1,15 @@
+import re
+
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from tests.webapp.conftest import login
+from tests.webapp.conftest import StubClassifier, login
 from tests.webapp.factories import CaseFactory, PredictionFactory, jpeg_bytes
 from webapp.audit.models import AuditAction, AuditEvent
 from webapp.cases.models import Case
 from webapp.lib.disclaimer import DISCLAIMER
 from webapp.scoring.models import Prediction, PredictionStatus
+from webapp.scoring.services import prediction_run
 
 HTMX = {"HX-Request": "true"}
 
@@ -110,3 +113,17 @@ def test_it_streams_the_stored_image(clinician):
     response = login(clinician).get(reverse("cases:image-file", args=[image.case_id, image.pk]))
     assert response["Content-Type"] == "image/jpeg"
     assert response.getvalue()[:2] == b"\xff\xd8"
+
+
+def test_a_poll_that_brings_a_high_risk_score_updates_the_header_too(clinician):
+    prediction = PredictionFactory.create(image__case__created_by=clinician)
+    url = reverse("cases:detail", args=[prediction.image.case_id])
+    client = login(clinician)
+    page = client.get(url)
+    assert 'data-state="not_flagged"' in page.text
+    prediction_run(prediction_id=prediction.pk, classifier_loader=lambda: StubClassifier(0.9))
+    fragment = client.get(url, headers=HTMX)
+    # htmx swaps an element marked out-of-band into the page wherever its id already is.
+    [header] = re.findall(r'<span id="case-review-state"[^>]*>[^<]*</span>', fragment.text)
+    assert 'hx-swap-oob="true"' in header
+    assert "Flagged, awaiting review" in header

@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
@@ -102,7 +103,14 @@ def case_detail_view(request: HtmxHttpRequest, case_id: int) -> HttpResponse:
         # to wait for so the browser stops asking.
         context = case_detail_context(request, case)
         status = 200 if context["scoring_in_progress"] else HTMX_STOP_POLLING
-        response = render(request, "cases/case_detail.html#images", context, status=status)
+        # A score that arrives may flag the case: the header's review state comes along as an
+        # out-of-band swap, so the page never says "Not flagged" beside a high-risk score.
+        content = render_to_string("cases/case_detail.html#images", context, request) + (
+            render_to_string(
+                "cases/case_detail.html#review_state", {**context, "out_of_band": True}, request
+            )
+        )
+        response = HttpResponse(content, status=status)
         # Lets the history timeline refresh itself alongside the scores.
         return trigger_client_event(response, "case-updated")
     case_record_view(case=case, viewer=_user(request))
