@@ -24,7 +24,8 @@ def flag_date_in_range(value: dt.date) -> None:
 class PredictionChoiceField(forms.ModelChoiceField[Prediction]):
     def label_from_instance(self, obj: Prediction) -> str:
         flag = "high risk" if obj.high_risk else "low risk"
-        return f"Image {obj.image_id}: {obj.probability:.1%} ({flag})"
+        reviewed = ", reviewed" if getattr(obj, "reviewed", False) else ""
+        return f"Image {obj.image_id}: {obj.probability:.1%} ({flag}{reviewed})"
 
 
 class ReviewForm(forms.Form):
@@ -39,10 +40,11 @@ class ReviewForm(forms.Form):
         field = self.fields["prediction"]
         assert isinstance(field, PredictionChoiceField)
         field.queryset = predictions
-        first = predictions.first()
-        if first is not None:
-            field.initial = first.pk
-        field.empty_label = None
+        # Only a flagged score still waiting for its review is chosen in advance: preselecting
+        # one already reviewed invites a second review of it by mistake.
+        waiting = predictions.filter(high_risk=True, reviews__isnull=True).first()
+        field.initial = waiting.pk if waiting is not None else None
+        field.empty_label = "Choose a score"
 
 
 class QueueFilterForm(forms.Form):
