@@ -16,11 +16,13 @@ from webapp.audit.selectors import TIMELINE_LENGTH, audit_event_list
 from webapp.cases.forms import CaseForm, ImageUploadForm
 from webapp.cases.models import Case, Image
 from webapp.cases.selectors import (
+    ImageLabels,
     case_get,
     case_image_get,
     case_image_list,
     case_list,
     case_scoring_in_progress,
+    image_labels,
 )
 from webapp.cases.services import (
     case_create,
@@ -74,22 +76,47 @@ def case_create_view(request: HttpRequest) -> HttpResponse:
     return render(request, "cases/case_create.html", {"form": form}, status=status)
 
 
+def case_timeline_context(case: Case, labels: ImageLabels) -> dict[str, object]:
+    """The history timeline: recent events, each with the label of the image it concerns."""
+    timeline = list(audit_event_list(case=case, limit=TIMELINE_LENGTH))
+    entries = []
+    for event in timeline:
+        data = event.data if isinstance(event.data, dict) else {}
+        image_id, prediction_id = data.get("image_id"), data.get("prediction_id")
+        label = None
+        if isinstance(image_id, int):
+            label = labels.by_image.get(image_id)
+        elif isinstance(prediction_id, int):
+            label = labels.by_prediction.get(prediction_id)
+        entries.append((event, label))
+    return {"timeline": timeline, "timeline_entries": entries, "timeline_length": TIMELINE_LENGTH}
+
+
 def case_detail_context(request: HttpRequest, case: Case) -> dict[str, object]:
     """Everything the case page and its fragments render."""
+    images = list(case_image_list(case=case))
+    # Read after the images, so every image listed has its label.
+    labels = image_labels(case_ids=[case.pk])
+    reviews = review_list(user=_user(request), case_id=case.pk)
     context: dict[str, object] = {
         "case": case,
-        "images": case_image_list(case=case),
+        "labelled_images": [
+            (image, labels.by_image.get(image.pk, image.original_filename)) for image in images
+        ],
         "scoring_in_progress": case_scoring_in_progress(case=case),
-        "reviews": review_list(user=_user(request), case_id=case.pk),
-        "timeline": audit_event_list(case=case, limit=TIMELINE_LENGTH),
-        "timeline_length": TIMELINE_LENGTH,
+        "labelled_reviews": [
+            (review, labels.by_prediction.get(review.prediction_id)) for review in reviews
+        ],
+        **case_timeline_context(case, labels),
         "can_upload": user_can_upload(request.user),
         "can_review": user_can_review(request.user),
     }
     if context["can_review"]:
         predictions = case_reviewable_predictions(case=case)
         if predictions.exists():
-            context["review_form"] = ReviewForm(predictions=predictions)
+            context["review_form"] = ReviewForm(
+                predictions=predictions, image_labels=labels.by_prediction
+            )
     if context["can_upload"]:
         context["upload_form"] = ImageUploadForm()
     return context
@@ -120,11 +147,7 @@ def case_detail_view(request: HtmxHttpRequest, case_id: int) -> HttpResponse:
 @require_GET
 def case_timeline_view(request: HttpRequest, case_id: int) -> HttpResponse:
     case = _visible_case(request, case_id)
-    context = {
-        "case": case,
-        "timeline": audit_event_list(case=case, limit=TIMELINE_LENGTH),
-        "timeline_length": TIMELINE_LENGTH,
-    }
+    context = {"case": case, **case_timeline_context(case, image_labels(case_ids=[case.pk]))}
     return render(request, "cases/case_detail.html#timeline", context)
 
 

@@ -1,4 +1,5 @@
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from django import forms
@@ -22,10 +23,14 @@ def flag_date_in_range(value: dt.date) -> None:
 
 
 class PredictionChoiceField(forms.ModelChoiceField[Prediction]):
+    # Filled by ReviewForm: each score's image label, keyed by the score's id.
+    image_labels: Mapping[int, str] = {}
+
     def label_from_instance(self, obj: Prediction) -> str:
         flag = "high risk" if obj.high_risk else "low risk"
         reviewed = ", reviewed" if getattr(obj, "reviewed", False) else ""
-        return f"Image {obj.image_id}: {obj.probability:.1%} ({flag}{reviewed})"
+        image = self.image_labels.get(obj.pk, "Image")
+        return f"{image}: {obj.probability:.1%} ({flag}{reviewed})"
 
 
 class ReviewForm(forms.Form):
@@ -35,11 +40,19 @@ class ReviewForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=NOTE_MAX_LENGTH
     )
 
-    def __init__(self, *args: Any, predictions: QuerySet[Prediction], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        predictions: QuerySet[Prediction],
+        image_labels: Mapping[int, str],
+        **kwargs: Any,
+    ) -> None:
+        """`image_labels` maps each score's id to its image's label (see cases.image_labels)."""
         super().__init__(*args, **kwargs)
         field = self.fields["prediction"]
         assert isinstance(field, PredictionChoiceField)
         field.queryset = predictions
+        field.image_labels = image_labels
         # Only a flagged score still waiting for its review is chosen in advance: preselecting
         # one already reviewed invites a second review of it by mistake.
         waiting = predictions.filter(high_risk=True, reviews__isnull=True).first()

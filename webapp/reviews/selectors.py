@@ -58,6 +58,7 @@ def queue_list(
         .annotate(
             top_model_name=Subquery(top_flag.values("model_name")[:1]),
             top_model_version=Subquery(top_flag.values("model_version")[:1]),
+            top_image_id=Subquery(top_flag.values("image_id")[:1]),
         )
     )
     # Day bounds as instants in the current time zone: a range on flagged_at itself can use
