@@ -210,12 +210,12 @@ def test_an_upload_with_the_wrong_field_or_too_many_files_is_refused(clinician, 
     url = reverse("api:case-images", args=[case.pk])
     wrong_field = client.post(
         url,
-        {"images": [SimpleUploadedFile("a.jpg", jpeg_bytes(), "image/jpeg")]},
+        {"upload": [SimpleUploadedFile("a.jpg", jpeg_bytes(), "image/jpeg")]},
         format="multipart",
     )
     assert wrong_field.status_code == 400
-    assert "files" in wrong_field.json()["error"]["details"]
-    not_a_file = client.post(url, {"files": "just text"}, format="multipart")
+    assert "images" in wrong_field.json()["error"]["details"]
+    not_a_file = client.post(url, {"images": "just text"}, format="multipart")
     assert not_a_file.status_code == 400
     settings.DATA_UPLOAD_MAX_NUMBER_FILES = 3
     files = [SimpleUploadedFile(f"{n}.jpg", jpeg_bytes(), "image/jpeg") for n in range(4)]

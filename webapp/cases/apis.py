@@ -127,19 +127,22 @@ class CaseImagesApi(generics.GenericAPIView):
 
     @extend_schema(
         description=(
-            "Upload one or more images (multipart field `files`; JPEG, PNG or WebP) and queue "
-            "each for scoring. Either every file is accepted or none is. The answer lists the "
-            "new images; poll each one's prediction until its status is done or failed."
+            "Upload one or more images (multipart field `images`; JPEG, PNG or WebP) and "
+            "queue each for scoring. Either every file is accepted or none is. The answer lists "
+            "the new images; poll each one's prediction until its status is done or failed. "
+            "The field's former name, `files`, is deprecated but still accepted."
         ),
         request={"multipart/form-data": ImageUploadSerializer},
         responses={201: ImageSerializer(many=True), **error_responses(400, 401, 403, 404, 413)},
     )
     def post(self, request: Request, case_id: int) -> Response:
         case = case_get(user=_user(request), case_id=case_id)
-        payload = ImageUploadSerializer(data={"files": request.FILES.getlist("files")})
+        payload = ImageUploadSerializer(
+            data={name: request.FILES.getlist(name) for name in ("images", "files")}
+        )
         payload.is_valid(raise_exception=True)
         images = case_images_upload(
-            case=case, files=payload.validated_data["files"], uploaded_by=_user(request)
+            case=case, files=payload.validated_data["images"], uploaded_by=_user(request)
         )
         fresh = case_image_list(case=case).filter(pk__in=[image.pk for image in images])
         data: Any = ImageSerializer(fresh, many=True, context={"request": request}).data

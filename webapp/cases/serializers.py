@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from webapp.cases.forms import NOTES_MAX_LENGTH
@@ -98,10 +98,27 @@ class CaseCreateSerializer(StrictInputSerializer):
     )
 
 
-class ImageUploadSerializer(serializers.Serializer):
-    files = serializers.ListField(
+def _image_files(help_text: str) -> serializers.ListField:
+    return serializers.ListField(
         # Empty files are judged with the rest by image_sanitize, so every refusal reads alike.
         child=serializers.FileField(allow_empty_file=True),
-        allow_empty=False,
-        help_text="One or more image files (JPEG, PNG or WebP).",
+        required=False,
+        help_text=help_text,
     )
+
+
+@extend_schema_serializer(deprecate_fields=["files"])
+class ImageUploadSerializer(serializers.Serializer):
+    """The files of an upload, under `images` (the browser form's name too)."""
+
+    images = _image_files("One or more image files (JPEG, PNG or WebP).")
+    # The API's first name for the field, kept so existing integrations go on working.
+    files = _image_files("Deprecated: the former name of `images`, still accepted. Use `images`.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        images = [*attrs.get("images", []), *attrs.get("files", [])]
+        if not images:
+            raise serializers.ValidationError(
+                {"images": "Choose at least one image file to upload."}, code="required"
+            )
+        return {"images": images}
