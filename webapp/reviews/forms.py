@@ -22,6 +22,18 @@ def flag_date_in_range(value: dt.date) -> None:
         raise ValidationError(f"Choose a date between {low} and {high}.", code="date_out_of_range")
 
 
+FLAG_DATES_REVERSED = (
+    "The \u201cflagged from\u201d date is after the \u201cflagged to\u201d date, so no case could "
+    "match: choose a from date on or before the to date."
+)
+
+
+def flag_dates_in_order(flagged_from: dt.date | None, flagged_to: dt.date | None) -> None:
+    """Refuse a date range that ends before it starts (it would silently match nothing)."""
+    if flagged_from is not None and flagged_to is not None and flagged_from > flagged_to:
+        raise ValidationError({"flagged_to": FLAG_DATES_REVERSED}, code="date_range_reversed")
+
+
 class PredictionChoiceField(forms.ModelChoiceField[Prediction]):
     # Filled by ReviewForm: each score's image label, keyed by the score's id.
     image_labels: Mapping[int, str] = {}
@@ -89,3 +101,8 @@ class QueueFilterForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}),
         validators=[flag_date_in_range],
     )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        flag_dates_in_order(cleaned.get("flagged_from"), cleaned.get("flagged_to"))
+        return cleaned

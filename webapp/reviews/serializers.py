@@ -1,7 +1,11 @@
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
+from rest_framework.serializers import as_serializer_error
 
 from webapp.lib.serializers import StrictInputSerializer
-from webapp.reviews.forms import NOTE_MAX_LENGTH, flag_date_in_range
+from webapp.reviews.forms import NOTE_MAX_LENGTH, flag_date_in_range, flag_dates_in_order
 from webapp.reviews.models import Decision, Review
 from webapp.reviews.selectors import QueueFilter, QueueOrdering
 
@@ -36,3 +40,10 @@ class QueueQuerySerializer(serializers.Serializer):
     )
     flagged_from = serializers.DateField(required=False, validators=[flag_date_in_range])
     flagged_to = serializers.DateField(required=False, validators=[flag_date_in_range])
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            flag_dates_in_order(attrs.get("flagged_from"), attrs.get("flagged_to"))
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(as_serializer_error(exc)) from exc
+        return attrs

@@ -36,13 +36,18 @@ def _user(request: HttpRequest) -> User:
 @role_required(user_can_review)
 def queue_view(request: HtmxHttpRequest) -> HttpResponse:
     form = QueueFilterForm(request.GET)
-    filters = form.cleaned_data if form.is_valid() else {}
-    cases = queue_list(
-        state=QueueFilter(filters.get("state") or QueueFilter.UNREVIEWED),
-        ordering=QueueOrdering(filters.get("ordering") or QueueOrdering.PROBABILITY_DESC),
-        flagged_from=filters.get("flagged_from"),
-        flagged_to=filters.get("flagged_to"),
-    )
+    if form.is_valid():
+        filters = form.cleaned_data
+        cases = queue_list(
+            state=QueueFilter(filters.get("state") or QueueFilter.UNREVIEWED),
+            ordering=QueueOrdering(filters.get("ordering") or QueueOrdering.PROBABILITY_DESC),
+            flagged_from=filters.get("flagged_from"),
+            flagged_to=filters.get("flagged_to"),
+        )
+    else:
+        # Refused filters list nothing: a queue shown without them would pass for the
+        # filtered one. The page says what to fix instead.
+        cases = Case.objects.none()
     page = Paginator(cases, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
     labels = image_labels(case_ids=[case.pk for case in page]).by_image
     query = request.GET.copy()
@@ -55,7 +60,7 @@ def queue_view(request: HtmxHttpRequest) -> HttpResponse:
         "query": query.urlencode(),
     }
     template = "reviews/queue.html#queue" if request.htmx else "reviews/queue.html"
-    return render(request, template, context)
+    return render(request, template, context, status=200 if form.is_valid() else 400)
 
 
 @require_POST
