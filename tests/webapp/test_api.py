@@ -315,3 +315,37 @@ def test_the_schema_documents_the_old_upload_field_name_as_deprecated(clinician)
     fields = schema["components"]["schemas"]["ImageUploadRequest"]["properties"]
     assert "deprecated" not in fields["images"]
     assert fields["files"]["deprecated"] is True
+
+
+def test_prediction_image_and_review_payloads_carry_the_disclaimer(
+    flagged_case, flagged_prediction, reviewer
+):
+    client = api_client(reviewer)
+    prediction = client.get(reverse("api:prediction-detail", args=[flagged_prediction.pk])).json()
+    assert prediction["disclaimer"] == DISCLAIMER
+    [image] = client.get(reverse("api:case-images", args=[flagged_case.pk])).json()["results"]
+    assert image["disclaimer"] == DISCLAIMER
+    review = client.post(
+        reverse("api:review-list"),
+        {"case": flagged_case.pk, "prediction": flagged_prediction.pk, "decision": "agree"},
+        format="json",
+    ).json()
+    assert review["disclaimer"] == DISCLAIMER
+    [listed] = client.get(reverse("api:review-list")).json()["results"]
+    assert listed["disclaimer"] == DISCLAIMER
+
+
+def test_the_schema_documents_the_disclaimer_of_every_payload(clinician):
+    schemas = api_client(clinician).get(reverse("api-schema"), {"format": "json"}).json()
+    for name in ("Case", "CaseDetail", "Image", "Prediction", "Review"):
+        field = schemas["components"]["schemas"][name]["properties"]["disclaimer"]
+        assert field["type"] == "string"
+        assert field["readOnly"] is True
+        assert "not a medical diagnosis" in field["description"]
+        assert "disclaimer" in schemas["components"]["schemas"][name]["required"]
+
+
+def test_the_pages_the_api_and_the_command_line_share_one_disclaimer():
+    import inference
+
+    assert DISCLAIMER is inference.DISCLAIMER

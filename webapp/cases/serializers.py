@@ -8,8 +8,7 @@ from rest_framework import serializers
 
 from webapp.cases.forms import NOTES_MAX_LENGTH
 from webapp.cases.models import BodySite, Case, Image
-from webapp.lib.disclaimer import DISCLAIMER
-from webapp.lib.serializers import StrictInputSerializer
+from webapp.lib.serializers import DisclaimerField, StrictInputSerializer
 from webapp.scoring.serializers import PredictionSerializer
 
 
@@ -17,6 +16,7 @@ class ImageSerializer(serializers.ModelSerializer):
     uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True)
     file_url = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
+    disclaimer = DisclaimerField()
 
     class Meta:
         model = Image
@@ -32,6 +32,7 @@ class ImageSerializer(serializers.ModelSerializer):
             "uploaded_at",
             "file_url",
             "prediction",
+            "disclaimer",
         )
         read_only_fields = fields
 
@@ -52,7 +53,7 @@ class ImageSerializer(serializers.ModelSerializer):
 
 class CaseSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", read_only=True)
-    disclaimer = serializers.SerializerMethodField()
+    disclaimer = DisclaimerField()
 
     class Meta:
         model = Case
@@ -70,9 +71,6 @@ class CaseSerializer(serializers.ModelSerializer):
             "disclaimer",
         )
         read_only_fields: tuple[str, ...] = fields
-
-    def get_disclaimer(self, case: Case) -> str:
-        return DISCLAIMER
 
 
 class CaseDetailSerializer(CaseSerializer):
