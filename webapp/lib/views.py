@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template import loader
 from django.utils.html import escape
 from django.views import defaults
 from django.views.decorators.cache import never_cache
@@ -14,7 +16,10 @@ from django.views.decorators.http import require_GET
 from rest_framework import exceptions
 
 from webapp.lib.api import error_body, request_limit_error
+from webapp.lib.disclaimer import DISCLAIMER
 from webapp.lib.health import health_report
+
+logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
 
@@ -95,12 +100,25 @@ def server_error_view(request: HttpRequest) -> HttpResponse:
             status=status,
         )
     else:
-        response = HttpResponse(
-            "<!doctype html><title>DermaTriage</title>"
-            f"<h1>{'Temporarily unavailable' if status == 503 else 'Server error'}</h1>"
-            f"<p>{message}</p>",
-            status=status,
-        )
+        heading = "Temporarily unavailable" if status == 503 else "Server error"
+        response = HttpResponse(server_error_page(heading=heading, message=message), status=status)
     if status == 503:
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+def server_error_page(*, heading: str, message: str) -> str:
+    """The 500 page in the site's layout, rendered without the request or the database.
+
+    Either may be what failed, so no context processor runs (they read the session and the
+    user); the page gets the disclaimer and its words, and nothing else.
+    """
+    context = {"heading": heading, "message": message, "disclaimer": DISCLAIMER}
+    try:
+        return loader.get_template("500.html").render(context)
+    except Exception:
+        logger.exception("The 500 page could not be rendered")
+        return (
+            f"<!doctype html><title>DermaTriage</title><h1>{escape(heading)}</h1>"
+            f"<p>{escape(message)}</p><p>{escape(DISCLAIMER)}</p>"
+        )
