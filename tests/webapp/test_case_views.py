@@ -87,13 +87,14 @@ def test_it_shows_a_failed_score_instead_of_a_spinner(clinician):
     assert "could not be decoded" in response.text
 
 
-def test_it_records_page_views_but_not_polls(clinician):
+def test_it_records_page_views_and_polls_apart(clinician):
     case = CaseFactory.create(created_by=clinician)
     url = reverse("cases:detail", args=[case.pk])
     client = login(clinician)
     client.get(url)
     client.get(url, headers=HTMX)
-    assert AuditEvent.objects.filter(case=case, action=AuditAction.CASE_VIEWED).count() == 1
+    views = AuditEvent.objects.filter(case=case, action=AuditAction.CASE_VIEWED)
+    assert [event.data["via"] for event in views] == ["page", "poll"]
 
 
 def test_it_shows_the_case_history_as_a_timeline(clinician):

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from webapp.accounts.models import User
 from webapp.accounts.permissions import HasRole
 from webapp.accounts.roles import user_can_upload
+from webapp.audit.models import AuditAction
 from webapp.cases.models import BodySite, Case, Image, ReviewState
 from webapp.cases.selectors import case_get, case_image_get, case_image_list, case_list
 from webapp.cases.serializers import (
@@ -35,6 +36,7 @@ from webapp.cases.services import (
 from webapp.cases.views import image_file_response
 from webapp.lib.api import FileContentNegotiation, error_responses
 from webapp.lib.filters import UtcIsoDateTimeFilter
+from webapp.lib.lists import AuditedListApi
 
 
 def _user(request: Request) -> User:
@@ -62,9 +64,10 @@ class CaseFilter(django_filters.FilterSet):
         responses={200: CaseSerializer(many=True), **error_responses(400, 401, 404)},
     )
 )
-class CaseListCreateApi(generics.ListAPIView):
+class CaseListCreateApi(AuditedListApi):
     """List the cases the user may see, or open a new one."""
 
+    audit_action = AuditAction.CASE_LIST_VIEWED
     permission_classes = (IsAuthenticated, HasRole)
     role_checks = {"POST": user_can_upload}
     serializer_class = CaseSerializer

@@ -12,7 +12,9 @@ from django_htmx.http import trigger_client_event
 from webapp.accounts.decorators import role_required
 from webapp.accounts.models import User
 from webapp.accounts.roles import user_can_review, user_can_upload
+from webapp.audit.models import AuditAction
 from webapp.audit.selectors import TIMELINE_LENGTH, audit_event_list
+from webapp.audit.services import audit_record_list_view
 from webapp.cases.forms import CaseForm, ImageUploadForm
 from webapp.cases.models import Case, Image
 from webapp.cases.selectors import (
@@ -60,6 +62,12 @@ def home(request: HttpRequest) -> HttpResponse:
 def case_list_view(request: HttpRequest) -> HttpResponse:
     paginator = Paginator(case_list(user=_user(request)), 20)
     page = paginator.get_page(request.GET.get("page"))
+    audit_record_list_view(
+        action=AuditAction.CASE_LIST_VIEWED,
+        viewer=_user(request),
+        via="page",
+        case_ids=[case.pk for case in page],
+    )
     return render(request, "cases/case_list.html", {"page": page})
 
 
@@ -126,8 +134,10 @@ def case_detail_context(request: HttpRequest, case: Case) -> dict[str, object]:
 def case_detail_view(request: HtmxHttpRequest, case_id: int) -> HttpResponse:
     case = _visible_case(request, case_id)
     if request.htmx:
-        # A polling request: answer with the images fragment, and 286 once nothing is left
-        # to wait for so the browser stops asking.
+        # A polling request reads the case as well: it is recorded like the page.
+        case_record_view(case=case, viewer=_user(request), via="poll")
+        # Answer with the images fragment, and 286 once nothing is left to wait for so the
+        # browser stops asking.
         context = case_detail_context(request, case)
         status = 200 if context["scoring_in_progress"] else HTMX_STOP_POLLING
         # A score that arrives may flag the case: the header's review state comes along as an
@@ -147,6 +157,7 @@ def case_detail_view(request: HtmxHttpRequest, case_id: int) -> HttpResponse:
 @require_GET
 def case_timeline_view(request: HttpRequest, case_id: int) -> HttpResponse:
     case = _visible_case(request, case_id)
+    case_record_view(case=case, viewer=_user(request), via="timeline")
     context = {"case": case, **case_timeline_context(case, image_labels(case_ids=[case.pk]))}
     return render(request, "cases/case_detail.html#timeline", context)
 

@@ -15,6 +15,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from rest_framework import exceptions
 
+from webapp.accounts.models import User
+from webapp.audit.services import audit_record_denial
 from webapp.lib.api import error_body, request_limit_error
 from webapp.lib.disclaimer import DISCLAIMER
 from webapp.lib.health import health_report
@@ -74,16 +76,41 @@ def bad_request_view(request: HttpRequest, exception: Exception) -> HttpResponse
     )
 
 
+def _record_denial(request: HttpRequest, status: int) -> None:
+    """Record a page's refusal; an address that matched no view refused nothing."""
+    match = request.resolver_match
+    if match is None:
+        return
+    case_id = match.kwargs.get("case_id")
+    user = getattr(request, "user", None)
+    audit_record_denial(
+        actor=user if isinstance(user, User) else None,
+        via="page",
+        method=request.method or "",
+        path=request.path,
+        status=status,
+        case_id=case_id if isinstance(case_id, int) else None,
+    )
+
+
 def not_found_view(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """Answer an address no view matched: in the API's error format under /api/.
+    """Answer a 404: in the API's error format under /api/, else the site's 404 page.
 
     An API view answers its own 404s; this one is for paths the URLs do not match at all,
-    such as /api/v1/cases/abc/, which an API client must still be able to read.
+    such as /api/v1/cases/abc/, which an API client must still be able to read, and for pages
+    refusing what they were asked for (another's case), which is recorded.
     """
+    _record_denial(request, 404)
     if _wants_json(request):
         body = error_body(exceptions.NotFound())
         return JsonResponse(body, status=body["error"]["status"])
     return defaults.page_not_found(request, exception)
+
+
+def permission_denied_view(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Answer a page the user's role does not allow with the site's 403 page, and record it."""
+    _record_denial(request, 403)
+    return defaults.permission_denied(request, exception)
 
 
 def server_error_view(request: HttpRequest) -> HttpResponse:

@@ -10,6 +10,8 @@ from django.views.decorators.http import require_GET, require_POST
 from webapp.accounts.decorators import role_required
 from webapp.accounts.models import User
 from webapp.accounts.roles import user_can_review
+from webapp.audit.models import AuditAction
+from webapp.audit.services import audit_record_list_view
 from webapp.cases.models import Case
 from webapp.cases.selectors import case_get, image_labels
 from webapp.cases.views import case_page_refused
@@ -49,6 +51,12 @@ def queue_view(request: HtmxHttpRequest) -> HttpResponse:
         # filtered one. The page says what to fix instead.
         cases = Case.objects.none()
     page = Paginator(cases, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    audit_record_list_view(
+        action=AuditAction.QUEUE_VIEWED,
+        viewer=_user(request),
+        via="poll" if request.htmx else "page",
+        case_ids=[case.pk for case in page],
+    )
     labels = image_labels(case_ids=[case.pk for case in page]).by_image
     query = request.GET.copy()
     query.pop("page", None)
