@@ -280,3 +280,12 @@ def test_a_page_past_the_end_of_a_list_is_not_a_denial(clinician):
     response = api_client(clinician).get(reverse("api:case-list"), {"page": 99})
     assert response.status_code == 404
     assert not events(AuditAction.ACCESS_DENIED)
+
+
+def test_the_timeline_names_an_unsigned_refusal_as_such(flagged_case, clinician):
+    api_client(None).get(reverse("api:case-detail", args=[flagged_case.pk]))
+    [event] = events(AuditAction.ACCESS_DENIED, case=flagged_case)
+    assert event.actor is None
+    timeline = login(clinician).get(reverse("cases:timeline", args=[flagged_case.pk])).text
+    assert "Access refused · someone not signed in" in timeline
+    assert "Access refused · scoring worker" not in timeline
