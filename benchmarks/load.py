@@ -109,7 +109,7 @@ def client_loop(
             "upload",
             "POST",
             f"{base_url}/api/v1/cases/{case_id}/images/",
-            files={"files": (f"lesion-{seed}.jpg", image, "image/jpeg")},
+            files={"images": (f"lesion-{seed}.jpg", image, "image/jpeg")},
         )
         if upload is None or upload.status_code != 201:
             if upload is not None:

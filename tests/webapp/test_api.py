@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.webapp.conftest import api_client
+from tests.webapp.conftest import api_client, login
 from tests.webapp.factories import CaseFactory, ClinicianFactory, PredictionFactory, jpeg_bytes
 from webapp.cases.models import Case
 from webapp.lib.disclaimer import DISCLAIMER
@@ -85,7 +85,7 @@ def test_it_uploads_images_and_answers_with_pending_predictions(clinician):
         SimpleUploadedFile("b.jpg", jpeg_bytes(color=(10, 10, 10)), content_type="image/jpeg"),
     ]
     response = api_client(clinician).post(
-        reverse("api:case-images", args=[case.pk]), {"files": files}, format="multipart"
+        reverse("api:case-images", args=[case.pk]), {"images": files}, format="multipart"
     )
     assert response.status_code == 201
     images = response.json()
@@ -98,10 +98,10 @@ def test_it_rejects_an_upload_that_is_not_an_image(clinician):
     case = CaseFactory.create(created_by=clinician)
     bad = SimpleUploadedFile("x.jpg", b"nope", content_type="image/jpeg")
     response = api_client(clinician).post(
-        reverse("api:case-images", args=[case.pk]), {"files": [bad]}, format="multipart"
+        reverse("api:case-images", args=[case.pk]), {"images": [bad]}, format="multipart"
     )
     assert response.status_code == 400
-    assert "x.jpg" in response.json()["error"]["details"]["files"][0]
+    assert "x.jpg" in response.json()["error"]["details"]["images"][0]
 
 
 def test_it_shows_a_case_with_its_images_and_latest_scores(
@@ -292,3 +292,60 @@ def test_the_docs_and_schema_are_public_and_say_how_to_authenticate():
     }
     image_file = body["paths"]["/api/v1/cases/{case_id}/images/{image_id}/file/"]["get"]
     assert set(image_file["responses"]["200"]["content"]) == {"image/jpeg", "image/png"}
+
+
+def test_the_upload_field_has_the_browser_forms_name_and_the_old_one_still_works(clinician):
+    case = CaseFactory.create(created_by=clinician)
+    client = api_client(clinician)
+    url = reverse("api:case-images", args=[case.pk])
+    for name in ("images", "files"):
+        upload = SimpleUploadedFile(f"{name}.jpg", jpeg_bytes(), content_type="image/jpeg")
+        response = client.post(url, {name: [upload]}, format="multipart")
+        assert response.status_code == 201, response.content
+    assert sorted(case.images.values_list("original_filename", flat=True)) == [
+        "files.jpg",
+        "images.jpg",
+    ]
+    browser_form = login(clinician).get(reverse("cases:detail", args=[case.pk])).text
+    assert 'name="images"' in browser_form
+
+
+def test_the_schema_documents_the_old_upload_field_name_as_deprecated(clinician):
+    schema = api_client(clinician).get(reverse("api-schema"), {"format": "json"}).json()
+    fields = schema["components"]["schemas"]["ImageUploadRequest"]["properties"]
+    assert "deprecated" not in fields["images"]
+    assert fields["files"]["deprecated"] is True
+
+
+def test_prediction_image_and_review_payloads_carry_the_disclaimer(
+    flagged_case, flagged_prediction, reviewer
+):
+    client = api_client(reviewer)
+    prediction = client.get(reverse("api:prediction-detail", args=[flagged_prediction.pk])).json()
+    assert prediction["disclaimer"] == DISCLAIMER
+    [image] = client.get(reverse("api:case-images", args=[flagged_case.pk])).json()["results"]
+    assert image["disclaimer"] == DISCLAIMER
+    review = client.post(
+        reverse("api:review-list"),
+        {"case": flagged_case.pk, "prediction": flagged_prediction.pk, "decision": "agree"},
+        format="json",
+    ).json()
+    assert review["disclaimer"] == DISCLAIMER
+    [listed] = client.get(reverse("api:review-list")).json()["results"]
+    assert listed["disclaimer"] == DISCLAIMER
+
+
+def test_the_schema_documents_the_disclaimer_of_every_payload(clinician):
+    schemas = api_client(clinician).get(reverse("api-schema"), {"format": "json"}).json()
+    for name in ("Case", "CaseDetail", "Image", "Prediction", "Review"):
+        field = schemas["components"]["schemas"][name]["properties"]["disclaimer"]
+        assert field["type"] == "string"
+        assert field["readOnly"] is True
+        assert "not a medical diagnosis" in field["description"]
+        assert "disclaimer" in schemas["components"]["schemas"][name]["required"]
+
+
+def test_the_pages_the_api_and_the_command_line_share_one_disclaimer():
+    import inference
+
+    assert DISCLAIMER is inference.DISCLAIMER

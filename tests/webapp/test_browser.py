@@ -127,6 +127,8 @@ def test_a_clinician_uploads_an_image_and_sees_its_score_appear_live(
     expect(result).to_be_visible(timeout=SCORING_TIMEOUT_MS)
     assert still_same_page(page), "the score should arrive without a page reload"
     expect(result).to_contain_text("High risk")
+    # The header's review state came along with the score, out of band.
+    expect(page.get_by_test_id("case-review-state")).to_have_text("Flagged, awaiting review")
     expect(page.locator("#case-images")).to_contain_text("EfficientNet")
     # The history timeline refreshed itself too.
     expect(page.locator("#timeline")).to_contain_text("Image scored")
@@ -172,3 +174,19 @@ def test_a_reviewer_sees_the_case_arrive_in_the_queue_and_records_a_decision(
     assert (review.reviewer, review.decision) == (reviewer, "refer")
     page.goto(f"{live_server.url}/queue/")
     expect(page.get_by_text("Nothing in the queue.")).to_be_visible()
+
+
+def test_a_reviewer_is_told_when_the_queues_dates_are_the_wrong_way_round(live_server, page):
+    from playwright.sync_api import expect
+
+    reviewer = ReviewerFactory.create()
+    log_in(page, live_server.url, reviewer)
+    expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
+    mark_page(page)
+    page.fill("input[name=flagged_from]", "2024-03-02")
+    page.fill("input[name=flagged_to]", "2024-03-01")
+    page.click("button:has-text('Apply')")
+    # htmx swaps the refused filters' answer (a 400) into the page, with what to correct.
+    expect(page.get_by_test_id("queue-filter-errors")).to_contain_text("date is after the")
+    expect(page.get_by_text("Correct the filters above to see the queue.")).to_be_visible()
+    assert still_same_page(page), "the answer should be swapped in without a page reload"

@@ -1,12 +1,15 @@
+import re
+
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from tests.webapp.conftest import login
+from tests.webapp.conftest import StubClassifier, login
 from tests.webapp.factories import CaseFactory, PredictionFactory, jpeg_bytes
 from webapp.audit.models import AuditAction, AuditEvent
 from webapp.cases.models import Case
 from webapp.lib.disclaimer import DISCLAIMER
 from webapp.scoring.models import Prediction, PredictionStatus
+from webapp.scoring.services import prediction_run
 
 HTMX = {"HX-Request": "true"}
 
@@ -84,13 +87,14 @@ def test_it_shows_a_failed_score_instead_of_a_spinner(clinician):
     assert "could not be decoded" in response.text
 
 
-def test_it_records_page_views_but_not_polls(clinician):
+def test_it_records_page_views_and_polls_apart(clinician):
     case = CaseFactory.create(created_by=clinician)
     url = reverse("cases:detail", args=[case.pk])
     client = login(clinician)
     client.get(url)
     client.get(url, headers=HTMX)
-    assert AuditEvent.objects.filter(case=case, action=AuditAction.CASE_VIEWED).count() == 1
+    views = AuditEvent.objects.filter(case=case, action=AuditAction.CASE_VIEWED)
+    assert [event.data["via"] for event in views] == ["page", "poll"]
 
 
 def test_it_shows_the_case_history_as_a_timeline(clinician):
@@ -110,3 +114,17 @@ def test_it_streams_the_stored_image(clinician):
     response = login(clinician).get(reverse("cases:image-file", args=[image.case_id, image.pk]))
     assert response["Content-Type"] == "image/jpeg"
     assert response.getvalue()[:2] == b"\xff\xd8"
+
+
+def test_a_poll_that_brings_a_high_risk_score_updates_the_header_too(clinician):
+    prediction = PredictionFactory.create(image__case__created_by=clinician)
+    url = reverse("cases:detail", args=[prediction.image.case_id])
+    client = login(clinician)
+    page = client.get(url)
+    assert 'data-state="not_flagged"' in page.text
+    prediction_run(prediction_id=prediction.pk, classifier_loader=lambda: StubClassifier(0.9))
+    fragment = client.get(url, headers=HTMX)
+    # htmx swaps an element marked out-of-band into the page wherever its id already is.
+    [header] = re.findall(r'<span id="case-review-state"[^>]*>[^<]*</span>', fragment.text)
+    assert 'hx-swap-oob="true"' in header
+    assert "Flagged, awaiting review" in header

@@ -149,10 +149,41 @@ def test_the_queue_api_refuses_bad_filters(reviewer, query):
     assert set(query) <= set(response.json()["error"]["details"])
 
 
-def test_the_queue_page_ignores_bad_filters_and_shows_the_form_errors(reviewer):
+def test_the_queue_page_refuses_bad_filters_and_shows_the_form_errors(reviewer, flagged_case):
     response = login(reviewer).get(reverse("reviews:queue"), {"flagged_to": "9999-12-31"})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert response.context["form"].errors["flagged_to"]
+    assert "Flagged to: Choose a date between" in response.text
+    # Nothing is listed rather than a queue that looks filtered but is not.
+    assert 'data-testid="queue-row"' not in response.text
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_the_queue_page_says_when_the_dates_are_the_wrong_way_round(reviewer, flagged_case, htmx):
+    response = login(reviewer).get(
+        reverse("reviews:queue"),
+        {"flagged_from": "2024-03-02", "flagged_to": "2024-03-01"},
+        headers={"HX-Request": "true"} if htmx else {},
+    )
+    assert response.status_code == 400
+    errors = response.text[response.text.index('data-testid="queue-filter-errors"') :]
+    assert "date is after the" in errors
+    assert "Correct the filters above to see the queue." in response.text
+
+
+def test_the_queue_api_says_when_the_dates_are_the_wrong_way_round(reviewer):
+    response = api_client(reviewer).get(
+        reverse("api:queue"), {"flagged_from": "2024-03-02", "flagged_to": "2024-03-01"}
+    )
+    assert response.status_code == 400
+    [message] = response.json()["error"]["details"]["flagged_to"]
+    assert "date is after the" in message
+
+
+def test_the_queue_accepts_a_range_of_one_day(reviewer):
+    day = {"flagged_from": "2024-03-01", "flagged_to": "2024-03-01"}
+    assert login(reviewer).get(reverse("reviews:queue"), day).status_code == 200
+    assert api_client(reviewer).get(reverse("api:queue"), day).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -210,12 +241,12 @@ def test_an_upload_with_the_wrong_field_or_too_many_files_is_refused(clinician, 
     url = reverse("api:case-images", args=[case.pk])
     wrong_field = client.post(
         url,
-        {"images": [SimpleUploadedFile("a.jpg", jpeg_bytes(), "image/jpeg")]},
+        {"upload": [SimpleUploadedFile("a.jpg", jpeg_bytes(), "image/jpeg")]},
         format="multipart",
     )
     assert wrong_field.status_code == 400
-    assert "files" in wrong_field.json()["error"]["details"]
-    not_a_file = client.post(url, {"files": "just text"}, format="multipart")
+    assert "images" in wrong_field.json()["error"]["details"]
+    not_a_file = client.post(url, {"images": "just text"}, format="multipart")
     assert not_a_file.status_code == 400
     settings.DATA_UPLOAD_MAX_NUMBER_FILES = 3
     files = [SimpleUploadedFile(f"{n}.jpg", jpeg_bytes(), "image/jpeg") for n in range(4)]

@@ -1,7 +1,9 @@
+import re
+
 from django.urls import reverse
 
 from tests.webapp.conftest import login
-from tests.webapp.factories import CaseFactory, PredictionFactory
+from tests.webapp.factories import CaseFactory, PredictionFactory, ReviewFactory
 from webapp.cases.models import ReviewState
 from webapp.reviews.models import Review
 from webapp.reviews.services import case_queue_refresh
@@ -68,3 +70,31 @@ def test_it_hides_the_review_form_from_clinicians(clinician, flagged_case):
 def test_it_names_the_model_beside_each_queued_score(reviewer, flagged_case):
     text = login(reviewer).get(reverse("reviews:queue")).text
     assert "Test model · test-1" in text
+
+
+def selected_scores(page_text: str) -> list[str]:
+    """The values of the review form's preselected score options."""
+    form = page_text[page_text.index('id="review-form"') :]
+    return re.findall(r'<option value="(\d*)" selected>', form)
+
+
+def test_the_review_form_preselects_the_flagged_score_still_awaiting_review(reviewer):
+    reviewed = PredictionFactory.create(flagged=True, probability=0.95)
+    case = reviewed.image.case
+    ReviewFactory.create(prediction=reviewed, case=case)
+    waiting = PredictionFactory.create(image__case=case, flagged=True, probability=0.7)
+    case_queue_refresh(case_id=case.pk)
+    page = login(reviewer).get(reverse("cases:detail", args=[case.pk]))
+    assert selected_scores(page.text) == [str(waiting.pk)]
+    assert "high risk, reviewed" in page.text
+
+
+def test_the_review_form_preselects_nothing_once_every_flagged_score_is_reviewed(reviewer):
+    reviewed = PredictionFactory.create(flagged=True)
+    case = reviewed.image.case
+    ReviewFactory.create(prediction=reviewed, case=case)
+    PredictionFactory.create(image__case=case, done=True)
+    page = login(reviewer).get(reverse("cases:detail", args=[case.pk]))
+    # The placeholder is selected: the reviewer must choose a score.
+    assert selected_scores(page.text) == [""]
+    assert '<option value="" selected>Choose a score</option>' in page.text

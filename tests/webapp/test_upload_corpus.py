@@ -211,11 +211,11 @@ def test_the_api_refuses_a_bad_file_with_a_message_and_stores_nothing(bad, clini
     case = CaseFactory.create(created_by=clinician)
     upload = SimpleUploadedFile(bad.name, bad.make(), bad.content_type)
     response = api_client(clinician).post(
-        reverse("api:case-images", args=[case.pk]), {"files": [upload]}, format="multipart"
+        reverse("api:case-images", args=[case.pk]), {"images": [upload]}, format="multipart"
     )
     assert response.status_code == 400, response.content[:500]
     error = response.json()["error"]
-    [message] = error["details"]["files"]
+    [message] = error["details"]["images"]
     assert bad.message in message
     assert message.startswith(f"{bad.name}: ")
     assert_nothing_stored(media_root)
@@ -267,10 +267,10 @@ def test_the_api_refuses_an_image_too_small_or_too_long_to_score(bad, clinician,
     case = CaseFactory.create(created_by=clinician)
     upload = SimpleUploadedFile(bad.name, bad.make(), bad.content_type)
     response = api_client(clinician).post(
-        reverse("api:case-images", args=[case.pk]), {"files": [upload]}, format="multipart"
+        reverse("api:case-images", args=[case.pk]), {"images": [upload]}, format="multipart"
     )
     assert response.status_code == 400, response.content[:500]
-    [message] = response.json()["error"]["details"]["files"]
+    [message] = response.json()["error"]["details"]["images"]
     assert message.startswith(f"{bad.name}: The image is ")
     assert bad.message in message
     assert_nothing_stored(media_root)

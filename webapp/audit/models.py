@@ -18,6 +18,13 @@ class AuditAction(models.TextChoices):
     USER_LOGGED_OUT = "user.logged_out", "Signed out"
     USER_LOGIN_FAILED = "user.login_failed", "Sign-in failed"
     TOKEN_REVOKED = "token.revoked", "API token revoked"
+    # Reads of lists: one event per list shown, naming the rows in its data.
+    CASE_LIST_VIEWED = "case.list_viewed", "Case list viewed"
+    QUEUE_VIEWED = "queue.viewed", "Review queue viewed"
+    REVIEW_LIST_VIEWED = "review.list_viewed", "Reviews viewed"
+    PREDICTION_VIEWED = "prediction.viewed", "Score viewed"
+    # A request refused for its role or for what it asked to see (403, 404) or unauthenticated.
+    ACCESS_DENIED = "access.denied", "Access refused"
 
 
 class AuditHistoryImmutableError(Exception):

@@ -5,10 +5,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from webapp.audit.models import AuditAction, AuditEvent
+from webapp.cases.models import Case
 
 if TYPE_CHECKING:
     from webapp.accounts.models import User
-    from webapp.cases.models import Case
 
 
 def audit_record(
@@ -37,3 +37,41 @@ def audit_record_many(events: Sequence[PendingAuditEvent]) -> list[AuditEvent]:
     return AuditEvent.objects.bulk_create(
         AuditEvent(action=e.action, actor=e.actor, case=e.case, data=e.data) for e in events
     )
+
+
+def audit_record_list_view(
+    *,
+    action: AuditAction,
+    viewer: User,
+    via: str,
+    case_ids: Sequence[int],
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event for a list someone read, naming its cases (never one per row)."""
+    return audit_record(
+        action=action,
+        actor=viewer,
+        case=None,
+        data={"via": via, "case_ids": list(dict.fromkeys(case_ids)), **(data or {})},
+    )
+
+
+def audit_record_denial(
+    *,
+    actor: User | None,
+    via: str,
+    method: str,
+    path: str,
+    status: int,
+    case_id: int | None = None,
+) -> AuditEvent:
+    """Append a refused request: who (None when not signed in) asked for what, and the answer.
+
+    A refused read of an existing case joins that case's history, so its owner can see who
+    tried; an id with no case behind it stays in the data alone.
+    """
+    case = Case.objects.filter(pk=case_id).first() if case_id is not None else None
+    data: dict[str, Any] = {"via": via, "method": method, "path": path, "status": status}
+    if case_id is not None:
+        data["case_id"] = case_id
+    return audit_record(action=AuditAction.ACCESS_DENIED, actor=actor, case=case, data=data)

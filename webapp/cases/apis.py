@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from webapp.accounts.models import User
 from webapp.accounts.permissions import HasRole
 from webapp.accounts.roles import user_can_upload
+from webapp.audit.models import AuditAction
 from webapp.cases.models import BodySite, Case, Image, ReviewState
 from webapp.cases.selectors import case_get, case_image_get, case_image_list, case_list
 from webapp.cases.serializers import (
@@ -35,6 +36,7 @@ from webapp.cases.services import (
 from webapp.cases.views import image_file_response
 from webapp.lib.api import FileContentNegotiation, error_responses
 from webapp.lib.filters import UtcIsoDateTimeFilter
+from webapp.lib.lists import AuditedListApi
 
 
 def _user(request: Request) -> User:
@@ -62,9 +64,10 @@ class CaseFilter(django_filters.FilterSet):
         responses={200: CaseSerializer(many=True), **error_responses(400, 401, 404)},
     )
 )
-class CaseListCreateApi(generics.ListAPIView):
+class CaseListCreateApi(AuditedListApi):
     """List the cases the user may see, or open a new one."""
 
+    audit_action = AuditAction.CASE_LIST_VIEWED
     permission_classes = (IsAuthenticated, HasRole)
     role_checks = {"POST": user_can_upload}
     serializer_class = CaseSerializer
@@ -127,19 +130,22 @@ class CaseImagesApi(generics.GenericAPIView):
 
     @extend_schema(
         description=(
-            "Upload one or more images (multipart field `files`; JPEG, PNG or WebP) and queue "
-            "each for scoring. Either every file is accepted or none is. The answer lists the "
-            "new images; poll each one's prediction until its status is done or failed."
+            "Upload one or more images (multipart field `images`; JPEG, PNG or WebP) and "
+            "queue each for scoring. Either every file is accepted or none is. The answer lists "
+            "the new images; poll each one's prediction until its status is done or failed. "
+            "The field's former name, `files`, is deprecated but still accepted."
         ),
         request={"multipart/form-data": ImageUploadSerializer},
         responses={201: ImageSerializer(many=True), **error_responses(400, 401, 403, 404, 413)},
     )
     def post(self, request: Request, case_id: int) -> Response:
         case = case_get(user=_user(request), case_id=case_id)
-        payload = ImageUploadSerializer(data={"files": request.FILES.getlist("files")})
+        payload = ImageUploadSerializer(
+            data={name: request.FILES.getlist(name) for name in ("images", "files")}
+        )
         payload.is_valid(raise_exception=True)
         images = case_images_upload(
-            case=case, files=payload.validated_data["files"], uploaded_by=_user(request)
+            case=case, files=payload.validated_data["images"], uploaded_by=_user(request)
         )
         fresh = case_image_list(case=case).filter(pk__in=[image.pk for image in images])
         data: Any = ImageSerializer(fresh, many=True, context={"request": request}).data

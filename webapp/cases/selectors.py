@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
 from django.db.models import Prefetch, QuerySet
 
 from webapp.accounts.models import User
@@ -50,3 +53,43 @@ def case_scoring_in_progress(*, case: Case) -> bool:
         image__case=case,
         status__in=(PredictionStatus.PENDING, PredictionStatus.RUNNING),
     ).exists()
+
+
+def image_label(*, position: int, total: int, filename: str) -> str:
+    """The one name an image goes by on every page: its place in the case and its file name."""
+    return f"Image {position} of {total} ({filename or 'unnamed'})"
+
+
+@dataclass(frozen=True)
+class ImageLabels:
+    """Labels of images (see `image_label`), found by image id or by the id of a score of one."""
+
+    by_image: dict[int, str] = field(default_factory=dict)
+    by_prediction: dict[int, str] = field(default_factory=dict)
+
+
+def image_labels(*, case_ids: Collection[int]) -> ImageLabels:
+    """Return the labels of every image of the given cases, in one query."""
+    rows = (
+        Image.objects.filter(case_id__in=case_ids)
+        .order_by("case_id", "uploaded_at", "id")
+        .values_list("id", "case_id", "original_filename", "predictions__id")
+    )
+    images: dict[int, list[tuple[int, str]]] = {}
+    prediction_images: dict[int, int] = {}
+    seen: set[int] = set()
+    for image_id, case_id, filename, prediction_id in rows:
+        if image_id not in seen:
+            seen.add(image_id)
+            images.setdefault(case_id, []).append((image_id, filename))
+        if prediction_id is not None:
+            prediction_images[prediction_id] = image_id
+    labels = ImageLabels()
+    for case_images in images.values():
+        for position, (image_id, filename) in enumerate(case_images, start=1):
+            labels.by_image[image_id] = image_label(
+                position=position, total=len(case_images), filename=filename
+            )
+    for prediction_id, image_id in prediction_images.items():
+        labels.by_prediction[prediction_id] = labels.by_image[image_id]
+    return labels

@@ -3,13 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from webapp.cases.forms import NOTES_MAX_LENGTH
 from webapp.cases.models import BodySite, Case, Image
-from webapp.lib.disclaimer import DISCLAIMER
-from webapp.lib.serializers import StrictInputSerializer
+from webapp.lib.serializers import DisclaimerField, StrictInputSerializer
 from webapp.scoring.serializers import PredictionSerializer
 
 
@@ -17,6 +16,7 @@ class ImageSerializer(serializers.ModelSerializer):
     uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True)
     file_url = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
+    disclaimer = DisclaimerField()
 
     class Meta:
         model = Image
@@ -32,6 +32,7 @@ class ImageSerializer(serializers.ModelSerializer):
             "uploaded_at",
             "file_url",
             "prediction",
+            "disclaimer",
         )
         read_only_fields = fields
 
@@ -52,7 +53,7 @@ class ImageSerializer(serializers.ModelSerializer):
 
 class CaseSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", read_only=True)
-    disclaimer = serializers.SerializerMethodField()
+    disclaimer = DisclaimerField()
 
     class Meta:
         model = Case
@@ -70,9 +71,6 @@ class CaseSerializer(serializers.ModelSerializer):
             "disclaimer",
         )
         read_only_fields: tuple[str, ...] = fields
-
-    def get_disclaimer(self, case: Case) -> str:
-        return DISCLAIMER
 
 
 class CaseDetailSerializer(CaseSerializer):
@@ -98,10 +96,27 @@ class CaseCreateSerializer(StrictInputSerializer):
     )
 
 
-class ImageUploadSerializer(serializers.Serializer):
-    files = serializers.ListField(
+def _image_files(help_text: str) -> serializers.ListField:
+    return serializers.ListField(
         # Empty files are judged with the rest by image_sanitize, so every refusal reads alike.
         child=serializers.FileField(allow_empty_file=True),
-        allow_empty=False,
-        help_text="One or more image files (JPEG, PNG or WebP).",
+        required=False,
+        help_text=help_text,
     )
+
+
+@extend_schema_serializer(deprecate_fields=["files"])
+class ImageUploadSerializer(serializers.Serializer):
+    """The files of an upload, under `images` (the browser form's name too)."""
+
+    images = _image_files("One or more image files (JPEG, PNG or WebP).")
+    # The API's first name for the field, kept so existing integrations go on working.
+    files = _image_files("Deprecated: the former name of `images`, still accepted. Use `images`.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        images = [*attrs.get("images", []), *attrs.get("files", [])]
+        if not images:
+            raise serializers.ValidationError(
+                {"images": "Choose at least one image file to upload."}, code="required"
+            )
+        return {"images": images}

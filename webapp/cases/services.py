@@ -61,7 +61,7 @@ def case_images_upload(
     if not user_can_upload(uploaded_by):
         raise PermissionDenied("Only clinicians and admins upload images.")
     if not files:
-        raise ValidationError({"files": "Choose at least one image."}, code="required")
+        raise ValidationError({"images": "Choose at least one image."}, code="required")
 
     # Decoding and re-encoding is the slow part: do it before the transaction opens.
     sanitized: list[tuple[str, SanitizedImage]] = []
@@ -80,7 +80,7 @@ def case_images_upload(
         except ValidationError as exc:
             errors.append(f"{name}: {' '.join(exc.messages)}")
     if errors:
-        raise ValidationError({"files": errors}, code="invalid_image")
+        raise ValidationError({"images": errors}, code="invalid_image")
 
     images: list[Image] = []
     stored_names: list[str] = []

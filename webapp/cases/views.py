@@ -5,21 +5,26 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
 from webapp.accounts.decorators import role_required
 from webapp.accounts.models import User
 from webapp.accounts.roles import user_can_review, user_can_upload
+from webapp.audit.models import AuditAction
 from webapp.audit.selectors import TIMELINE_LENGTH, audit_event_list
+from webapp.audit.services import audit_record_list_view
 from webapp.cases.forms import CaseForm, ImageUploadForm
 from webapp.cases.models import Case, Image
 from webapp.cases.selectors import (
+    ImageLabels,
     case_get,
     case_image_get,
     case_image_list,
     case_list,
     case_scoring_in_progress,
+    image_labels,
 )
 from webapp.cases.services import (
     case_create,
@@ -57,6 +62,12 @@ def home(request: HttpRequest) -> HttpResponse:
 def case_list_view(request: HttpRequest) -> HttpResponse:
     paginator = Paginator(case_list(user=_user(request)), 20)
     page = paginator.get_page(request.GET.get("page"))
+    audit_record_list_view(
+        action=AuditAction.CASE_LIST_VIEWED,
+        viewer=_user(request),
+        via="page",
+        case_ids=[case.pk for case in page],
+    )
     return render(request, "cases/case_list.html", {"page": page})
 
 
@@ -73,22 +84,47 @@ def case_create_view(request: HttpRequest) -> HttpResponse:
     return render(request, "cases/case_create.html", {"form": form}, status=status)
 
 
+def case_timeline_context(case: Case, labels: ImageLabels) -> dict[str, object]:
+    """The history timeline: recent events, each with the label of the image it concerns."""
+    timeline = list(audit_event_list(case=case, limit=TIMELINE_LENGTH))
+    entries = []
+    for event in timeline:
+        data = event.data if isinstance(event.data, dict) else {}
+        image_id, prediction_id = data.get("image_id"), data.get("prediction_id")
+        label = None
+        if isinstance(image_id, int):
+            label = labels.by_image.get(image_id)
+        elif isinstance(prediction_id, int):
+            label = labels.by_prediction.get(prediction_id)
+        entries.append((event, label))
+    return {"timeline": timeline, "timeline_entries": entries, "timeline_length": TIMELINE_LENGTH}
+
+
 def case_detail_context(request: HttpRequest, case: Case) -> dict[str, object]:
     """Everything the case page and its fragments render."""
+    images = list(case_image_list(case=case))
+    # Read after the images, so every image listed has its label.
+    labels = image_labels(case_ids=[case.pk])
+    reviews = review_list(user=_user(request), case_id=case.pk)
     context: dict[str, object] = {
         "case": case,
-        "images": case_image_list(case=case),
+        "labelled_images": [
+            (image, labels.by_image.get(image.pk, image.original_filename)) for image in images
+        ],
         "scoring_in_progress": case_scoring_in_progress(case=case),
-        "reviews": review_list(user=_user(request), case_id=case.pk),
-        "timeline": audit_event_list(case=case, limit=TIMELINE_LENGTH),
-        "timeline_length": TIMELINE_LENGTH,
+        "labelled_reviews": [
+            (review, labels.by_prediction.get(review.prediction_id)) for review in reviews
+        ],
+        **case_timeline_context(case, labels),
         "can_upload": user_can_upload(request.user),
         "can_review": user_can_review(request.user),
     }
     if context["can_review"]:
         predictions = case_reviewable_predictions(case=case)
         if predictions.exists():
-            context["review_form"] = ReviewForm(predictions=predictions)
+            context["review_form"] = ReviewForm(
+                predictions=predictions, image_labels=labels.by_prediction
+            )
     if context["can_upload"]:
         context["upload_form"] = ImageUploadForm()
     return context
@@ -98,11 +134,20 @@ def case_detail_context(request: HttpRequest, case: Case) -> dict[str, object]:
 def case_detail_view(request: HtmxHttpRequest, case_id: int) -> HttpResponse:
     case = _visible_case(request, case_id)
     if request.htmx:
-        # A polling request: answer with the images fragment, and 286 once nothing is left
-        # to wait for so the browser stops asking.
+        # A polling request reads the case as well: it is recorded like the page.
+        case_record_view(case=case, viewer=_user(request), via="poll")
+        # Answer with the images fragment, and 286 once nothing is left to wait for so the
+        # browser stops asking.
         context = case_detail_context(request, case)
         status = 200 if context["scoring_in_progress"] else HTMX_STOP_POLLING
-        response = render(request, "cases/case_detail.html#images", context, status=status)
+        # A score that arrives may flag the case: the header's review state comes along as an
+        # out-of-band swap, so the page never says "Not flagged" beside a high-risk score.
+        content = render_to_string("cases/case_detail.html#images", context, request) + (
+            render_to_string(
+                "cases/case_detail.html#review_state", {**context, "out_of_band": True}, request
+            )
+        )
+        response = HttpResponse(content, status=status)
         # Lets the history timeline refresh itself alongside the scores.
         return trigger_client_event(response, "case-updated")
     case_record_view(case=case, viewer=_user(request))
@@ -112,11 +157,8 @@ def case_detail_view(request: HtmxHttpRequest, case_id: int) -> HttpResponse:
 @require_GET
 def case_timeline_view(request: HttpRequest, case_id: int) -> HttpResponse:
     case = _visible_case(request, case_id)
-    context = {
-        "case": case,
-        "timeline": audit_event_list(case=case, limit=TIMELINE_LENGTH),
-        "timeline_length": TIMELINE_LENGTH,
-    }
+    case_record_view(case=case, viewer=_user(request), via="timeline")
+    context = {"case": case, **case_timeline_context(case, image_labels(case_ids=[case.pk]))}
     return render(request, "cases/case_detail.html#timeline", context)
 
 

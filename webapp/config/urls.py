@@ -39,5 +39,6 @@ urlpatterns = [
 ]
 
 handler400 = "webapp.lib.views.bad_request_view"
+handler403 = "webapp.lib.views.permission_denied_view"
 handler404 = "webapp.lib.views.not_found_view"
 handler500 = "webapp.lib.views.server_error_view"

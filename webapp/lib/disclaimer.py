@@ -1,6 +1,8 @@
-"""The educational-use notice shown on every page, in the API docs and in case payloads."""
+"""The educational-use notice shown on every page, in the API docs and in API payloads.
 
-DISCLAIMER = (
-    "For education and research, not a medical diagnosis. DermaTriage scores come from a "
-    "research model; they must not be used to make clinical decisions."
-)
+It is inference's own notice (the command line prints it too), so the project has one text.
+"""
+
+from inference import DISCLAIMER
+
+__all__ = ["DISCLAIMER"]

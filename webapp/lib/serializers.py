@@ -1,6 +1,27 @@
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from webapp.lib.disclaimer import DISCLAIMER
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class DisclaimerField(serializers.Field):
+    """The project's disclaimer, carried by every payload that holds case data or scores."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.update(source="*", read_only=True)
+        kwargs.setdefault(
+            "help_text",
+            "Always present: these results are for education and research, not a medical "
+            "diagnosis.",
+        )
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> str:
+        return DISCLAIMER
 
 
 class StrictInputSerializer(serializers.Serializer):

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template import loader
 from django.utils.html import escape
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from rest_framework import exceptions
 
+from webapp.accounts.models import User
+from webapp.audit.services import audit_record_denial
 from webapp.lib.api import error_body, request_limit_error
+from webapp.lib.disclaimer import DISCLAIMER
 from webapp.lib.health import health_report
+
+logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
 
@@ -69,16 +76,41 @@ def bad_request_view(request: HttpRequest, exception: Exception) -> HttpResponse
     )
 
 
+def _record_denial(request: HttpRequest, status: int) -> None:
+    """Record a page's refusal; an address that matched no view refused nothing."""
+    match = request.resolver_match
+    if match is None:
+        return
+    case_id = match.kwargs.get("case_id")
+    user = getattr(request, "user", None)
+    audit_record_denial(
+        actor=user if isinstance(user, User) else None,
+        via="page",
+        method=request.method or "",
+        path=request.path,
+        status=status,
+        case_id=case_id if isinstance(case_id, int) else None,
+    )
+
+
 def not_found_view(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """Answer an address no view matched: in the API's error format under /api/.
+    """Answer a 404: in the API's error format under /api/, else the site's 404 page.
 
     An API view answers its own 404s; this one is for paths the URLs do not match at all,
-    such as /api/v1/cases/abc/, which an API client must still be able to read.
+    such as /api/v1/cases/abc/, which an API client must still be able to read, and for pages
+    refusing what they were asked for (another's case), which is recorded.
     """
+    _record_denial(request, 404)
     if _wants_json(request):
         body = error_body(exceptions.NotFound())
         return JsonResponse(body, status=body["error"]["status"])
     return defaults.page_not_found(request, exception)
+
+
+def permission_denied_view(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Answer a page the user's role does not allow with the site's 403 page, and record it."""
+    _record_denial(request, 403)
+    return defaults.permission_denied(request, exception)
 
 
 def server_error_view(request: HttpRequest) -> HttpResponse:
@@ -95,12 +127,25 @@ def server_error_view(request: HttpRequest) -> HttpResponse:
             status=status,
         )
     else:
-        response = HttpResponse(
-            "<!doctype html><title>DermaTriage</title>"
-            f"<h1>{'Temporarily unavailable' if status == 503 else 'Server error'}</h1>"
-            f"<p>{message}</p>",
-            status=status,
-        )
+        heading = "Temporarily unavailable" if status == 503 else "Server error"
+        response = HttpResponse(server_error_page(heading=heading, message=message), status=status)
     if status == 503:
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+def server_error_page(*, heading: str, message: str) -> str:
+    """The 500 page in the site's layout, rendered without the request or the database.
+
+    Either may be what failed, so no context processor runs (they read the session and the
+    user); the page gets the disclaimer and its words, and nothing else.
+    """
+    context = {"heading": heading, "message": message, "disclaimer": DISCLAIMER}
+    try:
+        return loader.get_template("500.html").render(context)
+    except Exception:
+        logger.exception("The 500 page could not be rendered")
+        return (
+            f"<!doctype html><title>DermaTriage</title><h1>{escape(heading)}</h1>"
+            f"<p>{escape(message)}</p><p>{escape(DISCLAIMER)}</p>"
+        )

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import generics, status
+from rest_framework import status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,10 +13,12 @@ from rest_framework.response import Response
 from webapp.accounts.models import User
 from webapp.accounts.permissions import HasRole
 from webapp.accounts.roles import user_can_review
+from webapp.audit.models import AuditAction
 from webapp.cases.models import Case
 from webapp.cases.selectors import case_get
 from webapp.cases.serializers import CaseSerializer
 from webapp.lib.api import error_responses
+from webapp.lib.lists import AuditedListApi
 from webapp.reviews.models import Decision, Review
 from webapp.reviews.selectors import QueueFilter, QueueOrdering, queue_list, review_list
 from webapp.reviews.serializers import (
@@ -31,9 +35,10 @@ def _user(request: Request) -> User:
     return request.user
 
 
-class QueueApi(generics.ListAPIView):
+class QueueApi(AuditedListApi):
     """Flagged high-risk cases for review, highest probability first by default."""
 
+    audit_action = AuditAction.QUEUE_VIEWED
     permission_classes = (IsAuthenticated, HasRole)
     role_checks = {"*": user_can_review}
     serializer_class = CaseSerializer
@@ -80,9 +85,10 @@ class ReviewFilter(django_filters.FilterSet):
         responses={200: ReviewSerializer(many=True), **error_responses(400, 401, 404)},
     )
 )
-class ReviewListCreateApi(generics.ListAPIView):
+class ReviewListCreateApi(AuditedListApi):
     """Reviews of the cases the user may see; reviewers and admins record new ones."""
 
+    audit_action = AuditAction.REVIEW_LIST_VIEWED
     permission_classes = (IsAuthenticated, HasRole)
     role_checks = {"POST": user_can_review}
     serializer_class = ReviewSerializer
@@ -94,6 +100,12 @@ class ReviewListCreateApi(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return Review.objects.none()
         return review_list(user=_user(self.request))
+
+    def audit_case_ids(self, rows: list[Any]) -> list[int]:
+        return [review.case_id for review in rows]
+
+    def audit_data(self, rows: list[Any]) -> dict[str, Any]:
+        return {"review_ids": [review.pk for review in rows]}
 
     @extend_schema(
         description=(

@@ -1,4 +1,5 @@
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from django import forms
@@ -21,10 +22,27 @@ def flag_date_in_range(value: dt.date) -> None:
         raise ValidationError(f"Choose a date between {low} and {high}.", code="date_out_of_range")
 
 
+FLAG_DATES_REVERSED = (
+    "The \u201cflagged from\u201d date is after the \u201cflagged to\u201d date, so no case could "
+    "match: choose a from date on or before the to date."
+)
+
+
+def flag_dates_in_order(flagged_from: dt.date | None, flagged_to: dt.date | None) -> None:
+    """Refuse a date range that ends before it starts (it would silently match nothing)."""
+    if flagged_from is not None and flagged_to is not None and flagged_from > flagged_to:
+        raise ValidationError({"flagged_to": FLAG_DATES_REVERSED}, code="date_range_reversed")
+
+
 class PredictionChoiceField(forms.ModelChoiceField[Prediction]):
+    # Filled by ReviewForm: each score's image label, keyed by the score's id.
+    image_labels: Mapping[int, str] = {}
+
     def label_from_instance(self, obj: Prediction) -> str:
         flag = "high risk" if obj.high_risk else "low risk"
-        return f"Image {obj.image_id}: {obj.probability:.1%} ({flag})"
+        reviewed = ", reviewed" if getattr(obj, "reviewed", False) else ""
+        image = self.image_labels.get(obj.pk, "Image")
+        return f"{image}: {obj.probability:.1%} ({flag}{reviewed})"
 
 
 class ReviewForm(forms.Form):
@@ -34,15 +52,24 @@ class ReviewForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=NOTE_MAX_LENGTH
     )
 
-    def __init__(self, *args: Any, predictions: QuerySet[Prediction], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        predictions: QuerySet[Prediction],
+        image_labels: Mapping[int, str],
+        **kwargs: Any,
+    ) -> None:
+        """`image_labels` maps each score's id to its image's label (see cases.image_labels)."""
         super().__init__(*args, **kwargs)
         field = self.fields["prediction"]
         assert isinstance(field, PredictionChoiceField)
         field.queryset = predictions
-        first = predictions.first()
-        if first is not None:
-            field.initial = first.pk
-        field.empty_label = None
+        field.image_labels = image_labels
+        # Only a flagged score still waiting for its review is chosen in advance: preselecting
+        # one already reviewed invites a second review of it by mistake.
+        waiting = predictions.filter(high_risk=True, reviews__isnull=True).first()
+        field.initial = waiting.pk if waiting is not None else None
+        field.empty_label = "Choose a score"
 
 
 class QueueFilterForm(forms.Form):
@@ -74,3 +101,8 @@ class QueueFilterForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}),
         validators=[flag_date_in_range],
     )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        flag_dates_in_order(cleaned.get("flagged_from"), cleaned.get("flagged_to"))
+        return cleaned

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from webapp.accounts.models import User
@@ -58,6 +58,7 @@ def queue_list(
         .annotate(
             top_model_name=Subquery(top_flag.values("model_name")[:1]),
             top_model_version=Subquery(top_flag.values("model_version")[:1]),
+            top_image_id=Subquery(top_flag.values("image_id")[:1]),
         )
     )
     # Day bounds as instants in the current time zone: a range on flagged_at itself can use
@@ -86,9 +87,13 @@ def review_list(*, user: User, case_id: int | None = None) -> QuerySet[Review]:
 
 
 def case_reviewable_predictions(*, case: Case) -> QuerySet[Prediction]:
-    """Return the finished scores of a case, flagged and unreviewed ones first."""
+    """Return the finished scores of a case, flagged and unreviewed ones first.
+
+    Each carries `reviewed`: whether it has a review yet.
+    """
     return (
         Prediction.objects.filter(image__case=case, status=PredictionStatus.DONE)
         .select_related("image")
-        .order_by("-high_risk", "-probability", "-id")
+        .annotate(reviewed=Exists(Review.objects.filter(prediction=OuterRef("pk"))))
+        .order_by("-high_risk", "reviewed", "-probability", "-id")
     )

@@ -1,7 +1,11 @@
-from rest_framework import serializers
+from typing import Any
 
-from webapp.lib.serializers import StrictInputSerializer
-from webapp.reviews.forms import NOTE_MAX_LENGTH, flag_date_in_range
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+from rest_framework.serializers import as_serializer_error
+
+from webapp.lib.serializers import DisclaimerField, StrictInputSerializer
+from webapp.reviews.forms import NOTE_MAX_LENGTH, flag_date_in_range, flag_dates_in_order
 from webapp.reviews.models import Decision, Review
 from webapp.reviews.selectors import QueueFilter, QueueOrdering
 
@@ -11,10 +15,20 @@ MAX_ID = 2**63 - 1
 
 class ReviewSerializer(serializers.ModelSerializer):
     reviewer = serializers.CharField(source="reviewer.username", read_only=True)
+    disclaimer = DisclaimerField()
 
     class Meta:
         model = Review
-        fields = ("id", "case_id", "prediction_id", "reviewer", "decision", "note", "created_at")
+        fields = (
+            "id",
+            "case_id",
+            "prediction_id",
+            "reviewer",
+            "decision",
+            "note",
+            "created_at",
+            "disclaimer",
+        )
         read_only_fields = fields
 
 
@@ -36,3 +50,10 @@ class QueueQuerySerializer(serializers.Serializer):
     )
     flagged_from = serializers.DateField(required=False, validators=[flag_date_in_range])
     flagged_to = serializers.DateField(required=False, validators=[flag_date_in_range])
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            flag_dates_in_order(attrs.get("flagged_from"), attrs.get("flagged_to"))
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(as_serializer_error(exc)) from exc
+        return attrs

@@ -10,6 +10,7 @@ from webapp.lib.api import error_responses
 from webapp.scoring.models import Prediction
 from webapp.scoring.selectors import prediction_get
 from webapp.scoring.serializers import PredictionSerializer
+from webapp.scoring.services import prediction_record_view
 
 
 class PredictionDetailApi(generics.GenericAPIView):
@@ -27,4 +28,5 @@ class PredictionDetailApi(generics.GenericAPIView):
     def get(self, request: Request, prediction_id: int) -> Response:
         assert isinstance(request.user, User)
         prediction = prediction_get(user=request.user, prediction_id=prediction_id)
+        prediction_record_view(prediction=prediction, viewer=request.user)
         return Response(PredictionSerializer(prediction).data)

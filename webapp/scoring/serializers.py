@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from webapp.lib.serializers import DisclaimerField
 from webapp.scoring.models import Prediction
 
 
@@ -8,6 +9,7 @@ class PredictionSerializer(serializers.ModelSerializer):
     model_name = serializers.CharField(
         read_only=True, help_text="The model's honest name, e.g. a stand-in architecture."
     )
+    disclaimer = DisclaimerField()
 
     class Meta:
         model = Prediction
@@ -28,5 +30,6 @@ class PredictionSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "inference_ms",
+            "disclaimer",
         )
         read_only_fields = fields

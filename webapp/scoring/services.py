@@ -23,6 +23,7 @@ from webapp.scoring.models import Prediction, PredictionStatus
 
 if TYPE_CHECKING:
     from inference import ImageDecodeError
+    from webapp.accounts.models import User
     from webapp.cases.models import Image
 
 logger = logging.getLogger(__name__)
@@ -514,4 +515,14 @@ def prediction_release(*, prediction: Prediction, error: str) -> None:
         error_message=f"Attempt {prediction.attempts} failed, will retry: {error}"[
             :ERROR_MESSAGE_LIMIT
         ],
+    )
+
+
+def prediction_record_view(*, prediction: Prediction, viewer: User) -> None:
+    """Note in the case's history that someone read a score (through the API)."""
+    audit_record(
+        action=AuditAction.PREDICTION_VIEWED,
+        actor=viewer,
+        case=prediction.image.case,
+        data={"via": "api", "prediction_id": prediction.pk, "image_id": prediction.image_id},
     )
