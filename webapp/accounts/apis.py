@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
@@ -11,8 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.accounts.models import User
-from webapp.accounts.selectors import login_throttled
-from webapp.accounts.services import client_ip, token_issue, token_revoke
+from webapp.accounts.services import token_issue, token_revoke
 from webapp.lib.api import error_responses
 
 TokenSerializer = inline_serializer("Token", fields={"token": serializers.CharField()})
@@ -37,9 +36,6 @@ class TokenApi(APIView):
         responses={200: TokenSerializer, **error_responses(400, 429)},
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        username = str(request.data.get("username", "")) if hasattr(request.data, "get") else ""
-        if login_throttled(username=username, ip_address=client_ip(request._request)):
-            raise exceptions.Throttled(detail="Too many failed sign-ins; try again later.")
         payload = AuthTokenSerializer(data=request.data, context={"request": request._request})
         payload.is_valid(raise_exception=True)
         user = payload.validated_data["user"]

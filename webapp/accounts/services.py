@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import ipaddress
-
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
+from ipware import get_client_ip
 from rest_framework.authtoken.models import Token
 
 from webapp.accounts.models import Role, User
@@ -28,15 +27,17 @@ def client_ip(request: HttpRequest | None) -> str | None:
     proxies = settings.TRUSTED_PROXY_COUNT
     if proxies == 0:
         return peer
-    forwarded = [entry.strip() for entry in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-    if len(forwarded) < proxies:
-        # Not through every trusted proxy (a misconfiguration, or a request from inside).
-        return peer
-    candidate = forwarded[-proxies]
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return peer
+    # ipware counts the proxies listed in the header after the client; the last proxy is
+    # the peer and lists no one after itself.
+    address, _ = get_client_ip(
+        request,
+        proxy_order="left-most",
+        proxy_count=proxies - 1,
+        request_header_order=["HTTP_X_FORWARDED_FOR"],
+        strict=False,
+    )
+    # None: not through every trusted proxy (a misconfiguration, or a request from inside).
+    return address or peer
 
 
 def user_role_assign(*, user: User, role: Role) -> None:

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",
     "template_partials",
     "webapp.lib",
     "webapp.accounts",
@@ -61,6 +62,8 @@ MIDDLEWARE = [
     # Every page needs a signed-in user; the few public ones opt out with @login_not_required
     # and the REST API authenticates (token or session) on its own.
     "webapp.lib.middleware.LoginRequiredMiddleware",
+    # Last, as django-axes asks: it turns a sign-in refused by the throttle into a 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.config.urls"
@@ -105,8 +108,12 @@ SECRET_KEY = _secret_key
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
-# Django's own backend, plus the admin permissions that follow from a user's role.
-AUTHENTICATION_BACKENDS = ["webapp.accounts.backends.RoleBackend"]
+# The sign-in throttle first (it refuses, never admits), then Django's own backend plus the
+# admin permissions that follow from a user's role.
+AUTHENTICATION_BACKENDS = [
+    "webapp.accounts.backends.LoginThrottleBackend",
+    "webapp.accounts.backends.RoleBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -195,12 +202,23 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
-# Sign-in throttle (webapp.accounts.selectors.login_throttled): after this many failures in
-# the window for one username, or the IP limit from one address, sign-ins are refused (429)
-# until the oldest failure leaves the window.
+# Sign-in throttle (django-axes, webapp.accounts.lockout), shared by the sign-in page, the
+# admin's and the API token endpoint: after this many failures for one username, or the IP
+# limit from one address, sign-ins are refused (429) until the window has passed since the
+# last failure. An admin can lift a lockout early under "Access attempts" in the admin.
 LOGIN_FAILURE_LIMIT = env_int("DERMATRIAGE_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_IP_FAILURE_LIMIT = env_int("DERMATRIAGE_LOGIN_IP_FAILURE_LIMIT", 20, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("DERMATRIAGE_LOGIN_FAILURE_WINDOW", 900, minimum=1)
+# Read through functions so the three settings above stay the one source.
+AXES_FAILURE_LIMIT = "webapp.accounts.lockout.failure_limit"
+AXES_COOLOFF_TIME = "webapp.accounts.lockout.cool_off"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_HANDLER = "webapp.accounts.lockout.LoginFailureHandler"
+AXES_USERNAME_CALLABLE = "webapp.accounts.lockout.login_username"
+AXES_CLIENT_IP_CALLABLE = "webapp.accounts.services.client_ip"
+AXES_LOCKOUT_CALLABLE = "webapp.accounts.lockout.locked_out_response"
+# Successful sign-ins are in the audit history already.
+AXES_DISABLE_ACCESS_LOG = True
 # Reverse proxies in front of the app that append to X-Forwarded-For: the client address (for
 # the throttle above and the audit history) is that many entries from its right. 0: the peer.
 TRUSTED_PROXY_COUNT = env_int("DERMATRIAGE_TRUSTED_PROXY_COUNT", 0, minimum=0)
