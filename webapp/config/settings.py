@@ -38,7 +38,6 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "rest_framework",
-    "rest_framework.authtoken",
     "axes",
     "template_partials",
     "webapp.lib",
@@ -219,6 +218,9 @@ AXES_CLIENT_IP_CALLABLE = "webapp.accounts.services.client_ip"
 AXES_LOCKOUT_CALLABLE = "webapp.accounts.lockout.locked_out_response"
 # Successful sign-ins are in the audit history already.
 AXES_DISABLE_ACCESS_LOG = True
+# API tokens stop working this many days after they are issued (and at once when revoked or
+# when their user's password changes).
+API_TOKEN_TTL_DAYS = env_int("DERMATRIAGE_API_TOKEN_TTL_DAYS", 30, minimum=1)
 # Reverse proxies in front of the app that append to X-Forwarded-For: the client address (for
 # the throttle above and the audit history) is that many entries from its right. 0: the peer.
 TRUSTED_PROXY_COUNT = env_int("DERMATRIAGE_TRUSTED_PROXY_COUNT", 0, minimum=0)
@@ -292,7 +294,7 @@ CELERY_TASK_TIME_LIMIT = SCORING_TIME_LIMIT_SECONDS + 30
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "webapp.accounts.authentication.ApiTokenAuthentication",
         "webapp.accounts.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -327,8 +329,9 @@ SPECTACULAR_SETTINGS = {
         "`POST /api/v1/auth/token/`, then send it with every request as "
         "`Authorization: Token <token>` (or `Authorization: Bearer <token>`). The same "
         "header fetches image files from the `file_url` in image payloads. What you see and "
-        "may do follows from your account's role. `DELETE /api/v1/auth/token/` revokes the "
-        "token."
+        "may do follows from your account's role. The token is shown once (only a digest of "
+        "it is kept) and stops working at its `expires_at`, when your password changes, and "
+        "when `DELETE /api/v1/auth/token/` revokes it."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
