@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,12 @@ UPLOAD_MAX_IMAGE_PIXELS = env_int("DERMATRIAGE_UPLOAD_MAX_MEGAPIXELS", 50, minim
 # dots, lines and icons while staying far below any real photograph.
 UPLOAD_MIN_IMAGE_SIDE = env_int("DERMATRIAGE_UPLOAD_MIN_IMAGE_SIDE", 24, minimum=1)
 UPLOAD_MAX_ASPECT_RATIO = env_int("DERMATRIAGE_UPLOAD_MAX_ASPECT_RATIO", 10, minimum=1)
+# Per upload request: the images' pixels together, read from their headers before any is
+# decoded. Decoding and re-encoding is what holds a web worker, so this bounds how long one
+# request can hold it, whatever the per-file limits above allow in number and size.
+UPLOAD_MAX_REQUEST_PIXELS = (
+    env_int("DERMATRIAGE_UPLOAD_MAX_REQUEST_MEGAPIXELS", 200, minimum=1) * 1_000_000
+)
 
 # DJANGO_HTTPS=true (served over HTTPS, the production setting) switches on secure cookies,
 # the HTTPS redirect and HSTS; each can still be set on its own. `manage.py check --deploy`
@@ -224,6 +231,19 @@ API_TOKEN_TTL_DAYS = env_int("DERMATRIAGE_API_TOKEN_TTL_DAYS", 30, minimum=1)
 # Reverse proxies in front of the app that append to X-Forwarded-For: the client address (for
 # the throttle above and the audit history) is that many entries from its right. 0: the peer.
 TRUSTED_PROXY_COUNT = env_int("DERMATRIAGE_TRUSTED_PROXY_COUNT", 0, minimum=0)
+
+# /health/ answers anyone with its status alone; staff, a probe that sends this token as
+# `Authorization: Bearer <token>`, and a probe from one of these networks that did not come
+# through a proxy (the machine itself by default: a container's own healthcheck) also get each
+# check's detail and may ask the workers.
+HEALTH_TOKEN = env_optional_str("DERMATRIAGE_HEALTH_TOKEN")
+try:
+    HEALTH_PROBE_NETWORKS = [
+        ipaddress.ip_network(network)
+        for network in env_list("DERMATRIAGE_HEALTH_PROBE_NETWORKS", ["127.0.0.0/8", "::1/128"])
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DERMATRIAGE_HEALTH_PROBE_NETWORKS: {exc}") from exc
 
 # Celery: Redis when CELERY_BROKER_URL is set, otherwise kombu's filesystem transport, which
 # needs no server and keeps messages under var/broker.
