@@ -38,4 +38,6 @@ ENV DERMATRIAGE_CACHE_DIR=/home/dermatriage/.cache/dermatriage
 RUN python -m inference prepare
 
 EXPOSE 8000
-CMD ["gunicorn", "webapp.config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# Threaded workers; put a buffering proxy in front (docker-compose.yml's proxy service does).
+CMD ["gunicorn", "webapp.config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", \
+     "--worker-class", "gthread", "--threads", "4", "--access-logfile", "-"]

@@ -212,10 +212,8 @@ def main() -> int:
 
 
 def run(*, args: argparse.Namespace, env: dict[str, str], media_root: Path) -> int:
-    from rest_framework.authtoken.models import Token
-
     from webapp.accounts.models import Role
-    from webapp.accounts.services import user_create
+    from webapp.accounts.services import api_token_issue, user_create
     from webapp.cases.models import BodySite
     from webapp.cases.services import case_create
 
@@ -224,11 +222,11 @@ def run(*, args: argparse.Namespace, env: dict[str, str], media_root: Path) -> i
         user = user_create(
             username=f"load-clinician-{number}", password=os.urandom(16).hex(), role=Role.CLINICIAN
         )
-        token = Token.objects.create(user=user)
+        _, token_key = api_token_issue(user=user, request=None)
         case = case_create(
             created_by=user, subject_ref=f"LOAD-{number:03d}", body_site=BodySite.TRUNK_POSTERIOR
         )
-        accounts.append((token.key, case.pk))
+        accounts.append((token_key, case.pk))
 
     import requests
 

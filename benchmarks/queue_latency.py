@@ -128,15 +128,15 @@ def seed(count: int) -> dict[str, Any]:
 def fixtures() -> dict[str, Any]:
     """A signed-in reviewer (session cookie and API token) and cases to open."""
     from django.test import Client
-    from rest_framework.authtoken.models import Token
 
     from webapp.accounts.models import User
+    from webapp.accounts.services import api_token_issue
     from webapp.cases.models import Case, ReviewState
 
     reviewer = User.objects.get(username="seed-reviewer-0")
     client = Client()
     client.force_login(reviewer)
-    token, _ = Token.objects.get_or_create(user=reviewer)
+    _, token_key = api_token_issue(user=reviewer, request=None)
     flagged = list(
         Case.objects.filter(review_state=ReviewState.UNREVIEWED)
         .order_by("?")
@@ -146,7 +146,7 @@ def fixtures() -> dict[str, Any]:
     return {
         "client": client,
         "session": client.cookies["sessionid"].value,
-        "token": token.key,
+        "token": token_key,
         "case_ids": flagged,
     }
 

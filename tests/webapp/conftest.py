@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tests.webapp.e2e import LesionImage, WorkerProcess, celery_worker, pick_flagged_image
@@ -18,7 +20,7 @@ from tests.webapp.factories import (
     PredictionFactory,
     ReviewerFactory,
 )
-from webapp.accounts.models import User
+from webapp.accounts.models import ApiToken, User
 from webapp.cases.models import Case
 from webapp.reviews.services import case_queue_refresh
 from webapp.scoring import services as scoring_services
@@ -73,12 +75,21 @@ def login(user: User) -> Client:
     return client
 
 
+def api_key(user: User) -> str:
+    """A new API token's key for the user (without the sign-in the token endpoint records)."""
+    key = secrets.token_hex(20)
+    now = timezone.now()
+    ApiToken.objects.create(
+        user=user, digest=ApiToken.digest_of(key), created_at=now, expires_at=now + timedelta(1)
+    )
+    return key
+
+
 def api_client(user: User | None) -> APIClient:
     """An API client authenticated with the user's token, as an integration would be."""
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {api_key(user)}")
     return client
 
 
@@ -107,8 +118,8 @@ def api_tokens(db: None, keep_test_connection: None) -> dict[str, str]:
     # Something to find: a scored image in the clinician's case, with low ids to guess.
     PredictionFactory.create(image__case__created_by=clinician, flagged=True)
     return {
-        "clinician": Token.objects.create(user=clinician).key,
-        "reviewer": Token.objects.create(user=reviewer).key,
+        "clinician": api_key(clinician),
+        "reviewer": api_key(reviewer),
     }
 
 

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.webapp.conftest import api_client, login
+from tests.webapp.conftest import api_client, api_key, login
 from tests.webapp.factories import CaseFactory, ClinicianFactory, PredictionFactory, jpeg_bytes
 from webapp.cases.models import Case
 from webapp.lib.disclaimer import DISCLAIMER
@@ -235,10 +235,7 @@ def test_the_schema_generates_without_warnings(tmp_path):
 
 
 def _token_header(user, scheme: str) -> dict[str, str]:
-    from rest_framework.authtoken.models import Token
-
-    token, _ = Token.objects.get_or_create(user=user)
-    return {"Authorization": f"{scheme} {token.key}"}
+    return {"Authorization": f"{scheme} {api_key(user)}"}
 
 
 @pytest.mark.parametrize("scheme", ["Token", "Bearer", "bearer"])

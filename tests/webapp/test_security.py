@@ -11,6 +11,7 @@ import sys
 from datetime import timedelta
 
 import pytest
+from axes.models import AccessAttempt
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -112,38 +113,78 @@ def test_cookies_are_http_only_and_same_site(clinician):
 def test_sign_ins_are_refused_after_repeated_failures(settings, clinician):
     settings.LOGIN_FAILURE_LIMIT = 3
     client = Client()
-    for _ in range(3):
+    for _ in range(2):
         failed = client.post(reverse("login"), {"username": clinician.username, "password": "x"})
         assert failed.status_code == 200
+    locked = client.post(reverse("login"), {"username": clinician.username, "password": "x"})
+    assert locked.status_code == 429
     # Even the right password is refused now: guessing cannot continue.
     refused = client.post(reverse("login"), {"username": clinician.username, "password": PASSWORD})
     assert refused.status_code == 429
     assert "Too many failed sign-ins" in refused.text
+    assert refused["Retry-After"] == str(settings.LOGIN_FAILURE_WINDOW_SECONDS)
     assert "_auth_user_id" not in client.session
     token = api_client(None).post(
         reverse("api:token"), {"username": clinician.username, "password": PASSWORD}
     )
     assert token.status_code == 429
     assert token.json()["error"]["code"] == "throttled"
+    assert token["Retry-After"] == str(settings.LOGIN_FAILURE_WINDOW_SECONDS)
+
+
+def test_the_admin_sign_in_is_refused_after_five_wrong_passwords(admin_user):
+    client = Client()
+    answers = [
+        client.post(reverse("admin:login"), {"username": admin_user.username, "password": "x"})
+        for _ in range(5)
+    ]
+    assert [answer.status_code for answer in answers] == [200] * 4 + [429]
+    right = client.post(
+        reverse("admin:login"), {"username": admin_user.username, "password": PASSWORD}
+    )
+    assert right.status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
+def test_failures_on_every_way_in_count_towards_one_throttle(settings, clinician):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    wrong = {"username": clinician.username, "password": "x"}
+    assert Client().post(reverse("login"), wrong).status_code == 200
+    assert Client().post(reverse("admin:login"), wrong).status_code == 200
+    assert api_client(None).post(reverse("api:token"), wrong).status_code == 429
+    right = {"username": clinician.username, "password": PASSWORD}
+    assert Client().post(reverse("login"), right).status_code == 429
+    assert Client().post(reverse("admin:login"), right).status_code == 429
+    assert api_client(None).post(reverse("api:token"), right).status_code == 429
 
 
 def test_the_throttle_lifts_once_failures_leave_the_window(settings, clinician):
     settings.LOGIN_FAILURE_LIMIT = 2
     for _ in range(2):
         Client().post(reverse("login"), {"username": clinician.username, "password": "x"})
+    # Time passing, simulated.
     old = timezone.now() - timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS + 1)
-    # Backdating goes around the history's own guard on purpose: time passing, simulated.
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE audit_auditevent SET created_at = %s WHERE action = %s",
-            [old, AuditAction.USER_LOGIN_FAILED.value],
-        )
+    AccessAttempt.objects.update(attempt_time=old)
     response = Client().post(
         reverse("login"), {"username": clinician.username, "password": PASSWORD}
     )
     assert response.status_code == 302
+
+
+def test_an_admin_lifts_a_lockout_in_the_admin(settings, clinician, admin_user):
+    settings.LOGIN_FAILURE_LIMIT = 2
+    for _ in range(2):
+        Client().post(reverse("login"), {"username": clinician.username, "password": "x"})
+    right = {"username": clinician.username, "password": PASSWORD}
+    assert Client().post(reverse("login"), right).status_code == 429
+    admin = login(admin_user)
+    assert admin.get(reverse("admin:axes_accessattempt_changelist")).status_code == 200
+    attempt = AccessAttempt.objects.get()
+    deleted = admin.post(
+        reverse("admin:axes_accessattempt_delete", args=[attempt.pk]), {"post": "yes"}
+    )
+    assert deleted.status_code == 302
+    assert Client().post(reverse("login"), right).status_code == 302
 
 
 @pytest.mark.parametrize("username", ["nul\x00name", "\x00", "«\x02"])
@@ -159,14 +200,19 @@ def test_a_username_with_control_characters_is_refused_not_a_server_error(userna
 def test_one_address_guessing_many_usernames_is_throttled(settings):
     settings.LOGIN_IP_FAILURE_LIMIT = 4
     client = Client()
-    for number in range(4):
+    answers = [
         client.post(reverse("login"), {"username": f"guess{number}", "password": "x"})
+        for number in range(4)
+    ]
+    assert [answer.status_code for answer in answers] == [200] * 3 + [429]
     assert client.post(reverse("login"), {"username": "other", "password": "x"}).status_code == 429
-    assert AuditEvent.objects.filter(action=AuditAction.USER_LOGIN_FAILED).count() == 4
+    # Each attempt is in the audit history, the refused ones too.
+    assert AuditEvent.objects.filter(action=AuditAction.USER_LOGIN_FAILED).count() == 5
 
 
 def test_behind_a_trusted_proxy_each_client_is_throttled_on_its_own_address(settings):
     settings.LOGIN_IP_FAILURE_LIMIT = 3
+    settings.LOGIN_FAILURE_LIMIT = 10  # only the address limit is under test
     settings.TRUSTED_PROXY_COUNT = 1
     proxy = Client(REMOTE_ADDR="10.0.0.2")
 
@@ -178,7 +224,8 @@ def test_behind_a_trusted_proxy_each_client_is_throttled_on_its_own_address(sett
         ).status_code
 
     # A guesser spreading failures over invented addresses is still counted under its own.
-    assert [sign_in("203.0.113.7", forged=f"198.51.100.{n}") for n in range(3)] == [200] * 3
+    attempts = [sign_in("203.0.113.7", forged=f"198.51.100.{n}") for n in range(3)]
+    assert attempts == [200, 200, 429]
     assert sign_in("203.0.113.7", forged="198.51.100.99") == 429
     # Everyone else behind the same proxy can still sign in.
     assert sign_in("203.0.113.8") == 200

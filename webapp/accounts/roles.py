@@ -32,6 +32,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
             "accounts.change_user",
             "accounts.view_user",
             "audit.view_auditevent",
+            # Lifting a sign-in lockout early is deleting its access attempt.
+            "axes.view_accessattempt",
+            "axes.delete_accessattempt",
             "cases.view_case",
             "cases.view_image",
             "reviews.view_review",

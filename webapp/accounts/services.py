@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-import ipaddress
+import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
+from ipware import get_client_ip
 
-from webapp.accounts.models import Role, User
+from webapp.accounts.models import ApiToken, Role, User
 from webapp.accounts.roles import role_is_staff
 from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record
@@ -28,15 +30,17 @@ def client_ip(request: HttpRequest | None) -> str | None:
     proxies = settings.TRUSTED_PROXY_COUNT
     if proxies == 0:
         return peer
-    forwarded = [entry.strip() for entry in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-    if len(forwarded) < proxies:
-        # Not through every trusted proxy (a misconfiguration, or a request from inside).
-        return peer
-    candidate = forwarded[-proxies]
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return peer
+    # ipware counts the proxies listed in the header after the client; the last proxy is
+    # the peer and lists no one after itself.
+    address, _ = get_client_ip(
+        request,
+        proxy_order="left-most",
+        proxy_count=proxies - 1,
+        request_header_order=["HTTP_X_FORWARDED_FOR"],
+        strict=False,
+    )
+    # None: not through every trusted proxy (a misconfiguration, or a request from inside).
+    return address or peer
 
 
 def user_role_assign(*, user: User, role: Role) -> None:
@@ -74,27 +78,51 @@ def user_set_demo_account(*, username: str, password: str, role: Role) -> User:
 
 
 @transaction.atomic
-def token_issue(*, user: User, request: HttpRequest | None) -> Token:
-    """Return the user's API token, creating it on first use, and record the sign-in."""
-    token, _ = Token.objects.get_or_create(user=user)
+def api_token_issue(*, user: User, request: HttpRequest | None) -> tuple[ApiToken, str]:
+    """Issue a new API token and return it with its key, which is not stored and not shown again.
+
+    Each call issues another token, so that each integration can hold its own; the user's
+    expired ones are deleted on the way.
+    """
+    now = timezone.now()
+    ApiToken.objects.filter(user=user, expires_at__lte=now).delete()
+    key = secrets.token_hex(20)
+    token = ApiToken.objects.create(
+        user=user,
+        digest=ApiToken.digest_of(key),
+        created_at=now,
+        expires_at=now + timedelta(days=settings.API_TOKEN_TTL_DAYS),
+    )
     audit_record(
         action=AuditAction.USER_LOGGED_IN,
         actor=user,
         case=None,
         data={"ip": client_ip(request), "via": "api-token"},
     )
-    return token
+    return token, key
 
 
 @transaction.atomic
-def token_revoke(*, user: User, request: HttpRequest | None) -> bool:
-    """Delete the user's API token so it authenticates nothing more; False if there was none."""
-    deleted, _ = Token.objects.filter(user=user).delete()
+def api_token_revoke(*, token: ApiToken, request: HttpRequest | None) -> None:
+    """Delete one API token so that it authenticates nothing more."""
+    token.delete()
+    audit_record(
+        action=AuditAction.TOKEN_REVOKED,
+        actor=token.user,
+        case=None,
+        data={"ip": client_ip(request), "tokens": 1},
+    )
+
+
+@transaction.atomic
+def api_tokens_revoke(*, user: User, reason: str, request: HttpRequest | None = None) -> int:
+    """Delete all the user's API tokens; how many there were."""
+    deleted, _ = ApiToken.objects.filter(user=user).delete()
     if deleted:
         audit_record(
             action=AuditAction.TOKEN_REVOKED,
             actor=user,
             case=None,
-            data={"ip": client_ip(request)},
+            data={"ip": client_ip(request), "tokens": deleted, "reason": reason},
         )
-    return bool(deleted)
+    return deleted

@@ -73,7 +73,7 @@ class AuditEvent(models.Model):
         ordering = ("created_at", "id")
         indexes = [
             models.Index(fields=["case", "created_at"], name="audit_case_created_idx"),
-            # Recent failed sign-ins, counted by the login throttle.
+            # Recent events of one kind, such as the failed sign-ins an admin looks through.
             models.Index(fields=["action", "-created_at"], name="audit_action_created_idx"),
         ]
 

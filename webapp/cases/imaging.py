@@ -12,6 +12,7 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
+from typing import IO
 
 import PIL.Image
 import PIL.ImageFile
@@ -134,6 +135,35 @@ def image_sanitize(*, data: bytes) -> SanitizedImage:
         extension=extension,
         sha256=hashlib.sha256(content).hexdigest(),
     )
+
+
+def image_header_pixels(*, file: IO[bytes]) -> int:
+    """Width x height from an image's header alone, without decoding it; 0 if unreadable.
+
+    An unreadable or refused file counts nothing here: image_sanitize refuses it, saying why.
+    The file is left at its start.
+    """
+    try:
+        source_format = image_format_sniff(data=file.read(12))
+        file.seek(0)
+        if source_format is None:
+            return 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            with PIL.Image.open(file, formats=(source_format,)) as probe:
+                width, height = probe.size
+    except (
+        PIL.UnidentifiedImageError,
+        PIL.Image.DecompressionBombError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+    ):
+        return 0
+    finally:
+        file.seek(0)
+    return width * height
 
 
 def image_shape_check(*, width: int, height: int) -> None:

@@ -15,7 +15,12 @@ from webapp.accounts.models import User
 from webapp.accounts.roles import user_can_upload
 from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record
-from webapp.cases.imaging import SanitizedImage, image_sanitize, image_shape_check
+from webapp.cases.imaging import (
+    SanitizedImage,
+    image_header_pixels,
+    image_sanitize,
+    image_shape_check,
+)
 from webapp.cases.models import BodySite, Case, Image
 from webapp.scoring.services import prediction_create
 
@@ -63,6 +68,7 @@ def case_images_upload(
     if not files:
         raise ValidationError({"images": "Choose at least one image."}, code="required")
 
+    _request_pixels_check(files=files)
     # Decoding and re-encoding is the slow part: do it before the transaction opens.
     sanitized: list[tuple[str, SanitizedImage]] = []
     errors: list[str] = []
@@ -100,6 +106,27 @@ def case_images_upload(
             _stored_file_delete(name)
         raise
     return images
+
+
+def _request_pixels_check(*, files: Sequence[UploadedFile]) -> None:
+    """Refuse an upload whose images together exceed the pixel budget, before decoding any."""
+    budget = settings.UPLOAD_MAX_REQUEST_PIXELS
+    total = 0
+    for uploaded in files:
+        if uploaded.size is not None and uploaded.size > settings.UPLOAD_MAX_IMAGE_BYTES:
+            continue  # refused on its own, unread
+        total += image_header_pixels(file=uploaded)
+    if total > budget:
+        raise ValidationError(
+            {
+                "files": (
+                    f"These {len(files)} images have {total / 1_000_000:.1f} megapixels together, "
+                    f"more than the {budget / 1_000_000:g} megapixels one upload may hold. "
+                    "Upload them in smaller groups."
+                )
+            },
+            code="too_many_pixels",
+        )
 
 
 def _stored_file_delete(name: str) -> None:

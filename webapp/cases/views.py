@@ -204,5 +204,6 @@ def image_file_response(image: Image) -> FileResponse:
     """The stored file of an image, for the page's view and the API's alike."""
     content_type = "image/jpeg" if image.format == "JPEG" else "image/png"
     response = FileResponse(image.file.open("rb"), content_type=content_type)
-    response["Cache-Control"] = "private, max-age=3600"
+    # A patient's image: never kept in a browser's or a proxy's cache.
+    response["Cache-Control"] = "no-store"
     return response

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
 import django_stubs_ext
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from webapp.config.env import env_bool, env_int, env_list, env_optional_str, env_str
@@ -35,10 +37,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_filters",
     "django_htmx",
+    "csp",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "rest_framework",
-    "rest_framework.authtoken",
+    "axes",
     "template_partials",
     "webapp.lib",
     "webapp.accounts",
@@ -51,6 +54,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "webapp.lib.middleware.NoStoreMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -61,6 +66,8 @@ MIDDLEWARE = [
     # Every page needs a signed-in user; the few public ones opt out with @login_not_required
     # and the REST API authenticates (token or session) on its own.
     "webapp.lib.middleware.LoginRequiredMiddleware",
+    # Last, as django-axes asks: it turns a sign-in refused by the throttle into a 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.config.urls"
@@ -105,8 +112,12 @@ SECRET_KEY = _secret_key
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
-# Django's own backend, plus the admin permissions that follow from a user's role.
-AUTHENTICATION_BACKENDS = ["webapp.accounts.backends.RoleBackend"]
+# The sign-in throttle first (it refuses, never admits), then Django's own backend plus the
+# admin permissions that follow from a user's role.
+AUTHENTICATION_BACKENDS = [
+    "webapp.accounts.backends.LoginThrottleBackend",
+    "webapp.accounts.backends.RoleBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -171,6 +182,12 @@ UPLOAD_MAX_IMAGE_PIXELS = env_int("DERMATRIAGE_UPLOAD_MAX_MEGAPIXELS", 50, minim
 # dots, lines and icons while staying far below any real photograph.
 UPLOAD_MIN_IMAGE_SIDE = env_int("DERMATRIAGE_UPLOAD_MIN_IMAGE_SIDE", 24, minimum=1)
 UPLOAD_MAX_ASPECT_RATIO = env_int("DERMATRIAGE_UPLOAD_MAX_ASPECT_RATIO", 10, minimum=1)
+# Per upload request: the images' pixels together, read from their headers before any is
+# decoded. Decoding and re-encoding is what holds a web worker, so this bounds how long one
+# request can hold it, whatever the per-file limits above allow in number and size.
+UPLOAD_MAX_REQUEST_PIXELS = (
+    env_int("DERMATRIAGE_UPLOAD_MAX_REQUEST_MEGAPIXELS", 200, minimum=1) * 1_000_000
+)
 
 # DJANGO_HTTPS=true (served over HTTPS, the production setting) switches on secure cookies,
 # the HTTPS redirect and HSTS; each can still be set on its own. `manage.py check --deploy`
@@ -181,7 +198,10 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=HTTPS)
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
-SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", default=HTTPS)
+# Preloading asks browsers to hard-code HTTPS for the domain and every subdomain, and is slow
+# to undo: only when asked for. `check --deploy` warns without it; that warning is silenced.
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients).
 if env_bool("DJANGO_BEHIND_HTTPS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -194,16 +214,61 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy on every response: scripts, styles, images and requests from this
+# site only (htmx, the vendored files, the API docs' sidecar files are all served from it);
+# the one inline style left (the API docs page's) carries the request's nonce.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, NONCE],
+        # Swagger UI's stylesheet draws its icons as data: URIs.
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
-# Sign-in throttle (webapp.accounts.selectors.login_throttled): after this many failures in
-# the window for one username, or the IP limit from one address, sign-ins are refused (429)
-# until the oldest failure leaves the window.
+# Sign-in throttle (django-axes, webapp.accounts.lockout), shared by the sign-in page, the
+# admin's and the API token endpoint: after this many failures for one username, or the IP
+# limit from one address, sign-ins are refused (429) until the window has passed since the
+# last failure. An admin can lift a lockout early under "Access attempts" in the admin.
 LOGIN_FAILURE_LIMIT = env_int("DERMATRIAGE_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_IP_FAILURE_LIMIT = env_int("DERMATRIAGE_LOGIN_IP_FAILURE_LIMIT", 20, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("DERMATRIAGE_LOGIN_FAILURE_WINDOW", 900, minimum=1)
+# Read through functions so the three settings above stay the one source.
+AXES_FAILURE_LIMIT = "webapp.accounts.lockout.failure_limit"
+AXES_COOLOFF_TIME = "webapp.accounts.lockout.cool_off"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_HANDLER = "webapp.accounts.lockout.LoginFailureHandler"
+AXES_USERNAME_CALLABLE = "webapp.accounts.lockout.login_username"
+AXES_CLIENT_IP_CALLABLE = "webapp.accounts.services.client_ip"
+AXES_LOCKOUT_CALLABLE = "webapp.accounts.lockout.locked_out_response"
+# Successful sign-ins are in the audit history already.
+AXES_DISABLE_ACCESS_LOG = True
+# API tokens stop working this many days after they are issued (and at once when revoked or
+# when their user's password changes).
+API_TOKEN_TTL_DAYS = env_int("DERMATRIAGE_API_TOKEN_TTL_DAYS", 30, minimum=1)
 # Reverse proxies in front of the app that append to X-Forwarded-For: the client address (for
 # the throttle above and the audit history) is that many entries from its right. 0: the peer.
 TRUSTED_PROXY_COUNT = env_int("DERMATRIAGE_TRUSTED_PROXY_COUNT", 0, minimum=0)
+
+# /health/ answers anyone with its status alone; staff, a probe that sends this token as
+# `Authorization: Bearer <token>`, and a probe from one of these networks that did not come
+# through a proxy (the machine itself by default: a container's own healthcheck) also get each
+# check's detail and may ask the workers.
+HEALTH_TOKEN = env_optional_str("DERMATRIAGE_HEALTH_TOKEN")
+try:
+    HEALTH_PROBE_NETWORKS = [
+        ipaddress.ip_network(network)
+        for network in env_list("DERMATRIAGE_HEALTH_PROBE_NETWORKS", ["127.0.0.0/8", "::1/128"])
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DERMATRIAGE_HEALTH_PROBE_NETWORKS: {exc}") from exc
 
 # Celery: Redis when CELERY_BROKER_URL is set, otherwise kombu's filesystem transport, which
 # needs no server and keeps messages under var/broker.
@@ -274,7 +339,7 @@ CELERY_TASK_TIME_LIMIT = SCORING_TIME_LIMIT_SECONDS + 30
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "webapp.accounts.authentication.ApiTokenAuthentication",
         "webapp.accounts.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -309,8 +374,9 @@ SPECTACULAR_SETTINGS = {
         "`POST /api/v1/auth/token/`, then send it with every request as "
         "`Authorization: Token <token>` (or `Authorization: Bearer <token>`). The same "
         "header fetches image files from the `file_url` in image payloads. What you see and "
-        "may do follows from your account's role. `DELETE /api/v1/auth/token/` revokes the "
-        "token."
+        "may do follows from your account's role. The token is shown once (only a digest of "
+        "it is kept) and stops working at its `expires_at`, when your password changes, and "
+        "when `DELETE /api/v1/auth/token/` revokes it."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,

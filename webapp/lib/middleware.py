@@ -25,3 +25,21 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
         if isinstance(view_class, type) and issubclass(view_class, APIView):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)
+
+
+class NoStoreMiddleware:
+    """Mark every response that sets no caching of its own `Cache-Control: no-store`.
+
+    Pages and API answers carry patient data, which must not stay in a shared computer's
+    browser cache or in a proxy's. Static files never reach this middleware (WhiteNoise,
+    earlier in the chain, answers them with long-lived caching).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if not response.has_header("Cache-Control"):
+            response["Cache-Control"] = "no-store"
+        return response
