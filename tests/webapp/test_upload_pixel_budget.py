@@ -37,10 +37,10 @@ def test_forty_images_of_49_megapixels_are_refused_before_any_is_decoded(clinici
     data = large_png()
     files = [SimpleUploadedFile(f"{n}.png", data, "image/png") for n in range(40)]
     response = api_client(clinician).post(
-        reverse("api:case-images", args=[case.pk]), {"files": files}, format="multipart"
+        reverse("api:case-images", args=[case.pk]), {"images": files}, format="multipart"
     )
     assert response.status_code == 400
-    message = " ".join(response.json()["error"]["details"]["files"])
+    message = " ".join(response.json()["error"]["details"]["images"])
     assert "1960.0 megapixels together" in message
     assert "200 megapixels one upload may hold" in message
     assert not Image.objects.exists()
@@ -51,9 +51,9 @@ def test_the_budget_is_a_setting_and_counts_every_image_of_the_request(settings,
     case = CaseFactory.create(created_by=clinician)
     url = reverse("api:case-images", args=[case.pk])
     two = [SimpleUploadedFile(f"{n}.jpg", jpeg_bytes(), "image/jpeg") for n in range(2)]
-    assert api_client(clinician).post(url, {"files": two}, format="multipart").status_code == 201
+    assert api_client(clinician).post(url, {"images": two}, format="multipart").status_code == 201
     three = [SimpleUploadedFile(f"{n}.jpg", jpeg_bytes(), "image/jpeg") for n in range(3)]
-    refused = api_client(clinician).post(url, {"files": three}, format="multipart")
+    refused = api_client(clinician).post(url, {"images": three}, format="multipart")
     assert refused.status_code == 400
     assert Image.objects.count() == 2
 
@@ -73,7 +73,7 @@ def test_unreadable_files_are_left_to_the_per_file_checks(settings, clinician):
     case = CaseFactory.create(created_by=clinician)
     files = [SimpleUploadedFile("notes.png", b"\x89PNG\r\n\x1a\nbroken", "image/png")]
     response = api_client(clinician).post(
-        reverse("api:case-images", args=[case.pk]), {"files": files}, format="multipart"
+        reverse("api:case-images", args=[case.pk]), {"images": files}, format="multipart"
     )
     assert response.status_code == 400
-    assert "damaged or incomplete" in " ".join(response.json()["error"]["details"]["files"])
+    assert "damaged or incomplete" in " ".join(response.json()["error"]["details"]["images"])

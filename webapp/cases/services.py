@@ -119,7 +119,7 @@ def _request_pixels_check(*, files: Sequence[UploadedFile]) -> None:
     if total > budget:
         raise ValidationError(
             {
-                "files": (
+                "images": (
                     f"These {len(files)} images have {total / 1_000_000:.1f} megapixels together, "
                     f"more than the {budget / 1_000_000:g} megapixels one upload may hold. "
                     "Upload them in smaller groups."
