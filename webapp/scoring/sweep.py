@@ -34,13 +34,21 @@ def _requeue_condition(*, now: datetime) -> Q:
     never_sent = Q(enqueued_at__isnull=True)
     sent_long_ago = Q(enqueued_at__lt=lost_before)
     pending = Q(status=PredictionStatus.PENDING) & (never_sent | sent_long_ago)
-    # A running row whose claim went stale belongs to a worker that died mid-task.
-    abandoned = Q(
-        status=PredictionStatus.RUNNING,
-        started_at__lt=stale_before,
-        enqueued_at__lt=stale_before,
+    # A running row whose claim went stale belongs to a worker that died mid-task. A row
+    # claimed into another task's batch never had a task of its own sent, so an empty
+    # `enqueued_at` counts as lost too; a recent one is a re-send still on its way.
+    abandoned = (
+        _abandoned_condition(now=now)
+        & Q(attempts__lt=settings.SCORING_MAX_ATTEMPTS)
+        & (never_sent | Q(enqueued_at__lt=stale_before))
     )
     return pending | abandoned
+
+
+def _abandoned_condition(*, now: datetime) -> Q:
+    """Running rows whose claim is older than any live task could hold it."""
+    stale_before = now - timedelta(seconds=settings.SCORING_STALE_AFTER_SECONDS)
+    return Q(status=PredictionStatus.RUNNING, started_at__lt=stale_before)
 
 
 def prediction_enqueue(*, prediction_id: int) -> bool:
@@ -94,6 +102,7 @@ def prediction_enqueue(*, prediction_id: int) -> bool:
 def prediction_sweep(*, now: datetime | None = None) -> int:
     """Queue predictions left pending too long or abandoned mid-run; return how many."""
     now = now or timezone.now()
+    _predictions_give_up(now=now)
     grace_before = now - timedelta(seconds=settings.SCORING_SWEEP_PENDING_AFTER_SECONDS)
     # A fresh upload's own commit hook is about to send its task: leave it that moment.
     candidates = list(
@@ -115,3 +124,25 @@ def prediction_sweep(*, now: datetime | None = None) -> int:
     if queued:
         logger.info("Sweep queued %s predictions left waiting", queued)
     return queued
+
+
+def _predictions_give_up(*, now: datetime) -> None:
+    """Fail abandoned rows whose every attempt was cut short, rather than try them forever.
+
+    An image whose scoring kills the worker each time (or a worker that keeps dying) would
+    otherwise be reclaimed and re-sent without end, and never reach the clinician as failed.
+    """
+    from webapp.scoring.services import prediction_abandon
+
+    exhausted = (
+        Prediction.objects.filter(
+            _abandoned_condition(now=now), attempts__gte=settings.SCORING_MAX_ATTEMPTS
+        )
+        .select_related("image__case")
+        .order_by("created_at", "id")[:SWEEP_BATCH_SIZE]
+    )
+    for prediction in exhausted:
+        if prediction_abandon(prediction=prediction):
+            logger.warning(
+                "Prediction %s failed: scoring was interrupted on every attempt", prediction.pk
+            )
