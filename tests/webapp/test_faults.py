@@ -277,6 +277,60 @@ def test_an_upload_while_redis_is_down_is_stored_and_scored_once_redis_is_back(f
     assert scored_events(prediction.pk) == 1
 
 
+def test_an_upload_while_redis_hangs_is_answered_at_once_kept_and_scored_later(fault_env, tmp_path):
+    clinician = ClinicianFactory.create()
+    case = CaseFactory.create(created_by=clinician)
+    client = api_client(clinician)
+    with (
+        throwaway_redis(tmp_path) as redis,
+        celery_broker(redis.url),
+        celery_worker(
+            media_root=fault_env["media"],
+            log_dir=fault_env["logs"],
+            queue=fault_env["queue"],
+            broker_url=redis.url,
+            extra_env={
+                "DERMATRIAGE_SWEEP_INTERVAL": "2",
+                "DERMATRIAGE_SWEEP_PENDING_AFTER": "3",
+            },
+            extra_args=["--beat", f"--schedule={tmp_path / 'beat-schedule'}"],
+        ) as worker,
+    ):
+        answers: list[tuple[int, bytes, float]] = []
+
+        def send() -> None:
+            started = time.monotonic()
+            response = upload(client, case.pk)
+            answers.append((response.status_code, response.content, time.monotonic() - started))
+            connection.close()
+
+        # Frozen, Redis still accepts connections but answers nothing: without timeouts a
+        # send waits for it forever. The upload runs aside so that a hang fails the test.
+        with redis.frozen():
+            uploader = threading.Thread(target=send)
+            uploader.start()
+            uploader.join(timeout=20)
+        uploader.join()
+        [(status, content, upload_seconds)] = answers
+        assert status == 201, content
+        assert upload_seconds < 10
+        image = Image.objects.get(case=case)
+        assert image.file.name
+        assert image.file.storage.exists(image.file.name)
+        prediction = Prediction.objects.get(image=image)
+        assert prediction.enqueued_at is None  # left for the sweep
+
+        def done() -> bool:
+            return Prediction.objects.get(pk=prediction.pk).status == PredictionStatus.DONE
+
+        wait_for(done, timeout=SCORING_TIMEOUT, what="scoring after the hang", worker=worker)
+        time.sleep(3)  # a duplicate task, had one been queued, would run now
+
+    prediction.refresh_from_db()
+    assert prediction.attempts == 1
+    assert scored_events(prediction.pk) == 1
+
+
 def _pg_cluster() -> tuple[str, str]:
     root = Path("/etc/postgresql")
     versions = sorted(path.name for path in root.iterdir()) if root.is_dir() else []

@@ -225,6 +225,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
     # exceed the longest task or a slow scoring run would be handed to a second worker.
     else {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
 )
+# Sending a scoring task (from an upload's commit hook, or the sweep) makes one attempt and
+# waits at most this long for the broker to connect and take it: a hung broker must not hold a
+# request until the web server kills it. A row whose task was not sent stays for the sweep.
+SCORING_ENQUEUE_TIMEOUT_SECONDS = env_int("DERMATRIAGE_ENQUEUE_TIMEOUT", 2, minimum=1)
+SCORING_ENQUEUE_TRANSPORT_OPTIONS: dict[str, Any] = {
+    "max_retries": 0,
+    "interval_start": 0,
+    "socket_connect_timeout": SCORING_ENQUEUE_TIMEOUT_SECONDS,
+    "socket_timeout": SCORING_ENQUEUE_TIMEOUT_SECONDS,
+}
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dermatriage")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

@@ -58,7 +58,8 @@ def prediction_create(*, image: Image) -> Prediction:
     prediction = Prediction.objects.create(image=image, status=PredictionStatus.PENDING)
     # Queued on commit: a worker that picked the task up earlier would not find the row yet.
     # A broker outage is logged, not raised: the row stays pending and the sweep queues it.
-    transaction.on_commit(partial(prediction_enqueue, prediction_id=prediction.pk))
+    # Robust, so that nothing a hook raises can turn a committed upload into an error.
+    transaction.on_commit(partial(prediction_enqueue, prediction_id=prediction.pk), robust=True)
     return prediction
 
 
