@@ -87,7 +87,20 @@ DATABASE_URL = env_optional_str("DATABASE_URL")
 USING_EMBEDDED_DATABASE = DATABASE_URL is None
 _database: dict[str, Any]
 if DATABASE_URL is None:
-    _database = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / "db.sqlite3")}
+    _database = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(VAR_DIR / "db.sqlite3"),
+        # The web server and the worker share this file. In WAL mode readers never wait for
+        # the writer. IMMEDIATE takes the write lock when a transaction opens: a transaction
+        # that read first and then wrote could otherwise meet another writer in a deadlock,
+        # which SQLite answers at once with "database is locked" instead of waiting. With both,
+        # a writer waits its turn for up to the timeout (seconds).
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env_int("DERMATRIAGE_SQLITE_TIMEOUT", 30, minimum=1),
+        },
+    }
 else:
     _database = dict(environ.Env.db_url_config(DATABASE_URL))
     _database["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
