@@ -24,6 +24,7 @@ from webapp.accounts.models import ApiToken, User
 from webapp.cases.models import Case
 from webapp.reviews.services import case_queue_refresh
 from webapp.scoring import services as scoring_services
+from webapp.scoring import sweep as scoring_sweep
 from webapp.scoring.models import Prediction
 
 
@@ -40,6 +41,12 @@ def forget_finished_predictions() -> None:
     Row ids can repeat from one test to the next.
     """
     scoring_services._finished_here.clear()
+
+
+@pytest.fixture(autouse=True)
+def forget_hung_broker() -> None:
+    """A broker one test froze must not stop the next test's tasks from being sent."""
+    scoring_sweep._hung_broker_until = 0.0
 
 
 @pytest.fixture(autouse=True)

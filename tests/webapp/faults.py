@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -48,6 +50,16 @@ class ThrowawayRedis:
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Stop the server with SIGSTOP for the block: it accepts connections, answers nothing."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.process.pid, signal.SIGCONT)
 
     def stop(self) -> None:
         if self.process is None:

@@ -1,8 +1,16 @@
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 
 from tests.webapp.factories import CaseFactory, jpeg_bytes
+from tests.webapp.faults import celery_broker, throwaway_redis
 from webapp.audit.models import AuditAction, AuditEvent
 from webapp.cases.models import BodySite, Image
 from webapp.cases.services import case_create, case_images_upload
@@ -66,3 +74,70 @@ def test_it_refuses_uploads_from_reviewers(reviewer):
     case = CaseFactory.create()
     with pytest.raises(PermissionDenied):
         case_images_upload(case=case, files=[upload()], uploaded_by=reviewer)
+
+
+@contextmanager
+def interrupted_once_queuing(*, after: float) -> Iterator[None]:
+    """Interrupt this thread as a web server's worker timeout does, while a task is being sent.
+
+    Gunicorn's timeout raises SystemExit in the request; here it comes `after` seconds after a
+    prediction is marked as being sent, so mid-way through the send.
+    """
+
+    def time_out(signum: int, frame: object) -> None:
+        raise SystemExit(1)
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        try:
+            while time.monotonic() < deadline and not stop.is_set():
+                if Prediction.objects.filter(enqueued_at__isnull=False).exists():
+                    time.sleep(after)
+                    signal.pthread_kill(main, signal.SIGALRM)
+                    return
+                time.sleep(0.02)
+        finally:
+            connection.close()
+
+    main = threading.get_ident()
+    assert threading.current_thread() is threading.main_thread()
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGALRM, time_out)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_it_keeps_the_files_of_a_committed_upload_cut_short_while_queuing_its_scoring(
+    clinician, settings, transactional_db, tmp_path
+):
+    if settings.USING_EMBEDDED_BROKER:
+        pytest.skip("needs the Redis broker (run through scripts/test.sh)")
+    # Long enough that only the interrupt ends the send to the frozen broker.
+    settings.SCORING_ENQUEUE_TRANSPORT_OPTIONS = {
+        **settings.SCORING_ENQUEUE_TRANSPORT_OPTIONS,
+        "socket_timeout": 30,
+    }
+    settings.SCORING_ENQUEUE_TIMEOUT_SECONDS = 30
+    case = CaseFactory.create(created_by=clinician)
+    with (
+        throwaway_redis(tmp_path) as redis,
+        celery_broker(redis.url),
+        redis.frozen(),
+        interrupted_once_queuing(after=0.5),
+        pytest.raises(SystemExit),
+    ):
+        case_images_upload(case=case, files=[upload()], uploaded_by=clinician)
+
+    image = Image.objects.get(case=case)
+    assert image.file.name
+    assert image.file.storage.exists(image.file.name)
+    # Left unsent and unmarked, for the sweep to queue.
+    prediction = Prediction.objects.get(image=image)
+    assert prediction.status == PredictionStatus.PENDING
+    assert prediction.enqueued_at is None

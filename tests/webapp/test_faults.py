@@ -26,6 +26,7 @@ from django.db import connection, connections
 from django.test import Client
 from django.urls import reverse
 
+from benchmarks.support import free_port
 from tests.webapp.conftest import api_client, login
 from tests.webapp.e2e import celery_worker, served_model_dir, wait_for, worker_database_url
 from tests.webapp.factories import CaseFactory, ClinicianFactory, PredictionFactory, jpeg_bytes
@@ -151,6 +152,83 @@ def test_a_worker_killed_mid_scoring_leaves_the_prediction_to_be_scored_exactly_
     assert scored_events(prediction.pk) == 1
 
 
+def test_every_image_of_an_upload_ends_scored_when_the_worker_is_killed_mid_batch(
+    fault_env, tmp_path
+):
+    """Rows claimed into a dead worker's batch are reclaimed, not left running for good.
+
+    A row claimed into another task's batch before its own commit hook ran never gets a task
+    of its own (its `enqueued_at` stays empty). The upload is made during a broker blip so that
+    this happens to nine of the ten rows every time, not only when the worker wins the race.
+    """
+    clinician = ClinicianFactory.create()
+    case = CaseFactory.create(created_by=clinician)
+    client = api_client(clinician)
+    files = [
+        SimpleUploadedFile(f"lesion-{index}.jpg", jpeg_bytes(), "image/jpeg") for index in range(10)
+    ]
+    with celery_broker(f"redis://127.0.0.1:{free_port()}/0"):
+        response = client.post(
+            reverse("api:case-images", args=[case.pk]), {"files": files}, format="multipart"
+        )
+    assert response.status_code == 201, response.content
+    predictions = list(Prediction.objects.filter(image__case=case).order_by("pk"))
+    assert len(predictions) == 10
+    assert all(prediction.enqueued_at is None for prediction in predictions)
+
+    with (
+        celery_worker(
+            media_root=fault_env["media"],
+            log_dir=fault_env["logs"],
+            queue=fault_env["queue"],
+            extra_env={"DERMATRIAGE_SCORING_STALE_AFTER": "10"},
+        ) as first,
+        case_row_locked(case.pk),
+    ):
+        # The broker is back: the first row's task reaches the worker, which claims the whole
+        # upload into its batch and is killed before it can record the scores.
+        assert prediction_enqueue(prediction_id=predictions[0].pk)
+        wait_for(
+            someone_waits_for_a_lock,
+            timeout=SCORING_TIMEOUT,
+            what="the worker to reach the end of its batch",
+            worker=first,
+        )
+        os.kill(first.process.pid, signal.SIGKILL)
+        first.process.wait(timeout=10)
+    wait_for(lambda: not someone_waits_for_a_lock(), timeout=30, what="the rollback")
+    running = Prediction.objects.filter(image__case=case, status=PredictionStatus.RUNNING)
+    assert running.count() == 10
+    assert running.filter(enqueued_at__isnull=True).count() == 9
+
+    with celery_worker(
+        media_root=fault_env["media"],
+        log_dir=fault_env["logs"],
+        queue=fault_env["queue"],
+        extra_env={
+            "DERMATRIAGE_SCORING_STALE_AFTER": "10",
+            "DERMATRIAGE_SWEEP_INTERVAL": "2",
+        },
+        extra_args=["--beat", f"--schedule={tmp_path / 'beat-schedule'}"],
+    ) as second:
+
+        def settled() -> bool:
+            return not Prediction.objects.filter(
+                image__case=case,
+                status__in=[PredictionStatus.PENDING, PredictionStatus.RUNNING],
+            ).exists()
+
+        wait_for(settled, timeout=SCORING_TIMEOUT, what="every image to be scored", worker=second)
+        time.sleep(3)  # a duplicate task, had one been queued, would run now
+
+    for prediction in Prediction.objects.filter(image__case=case):
+        if prediction.status == PredictionStatus.FAILED:
+            assert prediction.error_message
+        else:
+            assert prediction.status == PredictionStatus.DONE
+            assert scored_events(prediction.pk) == 1
+
+
 def test_an_upload_while_redis_is_down_is_stored_and_scored_once_redis_is_back(fault_env, tmp_path):
     clinician = ClinicianFactory.create()
     case = CaseFactory.create(created_by=clinician)
@@ -192,6 +270,60 @@ def test_an_upload_while_redis_is_down_is_stored_and_scored_once_redis_is_back(f
         # The worker answers the health endpoint's question with its model loaded.
         health = Client().get(reverse("health"), {"workers": "1"}).json()
         assert health["components"]["workers"]["ok"] is True
+        time.sleep(3)  # a duplicate task, had one been queued, would run now
+
+    prediction.refresh_from_db()
+    assert prediction.attempts == 1
+    assert scored_events(prediction.pk) == 1
+
+
+def test_an_upload_while_redis_hangs_is_answered_at_once_kept_and_scored_later(fault_env, tmp_path):
+    clinician = ClinicianFactory.create()
+    case = CaseFactory.create(created_by=clinician)
+    client = api_client(clinician)
+    with (
+        throwaway_redis(tmp_path) as redis,
+        celery_broker(redis.url),
+        celery_worker(
+            media_root=fault_env["media"],
+            log_dir=fault_env["logs"],
+            queue=fault_env["queue"],
+            broker_url=redis.url,
+            extra_env={
+                "DERMATRIAGE_SWEEP_INTERVAL": "2",
+                "DERMATRIAGE_SWEEP_PENDING_AFTER": "3",
+            },
+            extra_args=["--beat", f"--schedule={tmp_path / 'beat-schedule'}"],
+        ) as worker,
+    ):
+        answers: list[tuple[int, bytes, float]] = []
+
+        def send() -> None:
+            started = time.monotonic()
+            response = upload(client, case.pk)
+            answers.append((response.status_code, response.content, time.monotonic() - started))
+            connection.close()
+
+        # Frozen, Redis still accepts connections but answers nothing: without timeouts a
+        # send waits for it forever. The upload runs aside so that a hang fails the test.
+        with redis.frozen():
+            uploader = threading.Thread(target=send)
+            uploader.start()
+            uploader.join(timeout=20)
+        uploader.join()
+        [(status, content, upload_seconds)] = answers
+        assert status == 201, content
+        assert upload_seconds < 10
+        image = Image.objects.get(case=case)
+        assert image.file.name
+        assert image.file.storage.exists(image.file.name)
+        prediction = Prediction.objects.get(image=image)
+        assert prediction.enqueued_at is None  # left for the sweep
+
+        def done() -> bool:
+            return Prediction.objects.get(pk=prediction.pk).status == PredictionStatus.DONE
+
+        wait_for(done, timeout=SCORING_TIMEOUT, what="scoring after the hang", worker=worker)
         time.sleep(3)  # a duplicate task, had one been queued, would run now
 
     prediction.refresh_from_db()

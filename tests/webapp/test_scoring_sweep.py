@@ -13,7 +13,9 @@ from benchmarks.support import free_port
 from tests.webapp.conftest import api_client
 from tests.webapp.factories import CaseFactory, PredictionFactory, jpeg_bytes
 from tests.webapp.faults import celery_broker, private_queue, queue_length
+from webapp.audit.models import AuditAction, AuditEvent
 from webapp.scoring.models import Prediction, PredictionStatus
+from webapp.scoring.services import prediction_claim
 from webapp.scoring.sweep import prediction_enqueue, prediction_sweep
 
 pytestmark = pytest.mark.django_db
@@ -80,6 +82,43 @@ def test_it_requeues_a_prediction_abandoned_mid_run_by_a_dead_worker(queue):
     )
     assert prediction_sweep() == 1
     assert queue_length(queue) == 1
+
+
+def test_it_requeues_a_prediction_claimed_in_a_batch_by_a_worker_that_died(queue):
+    # A row claimed into another task's batch never had a task of its own sent.
+    prediction = PredictionFactory.create(status=PredictionStatus.RUNNING, attempts=1)
+    backdate(prediction, created_at=timedelta(hours=1), started_at=timedelta(minutes=30))
+    assert Prediction.objects.get(pk=prediction.pk).enqueued_at is None
+
+    assert prediction_sweep() == 1
+    assert queue_length(queue) == 1
+    # Queued once: the next sweep waits for that task rather than sending another.
+    assert prediction_sweep() == 0
+
+
+def test_it_fails_a_prediction_whose_scoring_was_interrupted_on_every_attempt(queue, settings):
+    prediction = PredictionFactory.create(
+        status=PredictionStatus.RUNNING, attempts=settings.SCORING_MAX_ATTEMPTS
+    )
+    backdate(prediction, created_at=timedelta(hours=1), started_at=timedelta(minutes=30))
+
+    assert prediction_sweep() == 0
+    assert queue_length(queue) == 0
+    prediction.refresh_from_db()
+    assert prediction.status == PredictionStatus.FAILED
+    assert f"interrupted {settings.SCORING_MAX_ATTEMPTS} times" in prediction.error_message
+    assert prediction.finished_at is not None
+    assert AuditEvent.objects.filter(
+        action=AuditAction.PREDICTION_FAILED, data__prediction_id=prediction.pk
+    ).exists()
+
+
+def test_a_redelivered_task_does_not_claim_a_prediction_whose_attempts_are_spent(settings):
+    prediction = PredictionFactory.create(
+        status=PredictionStatus.RUNNING, attempts=settings.SCORING_MAX_ATTEMPTS
+    )
+    backdate(prediction, started_at=timedelta(hours=1))
+    assert prediction_claim(prediction_id=prediction.pk) is False
 
 
 def test_it_leaves_a_running_prediction_alone_while_its_claim_is_fresh(queue):

@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from webapp.accounts.models import User
 from webapp.accounts.roles import user_can_upload
@@ -90,6 +90,7 @@ def case_images_upload(
 
     images: list[Image] = []
     stored_names: list[str] = []
+    stored = False
     try:
         with transaction.atomic():
             _images_store(
@@ -99,11 +100,13 @@ def case_images_upload(
                 images=images,
                 stored_names=stored_names,
             )
-    except BaseException:
-        # The rows were rolled back (the database failed, or the request was cut short): take
-        # the files written for them too, so a failed upload leaves nothing behind.
-        for name in stored_names:
-            _stored_file_delete(name)
+            stored = True
+    except BaseException as exc:
+        if _upload_rolled_back(body_finished=stored, exc=exc):
+            # The database failed, or the request was cut short, before the rows committed:
+            # take the files written for them too, so a failed upload leaves nothing behind.
+            for name in stored_names:
+                _stored_file_delete(name)
         raise
     return images
 
@@ -134,6 +137,17 @@ def _stored_file_delete(name: str) -> None:
         default_storage.delete(name)
     except Exception:
         logger.warning("Could not remove %s after a failed upload", name, exc_info=True)
+
+
+def _upload_rolled_back(*, body_finished: bool, exc: BaseException) -> bool:
+    """Whether an upload that raised left no rows, so that its files may go.
+
+    Past the end of the transaction's body, the exception came either from the commit (a
+    DatabaseError; the rows are gone) or from a commit hook, after the rows were saved. The
+    hooks run robustly, so only an interrupt gets out of one, e.g. the web server's worker
+    timeout. A committed image's file must never be deleted: in doubt, the file stays.
+    """
+    return not body_finished or isinstance(exc, DatabaseError)
 
 
 def _images_store(

@@ -94,7 +94,20 @@ DATABASE_URL = env_optional_str("DATABASE_URL")
 USING_EMBEDDED_DATABASE = DATABASE_URL is None
 _database: dict[str, Any]
 if DATABASE_URL is None:
-    _database = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / "db.sqlite3")}
+    _database = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(VAR_DIR / "db.sqlite3"),
+        # The web server and the worker share this file. In WAL mode readers never wait for
+        # the writer. IMMEDIATE takes the write lock when a transaction opens: a transaction
+        # that read first and then wrote could otherwise meet another writer in a deadlock,
+        # which SQLite answers at once with "database is locked" instead of waiting. With both,
+        # a writer waits its turn for up to the timeout (seconds).
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env_int("DERMATRIAGE_SQLITE_TIMEOUT", 30, minimum=1),
+        },
+    }
 else:
     _database = dict(environ.Env.db_url_config(DATABASE_URL))
     _database["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
@@ -290,6 +303,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
     # exceed the longest task or a slow scoring run would be handed to a second worker.
     else {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
 )
+# Sending a scoring task (from an upload's commit hook, or the sweep) makes one attempt and
+# waits at most this long for the broker to connect and take it: a hung broker must not hold a
+# request until the web server kills it. A row whose task was not sent stays for the sweep.
+SCORING_ENQUEUE_TIMEOUT_SECONDS = env_int("DERMATRIAGE_ENQUEUE_TIMEOUT", 2, minimum=1)
+SCORING_ENQUEUE_TRANSPORT_OPTIONS: dict[str, Any] = {
+    "max_retries": 0,
+    "interval_start": 0,
+    "socket_connect_timeout": SCORING_ENQUEUE_TIMEOUT_SECONDS,
+    "socket_timeout": SCORING_ENQUEUE_TIMEOUT_SECONDS,
+}
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dermatriage")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

@@ -59,7 +59,8 @@ def prediction_create(*, image: Image) -> Prediction:
     prediction = Prediction.objects.create(image=image, status=PredictionStatus.PENDING)
     # Queued on commit: a worker that picked the task up earlier would not find the row yet.
     # A broker outage is logged, not raised: the row stays pending and the sweep queues it.
-    transaction.on_commit(partial(prediction_enqueue, prediction_id=prediction.pk))
+    # Robust, so that nothing a hook raises can turn a committed upload into an error.
+    transaction.on_commit(partial(prediction_enqueue, prediction_id=prediction.pk), robust=True)
     return prediction
 
 
@@ -72,12 +73,15 @@ def prediction_claim(*, prediction_id: int, now: datetime | None = None) -> bool
     """
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.SCORING_STALE_AFTER_SECONDS)
+    # A stale row whose attempts are spent is the sweep's to fail (prediction_abandon).
+    abandoned = Q(
+        status=PredictionStatus.RUNNING,
+        started_at__lt=stale_before,
+        attempts__lt=settings.SCORING_MAX_ATTEMPTS,
+    )
     claimed = (
         Prediction.objects.filter(pk=prediction_id)
-        .filter(
-            Q(status=PredictionStatus.PENDING)
-            | Q(status=PredictionStatus.RUNNING, started_at__lt=stale_before)
-        )
+        .filter(Q(status=PredictionStatus.PENDING) | abandoned)
         .update(status=PredictionStatus.RUNNING, started_at=now, attempts=F("attempts") + 1)
     )
     return claimed == 1
@@ -506,6 +510,31 @@ def prediction_fail(*, prediction: Prediction, error: str) -> None:
             "error": error[:500],
         },
     )
+
+
+@transaction.atomic
+def prediction_abandon(*, prediction: Prediction) -> bool:
+    """Fail a running prediction whose claims all died with their worker; False if it moved.
+
+    Conditional on the claim the caller saw, so a row a worker has just claimed again is left
+    to that worker.
+    """
+    error = (
+        f"Scoring was interrupted {prediction.attempts} times (the worker stopped before "
+        "finishing) and will not be tried again."
+    )
+    failed = Prediction.objects.filter(
+        pk=prediction.pk, status=PredictionStatus.RUNNING, started_at=prediction.started_at
+    ).update(status=PredictionStatus.FAILED, error_message=error, finished_at=timezone.now())
+    if failed != 1:
+        return False
+    audit_record(
+        action=AuditAction.PREDICTION_FAILED,
+        actor=None,
+        case=prediction.image.case,
+        data={"image_id": prediction.image_id, "prediction_id": prediction.pk, "error": error},
+    )
+    return True
 
 
 def prediction_release(*, prediction: Prediction, error: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -23,8 +24,12 @@ logger = logging.getLogger(__name__)
 
 # Bounds one sweep's work; the next run takes the rest.
 SWEEP_BATCH_SIZE = 500
-# Kombu connection options for enqueueing: one attempt, no back-off.
-FAIL_FAST = {"max_retries": 0, "interval_start": 0}
+# After a send timed out (the broker accepts connections but does not answer), this process
+# sends nothing for a while: the other images of the same upload would each wait out the
+# timeout again. Their rows stay unsent, for the sweep. A refused connection fails at once and
+# does not count.
+HUNG_BROKER_PAUSE_SECONDS = 30.0
+_hung_broker_until = 0.0
 
 
 def _requeue_condition(*, now: datetime) -> Q:
@@ -34,13 +39,21 @@ def _requeue_condition(*, now: datetime) -> Q:
     never_sent = Q(enqueued_at__isnull=True)
     sent_long_ago = Q(enqueued_at__lt=lost_before)
     pending = Q(status=PredictionStatus.PENDING) & (never_sent | sent_long_ago)
-    # A running row whose claim went stale belongs to a worker that died mid-task.
-    abandoned = Q(
-        status=PredictionStatus.RUNNING,
-        started_at__lt=stale_before,
-        enqueued_at__lt=stale_before,
+    # A running row whose claim went stale belongs to a worker that died mid-task. A row
+    # claimed into another task's batch never had a task of its own sent, so an empty
+    # `enqueued_at` counts as lost too; a recent one is a re-send still on its way.
+    abandoned = (
+        _abandoned_condition(now=now)
+        & Q(attempts__lt=settings.SCORING_MAX_ATTEMPTS)
+        & (never_sent | Q(enqueued_at__lt=stale_before))
     )
     return pending | abandoned
+
+
+def _abandoned_condition(*, now: datetime) -> Q:
+    """Running rows whose claim is older than any live task could hold it."""
+    stale_before = now - timedelta(seconds=settings.SCORING_STALE_AFTER_SECONDS)
+    return Q(status=PredictionStatus.RUNNING, started_at__lt=stale_before)
 
 
 def prediction_enqueue(*, prediction_id: int) -> bool:
@@ -53,6 +66,11 @@ def prediction_enqueue(*, prediction_id: int) -> bool:
     from webapp.config.celery import app
     from webapp.scoring.tasks import prediction_score
 
+    global _hung_broker_until
+
+    if time.monotonic() < _hung_broker_until:
+        logger.warning("Not queuing prediction %s: the broker hung moments ago", prediction_id)
+        return False
     now = timezone.now()
     try:
         marked = (
@@ -67,33 +85,45 @@ def prediction_enqueue(*, prediction_id: int) -> bool:
         return False
     if marked != 1:
         return False
+    started = time.monotonic()
+    sent = False
     try:
-        # No connection or publish retries: an upload must not hang for seconds on a dead
-        # broker when the sweep will retry anyway. A connection of its own carries that
-        # fail-fast option without changing the pooled ones workers rely on. The queue is
+        # No connection or publish retries, and short socket timeouts: an upload must not hang
+        # on a dead or frozen broker when the sweep will retry anyway. A connection of its own
+        # carries those options without changing the pooled ones workers rely on. The queue is
         # read per call so that a test can route tasks to a worker of its own.
-        with app.connection_for_write(transport_options=FAIL_FAST) as connection:
+        options = settings.SCORING_ENQUEUE_TRANSPORT_OPTIONS
+        with app.connection_for_write(transport_options=options) as connection:
             prediction_score.apply_async(
                 args=(prediction_id,),
                 queue=settings.CELERY_TASK_DEFAULT_QUEUE,
                 retry=False,
                 producer=app.amqp.Producer(connection, auto_declare=False),
             )
+        sent = True
     except Exception:
+        if time.monotonic() - started >= settings.SCORING_ENQUEUE_TIMEOUT_SECONDS:
+            _hung_broker_until = time.monotonic() + HUNG_BROKER_PAUSE_SECONDS
         logger.warning(
             "Could not queue prediction %s; it stays pending for the sweep",
             prediction_id,
             exc_info=True,
         )
-        with contextlib.suppress(DatabaseError):
-            Prediction.objects.filter(pk=prediction_id, enqueued_at=now).update(enqueued_at=None)
-        return False
-    return True
+    finally:
+        # Also when the send was interrupted (a request timed out): a row marked as sent but
+        # never sent would wait for the broker's redelivery delay instead of the next sweep.
+        if not sent:
+            with contextlib.suppress(DatabaseError):
+                Prediction.objects.filter(pk=prediction_id, enqueued_at=now).update(
+                    enqueued_at=None
+                )
+    return sent
 
 
 def prediction_sweep(*, now: datetime | None = None) -> int:
     """Queue predictions left pending too long or abandoned mid-run; return how many."""
     now = now or timezone.now()
+    _predictions_give_up(now=now)
     grace_before = now - timedelta(seconds=settings.SCORING_SWEEP_PENDING_AFTER_SECONDS)
     # A fresh upload's own commit hook is about to send its task: leave it that moment.
     candidates = list(
@@ -115,3 +145,25 @@ def prediction_sweep(*, now: datetime | None = None) -> int:
     if queued:
         logger.info("Sweep queued %s predictions left waiting", queued)
     return queued
+
+
+def _predictions_give_up(*, now: datetime) -> None:
+    """Fail abandoned rows whose every attempt was cut short, rather than try them forever.
+
+    An image whose scoring kills the worker each time (or a worker that keeps dying) would
+    otherwise be reclaimed and re-sent without end, and never reach the clinician as failed.
+    """
+    from webapp.scoring.services import prediction_abandon
+
+    exhausted = (
+        Prediction.objects.filter(
+            _abandoned_condition(now=now), attempts__gte=settings.SCORING_MAX_ATTEMPTS
+        )
+        .select_related("image__case")
+        .order_by("created_at", "id")[:SWEEP_BATCH_SIZE]
+    )
+    for prediction in exhausted:
+        if prediction_abandon(prediction=prediction):
+            logger.warning(
+                "Prediction %s failed: scoring was interrupted on every attempt", prediction.pk
+            )
