@@ -305,7 +305,14 @@ def _cached_feature_data(
     # maps would hold hundreds.
     pool = keras.layers.GlobalAveragePooling2D()
     noisy = keras.Sequential([NoisyFeatures(augmentation, base), pool], name="noisy_features")
-    clean = keras.Sequential([augmentation, base, pool], name="clean_features")
+    if keras.backend.backend() == "jax":
+        # Predicted under JAX, the augmented view's features lost most of what they say about
+        # the label (a logistic regression on them ranked validation far below one on clean
+        # features, while under TensorFlow the two match): the head learns on clean ones there.
+        noisy = keras.Sequential([base, pool], name="clean_training_features")
+    # The backbone alone, not behind the augmentation layer: Keras on JAX ran that layer in
+    # training mode when predicting from a PyDataset, augmenting what should be clean.
+    clean = keras.Sequential([base, pool], name="clean_features")
     return FitData(
         train=(
             predict_rows(noisy, _batches(subsets["train"], config, with_targets=False)),
@@ -330,9 +337,15 @@ class WithinSourceValidation(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, validation: ImageBatches | tuple[np.ndarray, np.ndarray], sources: np.ndarray
+        self,
+        scorer: keras.Model,
+        validation: ImageBatches | tuple[np.ndarray, np.ndarray],
+        sources: np.ndarray,
     ) -> None:
         super().__init__()
+        # The model being fitted without the augmentation in front of it (its layers are
+        # shared): Keras on JAX ran that layer in training mode when predicting from a PyDataset.
+        self.scorer = scorer
         if isinstance(validation, ImageBatches):
             self.inputs: Any = validation
             self.labels = validation.targets[:, 0].astype(np.int64)
@@ -343,9 +356,9 @@ class WithinSourceValidation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if isinstance(self.inputs, ImageBatches):
-            outputs = predict_rows(self.model, self.inputs)
+            outputs = predict_rows(self.scorer, self.inputs)
         else:
-            outputs = self.model.predict(self.inputs, verbose=0)
+            outputs = self.scorer.predict(self.inputs, verbose=0)
         logits = np.asarray(outputs, np.float64).reshape(-1)
         if logs is None:
             return
@@ -380,8 +393,10 @@ def _fit_phases(
         if phase.trainable == "head" and head_data is not None:
             # The base is frozen: compute its features once and train only the head on them.
             fitted, data = _head_model(model), head_data()
+            scorer = fitted
         else:
             fitted, data = with_augmentation(model, augmentation), image_data
+            scorer = model
         _compile(fitted, phase, steps_per_epoch)
         mode = "min" if phase.monitor.endswith("loss") else "max"
         if isinstance(data.train, ImageBatches):
@@ -399,7 +414,9 @@ def _fit_phases(
         validation_data: Any = data.validation
         if phase.monitor == WITHIN_SOURCE_MONITOR:
             # Scores validation itself, so Keras's own validation pass would only repeat it.
-            callbacks.append(WithinSourceValidation(data.validation, data.validation_sources))
+            callbacks.append(
+                WithinSourceValidation(scorer, data.validation, data.validation_sources)
+            )
             validation_data = None
         fit = fitted.fit(
             **arguments,
