@@ -58,6 +58,19 @@ def upload(client, case_id: int, content: bytes | None = None):
     )
 
 
+def sweeping_worker(fault_env, *, broker_url: str | None = None, **settings: str):
+    """A real worker that also runs the periodic sweep (beat), with sweep settings in `settings`
+    (DERMATRIAGE_ names)."""
+    return celery_worker(
+        media_root=fault_env["media"],
+        log_dir=fault_env["logs"],
+        queue=fault_env["queue"],
+        extra_env={"DERMATRIAGE_SWEEP_INTERVAL": "2", **settings},
+        extra_args=["--beat", f"--schedule={fault_env['logs'] / 'beat-schedule'}"],
+        broker_url=broker_url,
+    )
+
+
 def scored_events(prediction_id: int) -> int:
     return AuditEvent.objects.filter(
         action=AuditAction.PREDICTION_SCORED, data__prediction_id=prediction_id
@@ -123,16 +136,7 @@ def test_a_worker_killed_mid_scoring_leaves_the_prediction_to_be_scored_exactly_
 
     # A replacement worker with the sweep: nobody acts; the abandoned claim goes stale and the
     # sweep re-queues it.
-    with celery_worker(
-        media_root=fault_env["media"],
-        log_dir=fault_env["logs"],
-        queue=fault_env["queue"],
-        extra_env={
-            "DERMATRIAGE_SCORING_STALE_AFTER": "10",
-            "DERMATRIAGE_SWEEP_INTERVAL": "2",
-        },
-        extra_args=["--beat", f"--schedule={fault_env['logs'] / 'beat-schedule'}"],
-    ) as second:
+    with sweeping_worker(fault_env, DERMATRIAGE_SCORING_STALE_AFTER="10") as second:
 
         def done() -> bool:
             return Prediction.objects.get(pk=prediction.pk).status == PredictionStatus.DONE
@@ -201,16 +205,7 @@ def test_every_image_of_an_upload_ends_scored_when_the_worker_is_killed_mid_batc
     assert running.count() == 10
     assert running.filter(enqueued_at__isnull=True).count() == 9
 
-    with celery_worker(
-        media_root=fault_env["media"],
-        log_dir=fault_env["logs"],
-        queue=fault_env["queue"],
-        extra_env={
-            "DERMATRIAGE_SCORING_STALE_AFTER": "10",
-            "DERMATRIAGE_SWEEP_INTERVAL": "2",
-        },
-        extra_args=["--beat", f"--schedule={tmp_path / 'beat-schedule'}"],
-    ) as second:
+    with sweeping_worker(fault_env, DERMATRIAGE_SCORING_STALE_AFTER="10") as second:
 
         def settled() -> bool:
             return not Prediction.objects.filter(
@@ -236,16 +231,8 @@ def test_an_upload_while_redis_is_down_is_stored_and_scored_once_redis_is_back(f
     with (
         throwaway_redis(tmp_path) as redis,
         celery_broker(redis.url),
-        celery_worker(
-            media_root=fault_env["media"],
-            log_dir=fault_env["logs"],
-            queue=fault_env["queue"],
-            broker_url=redis.url,
-            extra_env={
-                "DERMATRIAGE_SWEEP_INTERVAL": "2",
-                "DERMATRIAGE_SWEEP_PENDING_AFTER": "3",
-            },
-            extra_args=["--beat", f"--schedule={tmp_path / 'beat-schedule'}"],
+        sweeping_worker(
+            fault_env, broker_url=redis.url, DERMATRIAGE_SWEEP_PENDING_AFTER="3"
         ) as worker,
     ):
         redis.stop()
@@ -284,16 +271,8 @@ def test_an_upload_while_redis_hangs_is_answered_at_once_kept_and_scored_later(f
     with (
         throwaway_redis(tmp_path) as redis,
         celery_broker(redis.url),
-        celery_worker(
-            media_root=fault_env["media"],
-            log_dir=fault_env["logs"],
-            queue=fault_env["queue"],
-            broker_url=redis.url,
-            extra_env={
-                "DERMATRIAGE_SWEEP_INTERVAL": "2",
-                "DERMATRIAGE_SWEEP_PENDING_AFTER": "3",
-            },
-            extra_args=["--beat", f"--schedule={tmp_path / 'beat-schedule'}"],
+        sweeping_worker(
+            fault_env, broker_url=redis.url, DERMATRIAGE_SWEEP_PENDING_AFTER="3"
         ) as worker,
     ):
         answers: list[tuple[int, bytes, float]] = []
