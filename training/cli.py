@@ -1,4 +1,4 @@
-"""Command line: `python -m training compare|train|finalize|report|robustness`."""
+"""Command line: `python -m training compare|train|finalize|report`."""
 
 from __future__ import annotations
 
@@ -10,14 +10,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from training.config import (
     ARCHITECTURES,
     EFFICIENTNETS,
     HEAD_REFIT_CHOICES,
-    LITE_ARCHITECTURES,
-    RECIPES,
     Architecture,
     Phase,
     TrainingConfig,
@@ -25,7 +21,6 @@ from training.config import (
 )
 from training.data import Dataset, default_data_dirs, load_dataset, split_dataset
 from training.hardware import PRECISIONS
-from training.lite_variants import lite_variant
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPARED: tuple[Architecture, ...] = ("efficientnet_lite0", "vgg16", "custom_cnn")
@@ -37,10 +32,8 @@ ARTIFACT_ARCHITECTURES = EFFICIENTNETS
 def _weights_for(architecture: Architecture, args: argparse.Namespace) -> Path | None:
     from training import weights
 
-    if architecture in LITE_ARCHITECTURES:
-        variant = lite_variant(architecture)
-        explicit = args.lite0_weights if variant == "lite0" else None
-        return weights.resolve_or_fetch(variant, explicit)
+    if architecture == "efficientnet_lite0":
+        return weights.resolve_or_fetch("lite0", args.lite0_weights)
     if architecture == "vgg16":
         return weights.resolve_or_fetch("vgg16", args.vgg16_weights)
     if architecture == "efficientnet_b0":
@@ -59,21 +52,14 @@ def _config_for(architecture: Architecture, args: argparse.Namespace) -> Trainin
                 f"pass --architecture {config.architecture}"
             )
         return _with_flags(config, args)
-    config = default_config(architecture, args.recipe).with_overrides(seed=args.seed)
+    config = default_config(architecture).with_overrides(seed=args.seed)
     return _with_flags(config, args)
 
 
 def run_name(architecture: Architecture, args: argparse.Namespace) -> str:
-    """Folder name of a run and its evaluation: the fast recipe never replaces the full one.
-
-    `--run-name` names it outright; only a run named after its architecture becomes the served
-    artifact.
-    """
-    if args.run_name:
-        return str(args.run_name)
-    if args.recipe == "fast" and args.config is None and architecture in ARTIFACT_ARCHITECTURES:
-        return f"{architecture}_fast"
-    return architecture
+    """Folder name of a run and its evaluation; only a run named after its architecture becomes
+    the served artifact."""
+    return str(args.run_name or architecture)
 
 
 def _with_flags(config: TrainingConfig, args: argparse.Namespace) -> TrainingConfig:
@@ -127,7 +113,6 @@ def _run_one(architecture: Architecture, args: argparse.Namespace, *, train: boo
         if args.no_evaluate:
             print(f"[{name}] saved in {run_dir}; evaluate it with `finalize`", flush=True)
             return
-    # The served artifact comes from the full recipe; a fast run is evaluated alongside it.
     artifact_dir = (
         args.models_dir / architecture
         if architecture in ARTIFACT_ARCHITECTURES and name == architecture
@@ -211,13 +196,6 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--runs-dir", type=Path, default=REPO_ROOT / "runs")
         sub.add_argument("--seed", type=int, default=42)
         sub.add_argument(
-            "--recipe",
-            choices=RECIPES,
-            default="full",
-            help="EfficientNet: 'full' trains the served model; 'fast' fits 30 minutes on a "
-            "2-core CPU in float32 and is evaluated as <architecture>_fast",
-        )
-        sub.add_argument(
             "--config",
             type=Path,
             default=None,
@@ -286,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--run-name",
             default=None,
-            help="folder name under --runs-dir and in the report (default: the architecture, "
-            "or <architecture>_fast); only the architecture's own name writes the served artifact",
+            help="folder name under --runs-dir and in the report (default: the architecture); "
+            "only the architecture's own name writes the served artifact",
         )
         sub.set_defaults(no_evaluate=False)
         if name == "train":
@@ -302,53 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
 
-    robustness = commands.add_parser(
-        "robustness",
-        help="score the served model's held-out images under simulated camera differences",
-    )
-    robustness.add_argument(
-        "--model",
-        type=Path,
-        default=REPO_ROOT / "models" / "efficientnet_lite0",
-        help="artifact folder (its split.csv says which images are held out)",
-    )
-    robustness.add_argument(
-        "--data",
-        type=Path,
-        action="append",
-        default=None,
-        help="a data folder; repeat for several (default: the setting)",
-    )
-    robustness.add_argument("--subset", choices=("validation", "test"), default="test")
-    robustness.add_argument(
-        "--output",
-        type=Path,
-        default=REPO_ROOT / "models" / "robustness.md",
-        help="markdown report; the same rows go to a .json beside it",
-    )
     return parser
-
-
-def _robustness(args: argparse.Namespace, command: str) -> None:
-    from inference import load_classifier
-    from training.data import read_split_csv
-    from training.robustness import render_markdown, score_conditions, summarise, write_results
-
-    classifier = load_classifier(args.model)
-    dataset = load_dataset(args.data or default_data_dirs())
-    samples = read_split_csv(args.model / "split.csv", dataset).subset(args.subset)
-    labels = np.array([sample.label for sample in samples])
-    rows = summarise(score_conditions(classifier, samples), labels, classifier.threshold)
-    markdown = render_markdown(
-        rows,
-        model_version=classifier.version,
-        subset=args.subset,
-        labels=labels,
-        target_sensitivity=float(classifier.metadata.raw["target_sensitivity"]),
-        command=command,
-    )
-    for path in write_results(rows, markdown, args.output):
-        print(f"wrote {path}", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -369,6 +301,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             _report(args)
     elif args.command == "report":
         _report(args)
-    elif args.command == "robustness":
-        _robustness(args, command)
     return 0

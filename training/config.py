@@ -14,19 +14,13 @@ from training.data import Sample
 # importing Keras (seconds) just to print its help.
 Architecture = Literal[
     "efficientnet_lite0",
-    "efficientnet_lite1",
-    "efficientnet_lite2",
     "efficientnet_b0",
     "vgg16",
     "custom_cnn",
 ]
 ARCHITECTURES: tuple[Architecture, ...] = get_args(Architecture)
-# The EfficientNet-Lite architectures, each named after its variant in training.lite_variants.
-LITE_ARCHITECTURES: tuple[Architecture, ...] = tuple(
-    name for name in ARCHITECTURES if name.startswith("efficientnet_lite")
-)
-# Trained with the EfficientNet recipes; their artifacts are written under models/.
-EFFICIENTNETS: tuple[Architecture, ...] = (*LITE_ARCHITECTURES, "efficientnet_b0")
+# Trained with the EfficientNet recipe; their artifacts are written under models/.
+EFFICIENTNETS: tuple[Architecture, ...] = ("efficientnet_lite0", "efficientnet_b0")
 
 
 @dataclass(frozen=True)
@@ -124,7 +118,6 @@ class TrainingConfig:
         return replace(self, **changes)
 
 
-RECIPES = ("full", "fast")
 # What the recipes' phases stop on and keep the best epoch of: the mean ROC AUC within each
 # validation source (training.train.WithinSourceValidation), not the pooled one.
 WITHIN = "val_within_source_auc"
@@ -132,30 +125,8 @@ WITHIN = "val_within_source_auc"
 HEAD_REFIT_CHOICES = ("auto", "on", "off")
 
 
-def default_config(architecture: Architecture, recipe: str = "full") -> TrainingConfig:
-    """The recipe each architecture is compared with.
-
-    EfficientNet has two: "full" trained the served model; "fast" fits 30 minutes on a 2-core
-    AVX2-only CPU in float32, at some cost in validation AUC (times and metrics in
-    models/report.md). The other architectures have one recipe.
-    """
-    if recipe not in RECIPES:
-        raise ValueError(f"recipe must be one of {RECIPES}, not {recipe!r}")
-    if architecture in EFFICIENTNETS and recipe == "fast":
-        return TrainingConfig(
-            architecture=architecture,
-            # One whole-network epoch at 224 px costs about 2.7 minutes on that CPU. Fine-tuning
-            # rates are low: at 2e-4 the first top-block epoch lost validation AUC (0.78 -> 0.77).
-            input_size=224,
-            head_on_cached_features=True,
-            phases=(
-                Phase(
-                    "head", "head", epochs=20, learning_rate=1e-3, monitor="val_loss", patience=3
-                ),
-                Phase("top", "top", epochs=1, learning_rate=5e-5, monitor="val_auc", patience=1),
-                Phase("all", "all", epochs=6, learning_rate=6e-5, monitor="val_auc", patience=3),
-            ),
-        )
+def default_config(architecture: Architecture) -> TrainingConfig:
+    """The recipe each architecture is trained and compared with."""
     if architecture in EFFICIENTNETS:
         # Every choice below was made on the held-out source and the within-source validation
         # figures, never the pooled one (docs/experiments.md).

@@ -24,8 +24,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from inference.preprocessing import prepare_image
-
 LABELS = ("benign", "malignant")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 SUBSETS = ("train", "validation", "test")
@@ -383,18 +381,6 @@ def read_split_csv(path: Path, dataset: Dataset) -> Split:
     )
 
 
-def load_pixels(
-    samples: Sequence[Sample], *, input_size: int, effective_resolution: int
-) -> np.ndarray:
-    """Decode every sample into one (N, size, size, 3) uint8 array, as inference would."""
-    pixels = np.empty((len(samples), input_size, input_size, 3), dtype=np.uint8)
-    for index, sample in enumerate(samples):
-        pixels[index] = prepare_image(
-            sample.path, input_size=input_size, effective_resolution=effective_resolution
-        )
-    return pixels
-
-
 BALANCES = ("label", "label_and_source", "label_and_source_sqrt")
 
 
@@ -408,8 +394,9 @@ def balanced_sample_weights(samples: Sequence[Sample], *, balance: str) -> np.nd
       source is worth nothing. A small group (a few dozen malignant images in a source of
       thousands) then carries as much weight as a large one, each image a great deal.
     - "label_and_source_sqrt": each image weighs 1 / sqrt(its group's size), halfway between:
-      within each source the labels are evened out by the same rule, so the source still says
-      nothing about the label, but a small group's few images are not blown up as far.
+      each group weighs the square root of its size, so the labels within a source are brought
+      closer to even (the source says less about the label than unweighted, not nothing) and a
+      small group's few images are not blown up as far.
     """
     if balance not in BALANCES:
         raise ValueError(f"balance must be one of {', '.join(BALANCES)}, not {balance!r}")

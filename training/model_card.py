@@ -5,9 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from training.config import LITE_ARCHITECTURES
-from training.lite_variants import family_name, lite_variant
-
 DISCLAIMER = (
     "> **For education and research only — not a medical diagnosis.** DermaTriage is not a "
     "medical device. Its scores must never replace the judgement of a qualified clinician."
@@ -207,25 +204,17 @@ def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any
         f"{calibration['test']['ece_before']:.3f} → {calibration['test']['ece_after']:.3f}.",
         "",
         "## Known limits",
-        "- Two public sources only, both from the ISIC Archive; no patient identifiers, so the "
-        "split cannot group images of one patient. Images from other cameras, clinics or "
-        "non-dermoscopic photos are out of distribution.",
-        "- How the score and the flag change under simulated camera differences (white balance, "
-        "exposure, contrast, JPEG compression, blur, sensor noise, a lower resolution) is measured "
-        "on the held-out images by `python -m training robustness`; for the served model see "
-        "`models/robustness.md`.",
+        "- Every source is from the ISIC Archive. Patient identifiers exist for one source "
+        "only and lesion identifiers for some, so the split groups what it can. A held-out "
+        "source (above) measures a clinic never trained on; images from other cameras, clinics "
+        "or non-dermoscopic photos may still score worse.",
         "- ISIC images come mostly from lighter-skinned patients (Fitzpatrick I-III); performance "
         "on darker skin is unknown and likely worse.",
-        "- The two sources differ in resolution and malignant share (53% vs 18%). Every image is "
-        "brought to one effective resolution so the model cannot tell sources apart by sharpness"
-        + (
-            ", and every (label, source) group weighs the same in the training loss, so knowing "
-            "the source is worth nothing to the model. "
-            if metadata["training_config"].get("balance") == "label_and_source"
-            else ". "
-        )
-        + "Check on the images not trained on: for each diagnosis and each label found in two "
-        "sources, how well the score alone tells the sources apart (ROC AUC; 0.5 = not at all): "
+        "- The sources differ in resolution and malignant share. Every image is brought to one "
+        "effective resolution so the model cannot tell sources apart by sharpness, and the "
+        "training loss weighs each (label, source) group so that the source alone predicts "
+        "little. Check on the images not trained on: for each diagnosis and each label found in "
+        "two sources, how well the score alone tells the sources apart (ROC AUC; 0.5 = none): "
         + shortcut_summary(shortcut)
         + ".",
         "- Actinic keratosis is grouped with malignant (pre-malignant), as in HAM10000's `akiec`.",
@@ -236,9 +225,9 @@ def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any
 
 
 def _backbone_limit(architecture: str) -> list[str]:
-    if architecture not in LITE_ARCHITECTURES:
+    if architecture != "efficientnet_lite0":
         return []
     return [
-        f"- The backbone is {family_name(lite_variant(architecture))}, a stand-in for "
-        "EfficientNet-B0 whose ImageNet weights were not available."
+        "- The backbone is EfficientNet-Lite0, a stand-in for EfficientNet-B0 whose ImageNet "
+        "weights were not available."
     ]

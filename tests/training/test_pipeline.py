@@ -194,18 +194,17 @@ def test_a_trained_run_becomes_an_artifact_that_inference_loads(
         load_classifier(artifact)
 
 
-def test_a_second_recipe_is_reported_beside_the_served_run_under_its_own_name(
+def test_a_named_run_is_reported_beside_the_served_run_under_its_own_name(
     tiny_dataset: Path, tmp_path: Path
 ) -> None:
     dataset = load_dataset(tiny_dataset)
     models = tmp_path / "models"
-    for name, recipe in (("efficientnet_lite0", "full"), ("efficientnet_lite0_fast", "fast")):
+    for name in ("efficientnet_lite0", "efficientnet_lite0_trial"):
+        served = name == "efficientnet_lite0"
         config = _smoke_config("efficientnet_lite0")
         # One phase each: the report, not the training, is under test, and each phase costs a
         # compilation.
-        config = config.with_overrides(
-            input_size=32 if recipe == "full" else 40, phases=config.phases[-1:]
-        )
+        config = config.with_overrides(input_size=32 if served else 40, phases=config.phases[-1:])
         split = split_dataset(dataset, seed=config.seed)
         trained = train(config, split, tmp_path / name, weights_path=None)
         finalize(
@@ -213,27 +212,27 @@ def test_a_second_recipe_is_reported_beside_the_served_run_under_its_own_name(
             config=trained.config,
             dataset=dataset,
             split=split,
-            artifact_dir=models / name if recipe == "full" else None,
+            artifact_dir=models / name if served else None,
             comparison_dir=models / "comparison" / name,
             plots_dir=models / "plots",
             tta="off",
             run_name=name,
         )
 
-    assert not (models / "efficientnet_lite0_fast").exists()
-    assert (models / "plots" / "training_efficientnet_lite0_fast.png").is_file()
+    assert not (models / "efficientnet_lite0_trial").exists()
+    assert (models / "plots" / "training_efficientnet_lite0_trial.png").is_file()
     # The report redraws each run's test plots from its saved record, without the model.
     per_run_plots = [
         models / "plots" / f"{kind}_{name}.png"
         for kind in ("reliability", "confusion")
-        for name in ("efficientnet_lite0", "efficientnet_lite0_fast")
+        for name in ("efficientnet_lite0", "efficientnet_lite0_trial")
     ]
     for plot in per_run_plots:
         plot.unlink()
     report = write_report(models, command="python -m training compare").read_text()
     assert all(plot.is_file() for plot in per_run_plots)
     assert (
-        "EfficientNet-Lite0 (ImageNet; stand-in for EfficientNet-B0) (efficientnet_lite0_fast)"
+        "EfficientNet-Lite0 (ImageNet; stand-in for EfficientNet-B0) (efficientnet_lite0_trial)"
         in report
     )
     # "auto" is recorded as what it resolved to on this machine.

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from training import weights
-from training.backbones import efficientnet_lite_base
-from training.lite_variants import LiteVariant, round_filters, stage_table
+from training.backbones import efficientnet_lite0_base
+from training.lite_blocks import STAGES
 from training.weights import (
     WeightsError,
     fetch_lite_weights,
@@ -294,35 +294,24 @@ def test_resolving_absent_weights_gives_the_command_that_fetches_them(
         resolve_vgg16_weights(tmp_path / "typo.npz")
 
 
-# --- The larger Lite variants -----------------------------------------------------------------
+# --- The Lite0 backbone -----------------------------------------------------------------------
 
 
 def test_lite0_is_b0s_block_table() -> None:
-    table = stage_table("lite0")
-    assert [stage.repeats for stage in table] == [1, 2, 2, 3, 3, 4, 1]
-    assert [stage.filters_out for stage in table] == [16, 24, 40, 80, 112, 192, 320]
-    assert [stage.filters_in for stage in table] == [32, 16, 24, 40, 80, 112, 192]
+    assert [stage.repeats for stage in STAGES] == [1, 2, 2, 3, 3, 4, 1]
+    assert [stage.filters_out for stage in STAGES] == [16, 24, 40, 80, 112, 192, 320]
+    assert [stage.filters_in for stage in STAGES] == [32, 16, 24, 40, 80, 112, 192]
 
 
-def test_lite2_is_widened_and_deepened_except_its_first_and_last_stage() -> None:
-    # The shapes of Google's published Lite2 checkpoint.
-    table = stage_table("lite2")
-    assert [stage.repeats for stage in table] == [1, 3, 3, 4, 4, 5, 1]
-    assert [stage.filters_out for stage in table] == [16, 24, 48, 88, 120, 208, 352]
-    assert [round_filters(channels, 1.1) for channels in (32, 1280)] == [32, 1408]
-
-
-@pytest.mark.parametrize("variant", ["lite1", "lite2"])
-def test_fetched_lite_weights_fit_every_layer_of_the_built_backbone(
-    variant: LiteVariant, tmp_path: Path
+def test_fetched_lite0_weights_fit_every_layer_of_the_built_backbone(
+    fetched_lite0_npz: Path,
 ) -> None:
-    npz_path = fetch_lite_weights(tmp_path / f"{variant}.npz", variant=variant)
-    base = efficientnet_lite_base(64, variant)
+    base = efficientnet_lite0_base(64)
 
     weighted_layers = [layer for layer in base.layers if layer.weights]
     # Any missing or misshapen array raises; every weighted layer is set from the checkpoint.
-    assert load_npz_weights(base, npz_path) == len(weighted_layers)
-    with np.load(npz_path) as archive:
+    assert load_npz_weights(base, fetched_lite0_npz) == len(weighted_layers)
+    with np.load(fetched_lite0_npz) as archive:
         assert set(archive.files) == {
             f"{layer.name}/{index}"
             for layer in weighted_layers
