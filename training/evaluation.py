@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,9 @@ class ThresholdChoice:
     validation_specificity: float | None
     n_bootstrap: int
     seed: int
+    # The threshold each source with enough malignant validation images would need on its own;
+    # the chosen one is at most the lowest of them (empty when no groups were given).
+    threshold_by_group: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as a JSON-serialisable dict."""
@@ -177,6 +180,8 @@ def choose_threshold(
     n_bootstrap: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    groups: Sequence[str] | None = None,
+    min_group_positives: int = 50,
 ) -> ThresholdChoice:
     """Choose an operating threshold whose sensitivity promise should hold on new data.
 
@@ -186,6 +191,11 @@ def choose_threshold(
     each resample, and the lower ``1 - confidence`` quantile of those thresholds is used (a
     one-sided bound, e.g. the 5th percentile for ``confidence=0.95``). The result is never
     above the point threshold. Deterministic for a given ``seed``.
+
+    With ``groups`` (each image's source), the promise is kept per source as well: each source
+    with at least ``min_group_positives`` malignant images gets its own threshold by the same
+    rule, and the lowest of them is used where it is lower than the pooled one, so that one
+    source's easy lesions cannot carry another's misses.
     """
     labels = _labels(y_true)
     probabilities = _probabilities(prob, len(labels))
@@ -194,24 +204,31 @@ def choose_threshold(
     if n_bootstrap < 1:
         raise ValueError(f"n_bootstrap must be at least 1, got {n_bootstrap}")
     point_threshold = threshold_for_sensitivity(labels, probabilities, target_sensitivity)
-
-    # Only malignant scores move the sensitivity threshold, so a class-stratified resample
-    # reduces to resampling the malignant scores with their count held fixed.
-    positive_scores = probabilities[labels == MALIGNANT]
-    n_positive = positive_scores.size
-    order_index = n_positive - _positives_needed(n_positive, target_sensitivity)
     rng = np.random.default_rng(seed)
-    resampled_thresholds = np.empty(n_bootstrap, dtype=np.float64)
-    for rows in _chunks(n_bootstrap, n_positive):
-        draws = positive_scores[
-            rng.integers(0, n_positive, size=(rows.stop - rows.start, n_positive))
-        ]
-        resampled_thresholds[rows] = np.partition(draws, order_index, axis=1)[:, order_index]
-
-    # "lower" keeps the threshold on an observed score rather than between two of them.
-    margin_threshold = float(np.quantile(resampled_thresholds, 1.0 - confidence, method="lower"))
-    threshold = min(margin_threshold, point_threshold)
+    pooled = _margin_threshold(
+        probabilities[labels == MALIGNANT], target_sensitivity, n_bootstrap, confidence, rng
+    )
+    threshold = min(pooled, point_threshold)
+    by_group: dict[str, float] = {}
+    if groups is not None:
+        group_array = np.asarray(groups)
+        for group in sorted(set(group_array.tolist())):
+            positives = probabilities[(group_array == group) & (labels == MALIGNANT)]
+            if positives.size >= min_group_positives:
+                by_group[group] = min(
+                    _margin_threshold(positives, target_sensitivity, n_bootstrap, confidence, rng),
+                    threshold_for_sensitivity(
+                        np.ones(positives.size, dtype=int), positives, target_sensitivity
+                    ),
+                )
+        threshold = min([threshold, *by_group.values()])
     confusion = _confusion(labels, probabilities >= threshold)
+    per_source = (
+        f"; the lowest of that and each source's own (sources with >= {min_group_positives} "
+        "malignant images)"
+        if groups is not None
+        else ""
+    )
     return ThresholdChoice(
         threshold=threshold,
         target_sensitivity=float(target_sensitivity),
@@ -219,15 +236,39 @@ def choose_threshold(
         method=(
             f"stratified bootstrap ({n_bootstrap} resamples): lower {1.0 - confidence:.1%} "
             f"quantile of the per-resample thresholds reaching sensitivity "
-            f"{target_sensitivity:g}, capped at the point threshold"
+            f"{target_sensitivity:g}, capped at the point threshold{per_source}"
         ),
-        validation_sensitivity=float(confusion.true_positive / n_positive),
+        validation_sensitivity=float(confusion.true_positive / int(np.sum(labels == MALIGNANT))),
         validation_specificity=_ratio(
             confusion.true_negative, confusion.true_negative + confusion.false_positive
         ),
         n_bootstrap=int(n_bootstrap),
         seed=int(seed),
+        threshold_by_group=by_group,
     )
+
+
+def _margin_threshold(
+    positive_scores: FloatArray,
+    target: float,
+    n_bootstrap: int,
+    confidence: float,
+    rng: np.random.Generator,
+) -> float:
+    """The lower ``1 - confidence`` quantile of the thresholds reaching ``target`` sensitivity
+    on bootstrap resamples of the malignant scores."""
+    # Only malignant scores move the sensitivity threshold, so a class-stratified resample
+    # reduces to resampling the malignant scores with their count held fixed.
+    n_positive = positive_scores.size
+    order_index = n_positive - _positives_needed(n_positive, target)
+    resampled_thresholds = np.empty(n_bootstrap, dtype=np.float64)
+    for rows in _chunks(n_bootstrap, n_positive):
+        draws = positive_scores[
+            rng.integers(0, n_positive, size=(rows.stop - rows.start, n_positive))
+        ]
+        resampled_thresholds[rows] = np.partition(draws, order_index, axis=1)[:, order_index]
+    # "lower" keeps the threshold on an observed score rather than between two of them.
+    return float(np.quantile(resampled_thresholds, 1.0 - confidence, method="lower"))
 
 
 def binary_metrics(y_true: npt.ArrayLike, prob: npt.ArrayLike, threshold: float) -> dict[str, Any]:

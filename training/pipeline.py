@@ -201,6 +201,7 @@ def finalize(
         calibrated["validation"],
         target_sensitivity=config.target_sensitivity,
         seed=config.seed,
+        groups=validation.sources.tolist(),
     )
     results = {
         name: evaluation.evaluate_predictions(

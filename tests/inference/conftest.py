@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from inference import Classifier, default_model_dir, load_classifier
-from training.data import default_data_dir
+from training.data import Dataset, default_data_dirs, load_dataset
 
 
 @pytest.fixture(scope="session")
@@ -22,11 +22,12 @@ def classifier(served_model_dir: Path) -> Classifier:
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """The real dataset; CI must have it, a developer machine without it skips."""
-    path = default_data_dir()
-    if not (path / "manifest.csv").is_file():
+def dataset() -> Dataset:
+    """Every data folder the served model was trained and tested on."""
+    folders = default_data_dirs()
+    missing = [path for path in folders if not (path / "manifest.csv").is_file()]
+    if missing:
         if os.environ.get("CI"):
-            pytest.fail(f"dataset folder {path} is missing in CI (set DERMATRIAGE_DATA_DIR)")
-        pytest.skip(f"dataset folder {path} is absent and CI is not set")
-    return path
+            pytest.fail(f"dataset folders {missing} are missing in CI (set DERMATRIAGE_DATA_DIR)")
+        pytest.skip(f"dataset folders {missing} are absent and CI is not set")
+    return load_dataset(folders)

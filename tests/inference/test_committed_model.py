@@ -1,8 +1,7 @@
-"""The committed model on the real held-out test split it was evaluated on."""
+"""The committed model on a fixed sample of the test split it was evaluated on."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -11,20 +10,20 @@ import pytest
 from sklearn.metrics import recall_score, roc_auc_score
 
 from inference import Classifier
-from training.data import LABELS, load_dataset
+from training.data import LABELS, Dataset, read_split_csv
 
 pytestmark = pytest.mark.slow
 
+# Every other test image, in the order the split file lists them: the same images on every
+# run, spread over every source, in half the time of the whole split.
+SAMPLE_STEP = 2
+
 
 def test_the_committed_model_keeps_its_promises_on_the_real_test_split(
-    classifier: Classifier, served_model_dir: Path, data_dir: Path
+    classifier: Classifier, served_model_dir: Path, dataset: Dataset
 ) -> None:
-    dataset = load_dataset(data_dir)
-    by_file = {sample.file: sample for sample in dataset.samples}
-    with (served_model_dir / "split.csv").open(newline="") as handle:
-        test_files = [row["file"] for row in csv.DictReader(handle) if row["subset"] == "test"]
-    # A fixed sample: every test image, in the order the split file lists them.
-    samples = [by_file[name] for name in test_files]
+    split = read_split_csv(served_model_dir / "split.csv", dataset)
+    samples = split.test[::SAMPLE_STEP]
     labels = np.array([sample.label for sample in samples])
 
     probabilities = []
@@ -36,16 +35,12 @@ def test_the_committed_model_keeps_its_promises_on_the_real_test_split(
 
     sensitivity = recall_score(labels, flagged)
     auc = roc_auc_score(labels, probabilities_array)
-    assert sensitivity >= 0.90, f"sensitivity {sensitivity:.3f} on {len(samples)} test images"
-    assert auc >= 0.85, f"ROC AUC {auc:.3f} on {len(samples)} test images"
+    assert sensitivity >= 0.93, f"sensitivity {sensitivity:.3f} on {len(samples)} test images"
+    assert auc >= 0.90, f"ROC AUC {auc:.3f} on {len(samples)} test images"
 
-    # The figures recorded in the artifact are the ones this model actually produces.
-    recorded = json.loads((served_model_dir / "metadata.json").read_text())["test_metrics"]
-    assert auc == pytest.approx(recorded["overall"]["roc_auc"], abs=0.01)
-    assert (
-        dataset.fingerprint
-        == json.loads((served_model_dir / "metadata.json").read_text())["dataset"][
-            "manifest_sha256"
-        ]
-    )
+    # The figures recorded in the artifact are the ones this model produces: the sample's
+    # ROC AUC lies within a few bootstrap standard errors of the whole split's.
+    metadata = json.loads((served_model_dir / "metadata.json").read_text())
+    assert auc == pytest.approx(metadata["test_metrics"]["overall"]["roc_auc"], abs=0.02)
+    assert dataset.fingerprint == metadata["dataset"]["manifest_sha256"]
     assert tuple(classifier.metadata.labels) == LABELS

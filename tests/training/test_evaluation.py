@@ -232,6 +232,32 @@ def test_the_margin_keeps_the_sensitivity_promise_on_new_data_more_often():
     assert chosen_met / 200 >= 0.85
 
 
+def test_a_per_source_threshold_keeps_the_promise_in_the_source_whose_lesions_score_lower():
+    rng = np.random.default_rng(9)
+    # Source "hard" scores its malignant lesions lower than source "easy" does; pooled, the
+    # easy source's many malignant images would let the threshold rise above the hard one's.
+    labels = np.array([0] * 400 + [1] * 400 + [0] * 200 + [1] * 60)
+    prob = np.concatenate(
+        [rng.uniform(0.0, 0.5, 400), rng.uniform(0.6, 1.0, 400)]
+        + [rng.uniform(0.0, 0.3, 200), rng.uniform(0.2, 0.6, 60)]
+    )
+    sources = np.array(["easy"] * 800 + ["hard"] * 260)
+
+    pooled = choose_threshold(labels, prob, n_bootstrap=300, seed=0)
+    per_source = choose_threshold(labels, prob, n_bootstrap=300, seed=0, groups=sources)
+
+    hard = sources == "hard"
+    assert sensitivity_at(labels[hard], prob[hard], pooled.threshold) < 0.95
+    assert sensitivity_at(labels[hard], prob[hard], per_source.threshold) >= 0.95
+    assert set(per_source.threshold_by_group) == {"easy", "hard"}
+    assert per_source.threshold == min(pooled.threshold, *per_source.threshold_by_group.values())
+    # A source with too few malignant images to set a threshold of its own sets none.
+    few = choose_threshold(
+        labels, prob, n_bootstrap=300, seed=0, groups=sources, min_group_positives=100
+    )
+    assert set(few.threshold_by_group) == {"easy"}
+
+
 def test_threshold_choice_reports_validation_sensitivity_and_specificity():
     labels, prob = synthetic_scores(seed=6, n=800)
 
