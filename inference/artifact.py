@@ -21,6 +21,10 @@ from inference.preprocessing import Preprocessing
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 1
 SERVED_MODEL_NAME = "efficientnet_lite0"
+# Every model's head: global average pooling of the last feature maps, then one linear unit.
+# Inference reads the feature maps at the pooling layer's input (inference.explain).
+POOLING_LAYER = "head_pool"
+LOGIT_LAYER = "malignancy_logit"
 REQUIRED_KEYS = (
     "format_version",
     "name",

@@ -23,14 +23,15 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
-from inference.artifact import ModelMetadata
+from inference.artifact import LOGIT_LAYER, POOLING_LAYER, ModelMetadata
 from inference.errors import BackendUnavailableError, ConfigurationError, ModelArtifactError
 from inference.synthetic import synthetic_lesion
 from inference.threads import available_cores
 
 logger = logging.getLogger(__name__)
 
-Forward = Callable[[np.ndarray], np.ndarray]
+# uint8 pixels (N, size, size, 3) in; logits (N, 1) and the last feature maps (N, h, w, C) out.
+Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 BackendChoice = Literal["auto", "tflite", "keras"]
 BACKEND_CHOICES: tuple[BackendChoice, ...] = ("auto", "tflite", "keras")
 
@@ -39,7 +40,7 @@ THREADS_ENV = "DERMATRIAGE_INFERENCE_THREADS"
 CACHE_DIR_ENV = "DERMATRIAGE_CACHE_DIR"
 
 # Bumped whenever the conversion below changes, so that older cache entries are not reused.
-CONVERSION_RECIPE = 1
+CONVERSION_RECIPE = 2
 # The fast path must give the Keras model's calibrated probabilities to within this.
 MAX_PROBABILITY_DIFFERENCE = 1e-4
 # Images per interpreter call. Batching buys XNNPACK nothing on CPU: with 2 threads, chunks of
@@ -93,8 +94,24 @@ def load_keras_model(model_path: Path) -> Any:
         raise ModelArtifactError(f"cannot load model file {model_path}: {exc}") from exc
 
 
+def with_feature_maps(model: Any) -> Any:
+    """The classifier with a second output: the feature maps its head pools (see
+    inference.explain and inference.gate, which read them)."""
+    import keras
+
+    feature_maps = model.get_layer(POOLING_LAYER).input
+    return keras.Model(model.inputs, [model.outputs[0], feature_maps], name=model.name)
+
+
+def head_kernel(model: Any) -> np.ndarray:
+    """The final linear unit's (C,) kernel, which turns feature maps into activation maps."""
+    kernel = model.get_layer(LOGIT_LAYER).get_weights()[0]
+    return np.asarray(kernel, dtype=np.float64).reshape(-1)
+
+
 def keras_forward(model: Any) -> Forward:
-    """A traced Keras call: uint8 pixel batch in, logits out."""
+    """A traced Keras call of a `with_feature_maps` model: uint8 pixel batch in, logits and
+    feature maps out."""
     import tensorflow as tf
 
     # Traced once per batch shape; skips model.predict's per-call dataset and callback setup,
@@ -103,14 +120,16 @@ def keras_forward(model: Any) -> Forward:
     def call(pixels: tf.Tensor) -> tf.Tensor:
         return model(tf.cast(pixels, tf.float32), training=False)
 
-    def forward(pixels: np.ndarray) -> np.ndarray:
-        return np.asarray(call(tf.convert_to_tensor(pixels)))
+    def forward(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, feature_maps = call(tf.convert_to_tensor(pixels))
+        return np.asarray(logits), np.asarray(feature_maps)
 
     return forward
 
 
 def convert_to_flatbuffer(model: Any, input_size: int) -> bytes:
-    """Convert a Keras model to a float32 LiteRT flatbuffer that takes uint8 pixels."""
+    """Convert a `with_feature_maps` model to a float32 LiteRT flatbuffer that takes uint8
+    pixels."""
     import keras
     import tensorflow as tf
 
@@ -119,8 +138,8 @@ def convert_to_flatbuffer(model: Any, input_size: int) -> bytes:
     archive = keras.export.ExportArchive()
     archive.track(model)
 
-    def serve(pixels: tf.Tensor) -> tf.Tensor:
-        return model(tf.cast(pixels, tf.float32), training=False)
+    def serve(pixels: tf.Tensor) -> list[tf.Tensor]:
+        return list(model(tf.cast(pixels, tf.float32), training=False))
 
     signature = [tf.TensorSpec([None, input_size, input_size, 3], tf.uint8, name="pixels")]
     archive.add_endpoint("serve", serve, signature)
@@ -156,7 +175,17 @@ class InterpreterForward:
         self.max_batch = max_batch
         self._interpreter = _interpreter_class()(model_content=flatbuffer, num_threads=threads)
         self._input = self._interpreter.get_input_details()[0]
-        self._output_index = self._interpreter.get_output_details()[0]["index"]
+        # The converter does not keep the outputs' order; their ranks tell them apart.
+        outputs = {
+            len(detail["shape_signature"]): detail["index"]
+            for detail in self._interpreter.get_output_details()
+        }
+        if set(outputs) != {2, 4}:
+            raise BackendUnavailableError(
+                "flatbuffer must output logits and feature maps, got outputs of rank "
+                f"{sorted(outputs)}"
+            )
+        self._logits_index, self._maps_index = outputs[2], outputs[4]
         self._batch = -1
         if np.dtype(self._input["dtype"]) != np.uint8:
             raise BackendUnavailableError(
@@ -167,18 +196,20 @@ class InterpreterForward:
     def flatbuffer(self) -> bytes:
         return self._flatbuffer
 
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        """Logits, shape (N, 1), for a uint8 batch of shape (N, size, size, 3)."""
-        logits = np.empty((len(pixels), 1), dtype=np.float32)
+    def __call__(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Logits (N, 1) and feature maps (N, h, w, C) for a uint8 (N, size, size, 3) batch."""
+        logits, maps = [], []
         for start in range(0, len(pixels), self.max_batch):
             chunk = np.ascontiguousarray(pixels[start : start + self.max_batch], dtype=np.uint8)
             self._reshape(len(chunk))
             self._interpreter.set_tensor(self._input["index"], chunk)
             self._interpreter.invoke()
-            logits[start : start + len(chunk)] = self._interpreter.get_tensor(
-                self._output_index
-            ).reshape(len(chunk), 1)
-        return logits
+            logits.append(self._interpreter.get_tensor(self._logits_index).reshape(len(chunk), 1))
+            # Copied: the interpreter reuses its output buffers on the next invoke.
+            maps.append(np.array(self._interpreter.get_tensor(self._maps_index)))
+        if not logits:
+            return np.zeros((0, 1), np.float32), np.zeros((0, 0, 0, 0), np.float32)
+        return np.concatenate(logits), np.concatenate(maps)
 
     def _reshape(self, batch: int) -> None:
         if batch == self._batch:
@@ -269,7 +300,7 @@ def max_probability_difference(
     """Largest |difference| between the two forwards' calibrated probabilities on `pixels`."""
 
     def probabilities(forward: Forward) -> np.ndarray:
-        logits = np.asarray(forward(pixels), dtype=np.float64).reshape(-1)
+        logits = np.asarray(forward(pixels)[0], dtype=np.float64).reshape(-1)
         return 1.0 / (1.0 + np.exp(-logits / temperature))
 
     difference = np.abs(probabilities(reference) - probabilities(candidate))

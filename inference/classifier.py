@@ -5,25 +5,35 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from inference.artifact import ModelMetadata, default_model_dir, read_metadata, verify_model_file
+from inference.artifact import (
+    ModelMetadata,
+    default_model_dir,
+    file_sha256,
+    read_metadata,
+    verify_model_file,
+)
 from inference.backends import (
     BackendChoice,
     FlatbufferCache,
     Forward,
     backend_choice,
     cache_root,
+    head_kernel,
     interpreter_threads,
     keras_forward,
     load_keras_model,
     tflite_forward,
+    with_feature_maps,
 )
 from inference.errors import BackendUnavailableError, ModelArtifactError
+from inference.explain import activation_maps
+from inference.gate import GATE_FILE, GateReason, InputGate
 from inference.preprocessing import ImageSource, flip_views
 
 logger = logging.getLogger(__name__)
@@ -36,9 +46,30 @@ class ImagePrediction:
     """The classifier's answer for one image."""
 
     probability: float  # calibrated probability of malignancy
-    high_risk: bool  # probability >= the artifact's threshold
+    # probability >= the artifact's threshold, for an image the input gate let through
+    high_risk: bool
     label: str
     model_version: str
+    # Why the input gate turned the image away (its probability is then not to be trusted);
+    # None when it passed, or when the artifact has no gate.
+    gate_reason: GateReason | None = None
+    # (h, w) map in 0..1 of what drove the image towards `label` (inference.explain)
+    heatmap: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # The pooled features the head scored: what "similar images" compares.
+    features: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class BatchAnalysis:
+    """One forward pass's outputs for a batch, before they become predictions."""
+
+    logits: np.ndarray  # (N,)
+    feature_maps: np.ndarray  # (N, h, w, C)
+
+    @property
+    def features(self) -> np.ndarray:
+        """Pooled features, (N, C): the head's input."""
+        return self.feature_maps.mean(axis=(1, 2))
 
 
 class Classifier:
@@ -49,11 +80,19 @@ class Classifier:
     """
 
     def __init__(
-        self, forward: Forward, metadata: ModelMetadata, *, backend: str = "keras"
+        self,
+        forward: Forward,
+        metadata: ModelMetadata,
+        *,
+        kernel: np.ndarray,
+        backend: str = "keras",
+        gate: InputGate | None = None,
     ) -> None:
         self._forward = forward
         self.metadata = metadata
         self.backend = backend
+        self._kernel = kernel
+        self.gate = gate
         # One forward pass at a time: the LiteRT interpreter is not thread-safe, and concurrent
         # Keras calls from a threaded worker pool would only fight over the same cores.
         self._lock = threading.Lock()
@@ -74,41 +113,66 @@ class Classifier:
         """Decode and resize images into the uint8 batch the model takes."""
         return self.metadata.preprocessing.batch(images)
 
-    def logits(self, pixels: np.ndarray) -> np.ndarray:
-        """Raw (uncalibrated) malignancy logits for a uint8 pixel batch."""
+    def analyse(self, pixels: np.ndarray) -> BatchAnalysis:
+        """Raw (uncalibrated) logits and the last feature maps for a uint8 pixel batch."""
         if pixels.ndim != 4 or pixels.shape[1:] != self._input_shape:
             raise ValueError(
                 f"expected a batch of shape (N, *{self._input_shape}), got {pixels.shape}"
             )
-        if len(pixels) == 0:
-            return np.zeros((0,), dtype=np.float64)
         views = flip_views(pixels) if self.metadata.test_time_augmentation else [pixels]
         with self._lock:
-            outputs = [
-                np.asarray(self._forward(view), dtype=np.float64).reshape(-1) for view in views
-            ]
-        return np.mean(outputs, axis=0)
+            outputs = [self._forward(view) for view in views]
+        logits = np.mean(
+            [np.asarray(view_logits, dtype=np.float64).reshape(-1) for view_logits, _ in outputs],
+            axis=0,
+        ).reshape(len(pixels))
+        # The maps of the image as given: the flipped views' maps are of flipped images.
+        return BatchAnalysis(logits=logits, feature_maps=np.asarray(outputs[0][1]))
+
+    def logits(self, pixels: np.ndarray) -> np.ndarray:
+        """Raw (uncalibrated) malignancy logits for a uint8 pixel batch."""
+        return self.analyse(pixels).logits
+
+    def calibrated(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of malignancy from raw logits."""
+        return 1.0 / (1.0 + np.exp(-logits / self.metadata.temperature))
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """Calibrated probabilities of malignancy for a uint8 pixel batch."""
-        scaled = self.logits(pixels) / self.metadata.temperature
-        return 1.0 / (1.0 + np.exp(-scaled))
+        return self.calibrated(self.logits(pixels))
 
     def predict(self, images: Sequence[ImageSource]) -> list[ImagePrediction]:
         """Score images given as bytes, file paths or arrays; same order as given."""
         return self.predict_pixels(self.preprocess(images))
 
     def predict_pixels(self, pixels: np.ndarray) -> list[ImagePrediction]:
-        """Score an already preprocessed uint8 batch."""
+        """Score an already preprocessed uint8 batch: probability, input-gate verdict, heatmap
+        and pooled features, all from one forward pass."""
+        if len(pixels) == 0:
+            return []
+        analysis = self.analyse(pixels)
+        probabilities = self.calibrated(analysis.logits)
+        features = analysis.features
+        heatmaps = activation_maps(
+            analysis.feature_maps, self._kernel, probabilities >= self.threshold
+        )
+        reasons: list[GateReason | None] = (
+            self.gate.reasons(pixels, features) if self.gate else [None] * len(pixels)
+        )
         labels = self.metadata.labels
         return [
             ImagePrediction(
                 probability=float(probability),
-                high_risk=bool(probability >= self.threshold),
+                high_risk=bool(probability >= self.threshold and reason is None),
                 label=labels[1] if probability >= self.threshold else labels[0],
                 model_version=self.version,
+                gate_reason=reason,
+                heatmap=heatmap,
+                features=feature_row.astype(np.float32),
             )
-            for probability in self.probabilities(pixels)
+            for probability, reason, heatmap, feature_row in zip(
+                probabilities, reasons, heatmaps, features, strict=True
+            )
         ]
 
     @property
@@ -130,11 +194,33 @@ def load_classifier(path: str | Path | None = None, backend: str | None = None) 
     metadata = read_metadata(artifact_dir)
     model_path = verify_model_file(artifact_dir, metadata)
     model = load_keras_model(model_path)
-    forward, used = _forward_for(choice, model, metadata)
-    classifier = Classifier(forward, metadata, backend=used)
+    forward, used = _forward_for(choice, with_feature_maps(model), metadata)
+    classifier = Classifier(
+        forward,
+        metadata,
+        kernel=head_kernel(model),
+        backend=used,
+        gate=load_gate(artifact_dir, metadata),
+    )
     _check_output_shape(classifier)
     logger.info("Loaded %s on the %s backend", metadata.version, used)
     return classifier
+
+
+def load_gate(artifact_dir: Path, metadata: ModelMetadata) -> InputGate | None:
+    """The artifact's input gate after checking its recorded sha256; None for an artifact
+    trained before there was one."""
+    recorded = metadata.raw.get("input_gate")
+    if recorded is None:
+        return None
+    path = artifact_dir / GATE_FILE
+    if not path.is_file():
+        raise ModelArtifactError(f"input gate {path} named in metadata.json is missing")
+    if file_sha256(path) != recorded.get("sha256"):
+        raise ModelArtifactError(
+            f"input gate {path} is corrupt or was replaced: its sha256 does not match metadata.json"
+        )
+    return InputGate.load(path)
 
 
 def _forward_for(choice: BackendChoice, model: Any, metadata: ModelMetadata) -> tuple[Forward, str]:
@@ -163,11 +249,18 @@ def _check_output_shape(classifier: Classifier) -> None:
     """Score one blank image so a model of the wrong shape fails at load time, not per request."""
     size = classifier.metadata.input_size
     try:
-        logits = classifier.logits(np.zeros((1, size, size, 3), dtype=np.uint8))
+        analysis = classifier.analyse(np.zeros((1, size, size, 3), dtype=np.uint8))
     except Exception as exc:
         raise ModelArtifactError(f"model does not accept {size}x{size} RGB input: {exc}") from exc
+    logits = analysis.logits
     if logits.shape != (1,) or not np.isfinite(logits).all():
         raise ModelArtifactError(f"model must output one finite logit per image, got {logits!r}")
+    channels = analysis.feature_maps.shape[-1]
+    if classifier.gate is not None and classifier.gate.feature_mean.shape != (channels,):
+        raise ModelArtifactError(
+            f"input gate expects {classifier.gate.feature_mean.size} features, the model gives "
+            f"{channels}"
+        )
 
 
 def describe(classifier: Classifier) -> dict[str, Any]:

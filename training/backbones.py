@@ -19,11 +19,13 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from inference.artifact import LOGIT_LAYER, POOLING_LAYER
 from training.config import ARCHITECTURES, Architecture
 from training.lite_blocks import HEAD_FILTERS, STAGES, STEM_FILTERS, StageArgs
 
-HEAD_LAYER_NAMES = ("head_dropout", "head_dense", "malignancy_logit")
-POOL_LAYER = "head_pool"
+HEAD_LAYER_NAMES = ("head_dropout", "head_dense", LOGIT_LAYER)
+# Named as inference expects: it reads the feature maps at this layer's input.
+POOL_LAYER = POOLING_LAYER
 
 DISPLAY_NAMES: dict[str, str] = {
     "efficientnet_lite0": "EfficientNet-Lite0 (ImageNet; stand-in for EfficientNet-B0)",
@@ -220,7 +222,7 @@ def build_classifier(
         x = layers.Dense(hidden_units, activation="relu", name="head_dense")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
     # Float32 even under mixed precision: the logit feeds the loss and the calibration.
-    logit = layers.Dense(1, dtype="float32", name="malignancy_logit")(x)
+    logit = layers.Dense(1, dtype="float32", name=LOGIT_LAYER)(x)
     return keras.Model(inputs, logit, name=f"{architecture}_classifier")
 
 

@@ -23,7 +23,9 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-HEAD_LAYER = "malignancy_logit"
+from inference.artifact import LOGIT_LAYER
+
+HEAD_LAYER = LOGIT_LAYER
 # Inverse L2 strengths (scikit-learn's C) tried on standardised features.
 STRENGTHS: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 # The strongest penalty whose validation ROC AUC is within this of the best is kept: a

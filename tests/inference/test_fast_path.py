@@ -21,7 +21,7 @@ from inference import (
     backends,
     load_classifier,
 )
-from inference.artifact import read_metadata
+from inference.artifact import LOGIT_LAYER, POOLING_LAYER, read_metadata
 from inference.backends import FlatbufferCache, interpreter_threads
 from inference.cli import main
 from inference.synthetic import synthetic_lesion
@@ -117,11 +117,13 @@ def _tiny_artifact(folder: Path, *, seed: int) -> Path:
     features = keras.layers.Conv2D(
         8, 3, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(seed=seed)
     )(features)
-    features = keras.layers.GlobalAveragePooling2D()(features)
+    # Named as every served model's head is: inference reads the maps the pooling takes.
+    features = keras.layers.GlobalAveragePooling2D(name=POOLING_LAYER)(features)
     logit = keras.layers.Dense(
         1,
         kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1),
         bias_initializer=keras.initializers.Constant(float(seed)),
+        name=LOGIT_LAYER,
     )(features)
     folder.mkdir(parents=True)
     model_path = folder / "model.keras"

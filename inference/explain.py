@@ -1,0 +1,62 @@
+"""Where in an image the score came from: class activation maps, drawn as an overlay.
+
+Every served model ends in global average pooling and one linear unit, so the logit is the mean
+over positions of `feature_map @ kernel` plus a bias. That per-position sum is the class
+activation map; for such a head it is also exactly what Grad-CAM computes (the gradient of the
+logit with respect to each feature is the kernel divided by the number of positions), without
+a backward pass. It comes out of the same forward pass as the score.
+
+As Grad-CAM does, the map explains the predicted label: for an image above the threshold, the
+positions that raise the malignancy logit; below it, those that lower it.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+# Longest side of the stored overlay: the viewer stretches it over the image, and the map
+# itself has only a few cells per side.
+OVERLAY_MAX_SIDE = 256
+
+
+def activation_maps(
+    feature_maps: np.ndarray, kernel: np.ndarray, predicted_malignant: np.ndarray
+) -> np.ndarray:
+    """(N, h, w) maps in 0..1 from (N, h, w, C) feature maps and the head's (C,) kernel.
+
+    Only positions that push the logit towards the predicted label are kept (as Grad-CAM's
+    ReLU does); each map is scaled by its own maximum, so it says where, not how much.
+    """
+    signs = np.where(np.asarray(predicted_malignant, dtype=bool), 1.0, -1.0)
+    contributions = np.tensordot(feature_maps, kernel, axes=([3], [0]))
+    raw = np.maximum(contributions * signs[:, None, None], 0.0)
+    peaks = raw.reshape(len(raw), -1).max(axis=1, initial=0.0)
+    scale = np.where(peaks > 0, peaks, 1.0)
+    return (raw / scale[:, None, None]).astype(np.float32)
+
+
+def _colour_ramp(values: np.ndarray) -> np.ndarray:
+    """A yellow-to-red ramp for 0..1 values, as (..., 3) uint8."""
+    red = np.full_like(values, 255.0)
+    green = 230.0 * (1.0 - values)
+    blue = 40.0 * (1.0 - values)
+    return np.stack([red, green, blue], axis=-1).astype(np.uint8)
+
+
+def overlay_png(heatmap: np.ndarray, *, width: int, height: int) -> bytes:
+    """An RGBA PNG of `heatmap` stretched to the image's aspect ratio: colour and opacity grow
+    with the map, so cool areas stay see-through. The model sees the image squashed to a
+    square, so stretching the map back puts each cell over the part of the image it saw."""
+    scale = OVERLAY_MAX_SIDE / max(width, height, 1)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    grey = Image.fromarray((np.clip(heatmap, 0.0, 1.0) * 255).astype(np.uint8), mode="L")
+    values = np.asarray(grey.resize(size, Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+    rgba = np.concatenate(
+        [_colour_ramp(values), (values * 200).astype(np.uint8)[..., None]], axis=-1
+    )
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, mode="RGBA").save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
