@@ -83,10 +83,12 @@ class InputGate:
         return np.linalg.norm(centred @ self.whitening, axis=1)
 
     def reasons(self, pixels: np.ndarray, features: np.ndarray) -> list[GateReason | None]:
-        """Per image, why it is turned away, or None when the model may judge it. The image
-        checks come first: a blurred or dark photo of a lesion is told so, not called foreign."""
-        measures = image_measures(pixels)
-        distances = self.distances(features)
+        """Per image, why it is turned away, or None when the model may judge it."""
+        return self.decide(image_measures(pixels), self.distances(features))
+
+    def decide(self, measures: ImageMeasures, distances: np.ndarray) -> list[GateReason | None]:
+        """`reasons`, from measurements already taken. The image checks come first: a blurred
+        or dark photo of a lesion is told so, not called foreign."""
         verdicts: list[GateReason | None] = []
         for sharpness, brightness, distance in zip(
             measures.sharpness, measures.brightness, distances, strict=True
