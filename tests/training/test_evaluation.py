@@ -238,8 +238,12 @@ def test_a_per_source_threshold_keeps_the_promise_in_the_source_whose_lesions_sc
     # easy source's many malignant images would let the threshold rise above the hard one's.
     labels = np.array([0] * 400 + [1] * 400 + [0] * 200 + [1] * 60)
     prob = np.concatenate(
-        [rng.uniform(0.0, 0.5, 400), rng.uniform(0.6, 1.0, 400)]
-        + [rng.uniform(0.0, 0.3, 200), rng.uniform(0.2, 0.6, 60)]
+        [
+            rng.uniform(0.0, 0.5, 400),
+            rng.uniform(0.6, 1.0, 400),
+            rng.uniform(0.0, 0.3, 200),
+            rng.uniform(0.2, 0.6, 60),
+        ]
     )
     sources = np.array(["easy"] * 800 + ["hard"] * 260)
 
