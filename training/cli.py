@@ -1,4 +1,4 @@
-"""Command line: `python -m training compare|train|finalize|report`."""
+"""Command line: `python -m training compare|train|finalize|report|evaluate`."""
 
 from __future__ import annotations
 
@@ -19,7 +19,13 @@ from training.config import (
     TrainingConfig,
     default_config,
 )
-from training.data import Dataset, default_data_dirs, load_dataset, split_dataset
+from training.data import (
+    Dataset,
+    default_data_dirs,
+    load_dataset,
+    read_split_csv,
+    split_dataset,
+)
 from training.hardware import PRECISIONS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -280,7 +286,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
 
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a model artifact on your own data folders, or on a subset of a saved split, "
+        "and print its metrics per source at the artifact's threshold",
+    )
+    evaluate.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "efficientnet_lite0")
+    evaluate.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        default=None,
+        help="a data folder; repeat for several (default: DERMATRIAGE_DATA_DIR, else the shared "
+        "folders)",
+    )
+    evaluate.add_argument(
+        "--split",
+        type=Path,
+        default=None,
+        help="a split.csv: score only its --subset (default: every image of the data folders)",
+    )
+    evaluate.add_argument("--subset", default="test")
+
     return parser
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from inference import load_classifier
+    from training.evaluation import evaluate_predictions
+    from training.model_card import metrics_table
+
+    classifier = load_classifier(args.model)
+    dataset = load_dataset(args.data or default_data_dirs())
+    samples = (
+        read_split_csv(args.split, dataset).subset(args.subset)
+        if args.split is not None
+        else dataset.samples
+    )
+    probabilities: list[float] = []
+    for start in range(0, len(samples), 64):
+        batch = [sample.path for sample in samples[start : start + 64]]
+        probabilities += [prediction.probability for prediction in classifier.predict(batch)]
+    result = evaluate_predictions(
+        [sample.label for sample in samples],
+        probabilities,
+        classifier.threshold,
+        groups=[sample.source for sample in samples],
+    )
+    print(f"{classifier.version} at threshold {classifier.threshold:.4f}, {len(samples)} images")
+    print("\n".join(metrics_table({"overall": result["overall"], **result["by_group"]})))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -301,4 +355,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             _report(args)
     elif args.command == "report":
         _report(args)
+    elif args.command == "evaluate":
+        _evaluate(args)
     return 0

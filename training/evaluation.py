@@ -275,11 +275,11 @@ def binary_metrics(y_true: npt.ArrayLike, prob: npt.ArrayLike, threshold: float)
     """Return JSON-serialisable metrics at ``threshold``; undefined values are None.
 
     Keys: threshold, n, n_positive, n_negative, accuracy, precision, recall, sensitivity
-    (same as recall), specificity, f1, roc_auc, pr_auc (average precision), log_loss, brier,
-    ece, confusion_matrix as ``[[tn, fp], [fn, tp]]``, classification_report (scikit-learn's
-    dict form) and classification_report_text. Metrics that need both classes (roc_auc) or a
-    non-zero denominator (precision with no flagged case, ...) are None instead of NaN, so a
-    data source with a single class can still be reported.
+    (same as recall), specificity, flagged (share of images flagged), f1, roc_auc, pr_auc
+    (average precision), log_loss, brier, ece, confusion_matrix as ``[[tn, fp], [fn, tp]]``,
+    classification_report (scikit-learn's dict form) and classification_report_text. Metrics
+    that need both classes (roc_auc) or a non-zero denominator (precision with no flagged case,
+    ...) are None instead of NaN, so a data source with a single class can still be reported.
     """
     labels = _labels(y_true)
     probabilities = _probabilities(prob, len(labels))
@@ -312,6 +312,8 @@ def binary_metrics(y_true: npt.ArrayLike, prob: npt.ArrayLike, threshold: float)
         "recall": recall,
         "sensitivity": recall,
         "specificity": _ratio(tn, n_negative),
+        # The share a reviewer queue would receive: what decides whether the flag triages.
+        "flagged": _ratio(tp + fp, labels.size),
         "f1": _ratio(2 * tp, 2 * tp + fp + fn),
         "roc_auc": float(metrics.roc_auc_score(labels, probabilities)) if both_classes else None,
         "pr_auc": (

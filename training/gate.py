@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,8 +211,9 @@ def fit_into_artifact(
     *,
     train: Sequence[Sample],
     validation: Sequence[Sample],
-    checked: dict[str, Sequence[Sample]],
+    checked: Mapping[str, Sequence[Sample]],
     seed: int = 0,
+    per_kind: int = 40,
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Fit the gate, measure it, and write `gate.npz` and its record into the artifact's
@@ -235,7 +236,7 @@ def fit_into_artifact(
         }
     foreign = {
         kind: _turned_away(verdicts(gate, measure(classifier, images)))
-        for kind, images in out_of_distribution_images(seed=seed).items()
+        for kind, images in out_of_distribution_images(per_kind=per_kind, seed=seed).items()
     }
     caught = sum(entry["turned_away"] for entry in foreign.values())
     total = sum(entry["images"] for entry in foreign.values())

@@ -31,9 +31,9 @@ def fmt_interval(interval: Any) -> str:
 def metrics_table(rows: dict[str, dict[str, Any]]) -> list[str]:
     """One row per group of the operating-point metrics, with bootstrap intervals."""
     lines = [
-        "| group | n (malignant) | sensitivity [95% CI] | specificity [95% CI] | ROC AUC [95% CI] "
-        "| PR AUC | precision | F1 | accuracy | log loss | Brier | ECE |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| group | n (malignant) | sensitivity [95% CI] | specificity [95% CI] | flagged "
+        "| ROC AUC [95% CI] | PR AUC | precision | F1 | accuracy | log loss | Brier | ECE |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in rows.items():
         ci = m.get("ci") or {}
@@ -41,6 +41,7 @@ def metrics_table(rows: dict[str, dict[str, Any]]) -> list[str]:
             f"| {name} | {m['n']} ({m['n_positive']}) "
             f"| {fmt(m['sensitivity'])} {fmt_interval(ci.get('sensitivity'))} "
             f"| {fmt(m['specificity'])} {fmt_interval(ci.get('specificity'))} "
+            f"| {fmt(m.get('flagged'))} "
             f"| {fmt(m['roc_auc'])} {fmt_interval(ci.get('roc_auc'))} "
             f"| {fmt(m['pr_auc'])} | {fmt(m['precision'])} | {fmt(m['f1'])} "
             f"| {fmt(m['accuracy'])} | {fmt(m['log_loss'])} | {fmt(m['brier'])} | {fmt(m['ece'])} |"
@@ -191,12 +192,14 @@ def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any
         f"Point threshold without margin {choice['point_threshold']:.4f}; shipped "
         f"{choice['threshold']:.4f} (validation sensitivity "
         f"{fmt(choice['validation_sensitivity'])}, "
-        f"specificity {fmt(choice['validation_specificity'])}).",
+        f"specificity {fmt(choice['validation_specificity'])})." + _per_source_thresholds(choice),
         "",
         "## Test metrics (held-out split, at the shipped threshold)",
         *metrics_table({"overall": test["overall"], **test["by_group"]}),
         "",
         *paragraph(within_source_sentence(record)),
+        *_holdout_section(record),
+        *_gate_section(metadata.get("input_gate")),
         "## Calibration",
         f"Temperature scaling fitted on validation. Expected calibration error (15 bins): "
         f"validation {calibration['validation']['ece_before']:.3f} → "
@@ -222,6 +225,59 @@ def write_model_card(path: Path, metadata: dict[str, Any], record: dict[str, Any
         "",
     ]
     path.write_text("\n".join(lines))
+
+
+def _per_source_thresholds(choice: dict[str, Any]) -> str:
+    by_source = choice.get("threshold_by_group") or {}
+    if not by_source:
+        return ""
+    listed = ", ".join(f"`{source}` {value:.4f}" for source, value in by_source.items())
+    return f" Each source's own threshold by the same rule: {listed}."
+
+
+def _holdout_section(record: dict[str, Any]) -> list[str]:
+    holdout = record.get("holdout")
+    if not holdout:
+        return []
+    sources = ", ".join(f"`{source}`" for source in record.get("holdout_sources", []))
+    return [
+        "## A clinic never seen (held-out source, at the shipped threshold)",
+        f"{sources}: kept out of training and out of every choice, scored once at the end.",
+        "",
+        *metrics_table({"overall": holdout["overall"]}),
+        "",
+    ]
+
+
+def _gate_section(gate: dict[str, Any] | None) -> list[str]:
+    if not gate:
+        return []
+    real = gate["real_images_turned_away"]
+    caught = gate["not_dermoscopic_caught"]
+    rows = [
+        f"| {name} | {entry['images']} | {entry['turned_away']} | {entry['share']:.1%} |"
+        for name, entry in real.items()
+    ]
+    kinds = ", ".join(
+        f"{kind} {entry['turned_away']}/{entry['images']}"
+        for kind, entry in gate["not_dermoscopic_by_kind"].items()
+    )
+    return [
+        "## Input gate",
+        "Before a score is trusted, the worker checks the image: too dark, too bright or too "
+        "blurred (limits in the tails of the validation images), and whether the model's "
+        "pooled features lie as far from its training images' as real dermoscopic images ever "
+        "do (Mahalanobis distance, limit at a high quantile of the validation images). An image "
+        "that fails is given a reason instead of a risk.",
+        "",
+        "| real dermoscopic images | images | turned away | share |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        f"Images that are not dermoscopic, caught: {caught['caught']} of {caught['images']} "
+        f"({caught['share']:.1%}); by kind: {kinds}.",
+        "",
+    ]
 
 
 def _backbone_limit(architecture: str) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from inference.artifact import FORMAT_VERSION, file_sha256, write_metadata
+from inference.artifact import FORMAT_VERSION, file_sha256, read_metadata, write_metadata
 from training import evaluation, plots
 from training.backbones import DISPLAY_NAMES, count_parameters
 from training.batches import ImageBatches, predict_logits, predict_rows
@@ -32,6 +32,7 @@ from training.data import (
     write_split_csv,
 )
 from training.evaluation import WithinSourceGain
+from training.gate import fit_into_artifact
 from training.hardware import describe_cpu
 from training.head_refit import HEAD_LAYER, fit_linear_head, penultimate_model, with_head
 from training.model_card import write_model_card
@@ -289,6 +290,28 @@ def finalize(
             artifact_dir, run_dir, config, dataset, split, record, model if changed else None
         )
     return record
+
+
+def _fit_input_gate(artifact_dir: Path, config: TrainingConfig, split: Split) -> None:
+    """Fit the served model's input gate (training.gate) on the artifact as it will be served."""
+    from inference import load_classifier
+
+    limit = config.max_images_per_subset
+    checked = {
+        name: subsample(split.subset(name), limit)
+        for name in ("test", HOLDOUT)
+        if split.subset(name)
+    }
+    fit_into_artifact(
+        artifact_dir,
+        load_classifier(artifact_dir),
+        train=subsample(config.training_images(split.train), limit),
+        validation=subsample(split.validation, limit),
+        checked=checked,
+        seed=config.seed,
+        # A smoke run checks the plumbing, not the gate.
+        per_kind=2 if limit else 40,
+    )
 
 
 def plot_test_results(
@@ -580,7 +603,8 @@ def _write_artifact(
         "intended_use": "Education and research only; not a medical diagnosis or device.",
     }
     write_metadata(artifact_dir, metadata)
-    write_model_card(artifact_dir / "MODEL_CARD.md", metadata, record)
+    _fit_input_gate(artifact_dir, config, split)
+    write_model_card(artifact_dir / "MODEL_CARD.md", read_metadata(artifact_dir).raw, record)
 
 
 def _headline(result: dict[str, Any]) -> dict[str, Any]:

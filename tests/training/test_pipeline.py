@@ -179,12 +179,28 @@ def test_a_trained_run_becomes_an_artifact_that_inference_loads(
     assert ece_before == pytest.approx(record["calibration"]["test"]["ece_before"], abs=1e-9)
     assert ece_after == pytest.approx(record["calibration"]["test"]["ece_after"], abs=1e-9)
 
+    # The input gate is fitted into the artifact, and what inference loads is what training
+    # recorded.
+    assert "## Input gate" in card
+    assert "## A clinic never seen" in card
+    gate_record = metadata["input_gate"]
+    assert gate_record["real_images_turned_away"]["validation"]["images"] == len(split.validation)
+    assert set(gate_record["real_images_turned_away"]) == {"validation", "test", "holdout"}
+
     classifier = load_classifier(artifact)
+    assert classifier.gate is not None
+    limits = gate_record["limits"]
+    assert classifier.gate.max_distance == pytest.approx(limits["max_feature_distance"])
+    assert classifier.gate.min_sharpness == pytest.approx(limits["min_sharpness"])
+    assert classifier.gate.min_brightness == pytest.approx(limits["min_brightness"])
+    assert classifier.gate.max_brightness == pytest.approx(limits["max_brightness"])
     image = dataset.samples[0].path
     by_path, by_bytes = classifier.predict([image, image.read_bytes()])
     assert by_path == by_bytes
     assert 0.0 <= by_path.probability <= 1.0
-    assert by_path.high_risk == (by_path.probability >= metadata["threshold"])
+    assert by_path.high_risk == (
+        by_path.probability >= metadata["threshold"] and by_path.gate_reason is None
+    )
     assert by_path.model_version == metadata["version"]
 
     # A model file that no longer matches its recorded sha256 is refused.
