@@ -32,8 +32,8 @@ logger = logging.getLogger(__name__)
 
 # uint8 pixels (N, size, size, 3) in; logits (N, 1) and the last feature maps (N, h, w, C) out.
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-BackendChoice = Literal["auto", "tflite", "keras"]
-BACKEND_CHOICES: tuple[BackendChoice, ...] = ("auto", "tflite", "keras")
+BackendChoice = Literal["auto", "gpu", "tflite", "keras"]
+BACKEND_CHOICES: tuple[BackendChoice, ...] = ("auto", "gpu", "tflite", "keras")
 
 BACKEND_ENV = "DERMATRIAGE_INFERENCE_BACKEND"
 THREADS_ENV = "DERMATRIAGE_INFERENCE_THREADS"
@@ -43,6 +43,10 @@ CACHE_DIR_ENV = "DERMATRIAGE_CACHE_DIR"
 CONVERSION_RECIPE = 2
 # The fast path must give the Keras model's calibrated probabilities to within this.
 MAX_PROBABILITY_DIFFERENCE = 1e-4
+# The GPU path in float16 arithmetic may differ by this much; beyond it, it runs in float32.
+MAX_HALF_PRECISION_DIFFERENCE = 1e-3
+# Images per GPU call: enough to keep the device busy, few enough for any card's memory.
+GPU_BATCH = 64
 # Images per interpreter call. Batching buys XNNPACK nothing on CPU: with 2 threads, chunks of
 # 1 to 4 images ran about 10% faster per image than chunks of 8 to 32 (a smaller working set;
 # see benchmarks/inference.py), and a small chunk keeps the interpreter's tensor arena small.
@@ -125,6 +129,90 @@ def keras_forward(model: Any) -> Forward:
         return np.asarray(logits), np.asarray(feature_maps)
 
     return forward
+
+
+def gpu_names() -> list[str]:
+    """The GPUs TensorFlow can use here, by name; empty on a CPU-only machine."""
+    import tensorflow as tf
+
+    names = []
+    for device in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(device)
+        names.append(str(details.get("device_name") or device.name))
+    return names
+
+
+def half_precision_copy(model: Any) -> Any:
+    """The model rebuilt in mixed float16 (float16 arithmetic, float32 weights and logit)."""
+    import keras
+
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        copy = keras.models.clone_model(model)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def gpu_forward(model: Any, *, batch: int = GPU_BATCH) -> Forward:
+    """An XLA-compiled call of a `with_feature_maps` model on the first GPU, in chunks of
+    `batch` images; compiled for both shapes it sees in a worker before it returns."""
+    import tensorflow as tf
+
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def call(pixels: tf.Tensor) -> list[tf.Tensor]:
+        logits, maps = model(tf.cast(pixels, tf.float32), training=False)
+        return [tf.cast(logits, tf.float32), tf.cast(maps, tf.float32)]
+
+    def forward(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, maps = [], []
+        with tf.device("/GPU:0"):
+            for start in range(0, len(pixels), batch):
+                chunk_logits, chunk_maps = call(tf.convert_to_tensor(pixels[start : start + batch]))
+                logits.append(np.asarray(chunk_logits))
+                maps.append(np.asarray(chunk_maps))
+        return np.concatenate(logits), np.concatenate(maps)
+
+    size = int(model.inputs[0].shape[1])
+    for warm in (1, batch):  # one upload, and a full batch of a backlog
+        forward(np.zeros((warm, size, size, 3), np.uint8))
+    return forward
+
+
+def verified_gpu_forward(
+    model: Any, reference: Forward, metadata: ModelMetadata
+) -> tuple[Forward, str]:
+    """The GPU forward in float16 where it matches `reference` within
+    MAX_HALF_PRECISION_DIFFERENCE, else in float32 where that matches within
+    MAX_PROBABILITY_DIFFERENCE; its precision's name with it. BackendUnavailableError when
+    neither does or the GPU cannot run it."""
+    pixels = verification_batch(metadata.input_size)
+    attempts = (
+        ("float16", lambda: gpu_forward(half_precision_copy(model)), MAX_HALF_PRECISION_DIFFERENCE),
+        ("float32", lambda: gpu_forward(model), MAX_PROBABILITY_DIFFERENCE),
+    )
+    failures = []
+    for precision, build, allowed in attempts:
+        try:
+            forward = build()
+            difference = max_probability_difference(
+                reference, forward, pixels, metadata.temperature
+            )
+        except Exception as exc:  # XLA and the CUDA runtime raise many types
+            failures.append(f"{precision}: {exc}")
+            continue
+        if difference <= allowed:
+            logger.info(
+                "GPU %s path for %s verified: max probability difference %.2e",
+                precision,
+                metadata.version,
+                difference,
+            )
+            return forward, precision
+        failures.append(f"{precision}: probabilities differ by {difference:.2e}")
+    raise BackendUnavailableError("the GPU path failed its checks (" + "; ".join(failures) + ")")
 
 
 def convert_to_flatbuffer(model: Any, input_size: int) -> bytes:

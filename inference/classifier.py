@@ -24,11 +24,13 @@ from inference.backends import (
     Forward,
     backend_choice,
     cache_root,
+    gpu_names,
     head_kernel,
     interpreter_threads,
     keras_forward,
     load_keras_model,
     tflite_forward,
+    verified_gpu_forward,
     with_feature_maps,
 )
 from inference.errors import BackendUnavailableError, ModelArtifactError
@@ -75,8 +77,10 @@ class BatchAnalysis:
 class Classifier:
     """A loaded model with its metadata; `predict` scores a batch of images.
 
-    `backend` names what runs the forward pass: "tflite" (the LiteRT interpreter on a flatbuffer
-    verified against the Keras model) or "keras" (a traced Keras call).
+    `backend` names what runs the forward pass: "gpu" (an XLA-compiled Keras call on a GPU,
+    in float16 where that matches float32), "tflite" (the LiteRT interpreter on a flatbuffer
+    verified against the Keras model) or "keras" (a traced Keras call on the CPU). `device` says
+    where, for the log line and the health page.
     """
 
     def __init__(
@@ -86,11 +90,13 @@ class Classifier:
         *,
         kernel: np.ndarray,
         backend: str = "keras",
+        device: str = "CPU",
         gate: InputGate | None = None,
     ) -> None:
         self._forward = forward
         self.metadata = metadata
         self.backend = backend
+        self.device = device
         self._kernel = kernel
         self.gate = gate
         # One forward pass at a time: the LiteRT interpreter is not thread-safe, and concurrent
@@ -184,26 +190,28 @@ class Classifier:
 def load_classifier(path: str | Path | None = None, backend: str | None = None) -> Classifier:
     """Load and verify an artifact folder (default: the served model) into a Classifier.
 
-    `backend` is "auto" (the default), "tflite" or "keras"; when None,
-    `DERMATRIAGE_INFERENCE_BACKEND` decides. "auto" runs the model with the LiteRT interpreter
-    when its flatbuffer's probabilities match the Keras model's within 1e-4, and otherwise falls
-    back to Keras with a warning; "tflite" raises BackendUnavailableError instead.
+    `backend` is "auto" (the default), "gpu", "tflite" or "keras"; when None,
+    `DERMATRIAGE_INFERENCE_BACKEND` decides. "auto" runs on a GPU when TensorFlow reports one and
+    the GPU path passes its parity check, else with the LiteRT interpreter when its flatbuffer
+    matches the Keras model, else with Keras on the CPU, warning at each step down; "gpu" and
+    "tflite" raise BackendUnavailableError instead of stepping down.
     """
     choice = backend_choice(backend)
     artifact_dir = Path(path) if path is not None else default_model_dir()
     metadata = read_metadata(artifact_dir)
     model_path = verify_model_file(artifact_dir, metadata)
     model = load_keras_model(model_path)
-    forward, used = _forward_for(choice, with_feature_maps(model), metadata)
+    forward, used, device = _forward_for(choice, with_feature_maps(model), metadata)
     classifier = Classifier(
         forward,
         metadata,
         kernel=head_kernel(model),
         backend=used,
+        device=device,
         gate=load_gate(artifact_dir, metadata),
     )
     _check_output_shape(classifier)
-    logger.info("Loaded %s on the %s backend", metadata.version, used)
+    logger.info("Scoring with %s on %s, %s path", metadata.version, device, used)
     return classifier
 
 
@@ -223,10 +231,28 @@ def load_gate(artifact_dir: Path, metadata: ModelMetadata) -> InputGate | None:
     return InputGate.load(path)
 
 
-def _forward_for(choice: BackendChoice, model: Any, metadata: ModelMetadata) -> tuple[Forward, str]:
+def _forward_for(
+    choice: BackendChoice, model: Any, metadata: ModelMetadata
+) -> tuple[Forward, str, str]:
+    """The forward pass `choice` asks for, with its backend's and its device's names."""
     reference = keras_forward(model)
+    if choice in ("auto", "gpu"):
+        gpus = gpu_names()
+        try:
+            if not gpus:
+                raise BackendUnavailableError("TensorFlow reports no GPU on this machine")
+            forward, precision = verified_gpu_forward(model, reference, metadata)
+            return forward, "gpu", f"{gpus[0]} ({precision})"
+        except BackendUnavailableError as exc:
+            if choice == "gpu":
+                raise BackendUnavailableError(
+                    f"cannot run {metadata.version} on the gpu backend: {exc}"
+                ) from exc
+            if gpus:
+                logger.warning("Not scoring %s on the GPU: %s", metadata.version, exc)
+    cpu = "CPU"
     if choice == "keras":
-        return reference, "keras"
+        return reference, "keras", cpu
     try:
         forward = tflite_forward(
             model,
@@ -241,8 +267,8 @@ def _forward_for(choice: BackendChoice, model: Any, metadata: ModelMetadata) -> 
                 f"cannot run {metadata.version} on the tflite backend: {exc}"
             ) from exc
         logger.warning("Scoring %s with Keras instead of LiteRT: %s", metadata.version, exc)
-        return reference, "keras"
-    return forward, "tflite"
+        return reference, "keras", cpu
+    return forward, "tflite", cpu
 
 
 def _check_output_shape(classifier: Classifier) -> None:
