@@ -1,10 +1,10 @@
 # One image for the web server and the scoring workers.
 #   docker build -t dermatriage .
-# For NVIDIA GPUs build with --build-arg TENSORFLOW_EXTRA="[and-cuda]"; without a GPU the same
-# worker runs on the CPU.
+# For NVIDIA GPU workers build with --build-arg EXTRAS=gpu (docker-compose.yml's worker-gpu
+# does); the worker then scores on the GPU, and without one the same image runs on the CPU.
 FROM python:3.11-slim-bookworm
 
-ARG TENSORFLOW_EXTRA=""
+ARG EXTRAS=""
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -24,8 +24,7 @@ COPY training ./training
 COPY models ./models
 COPY manage.py ./
 # Editable, so that the app runs from /app where models/, templates and static files live.
-RUN pip install -e . \
-    && if [ -n "$TENSORFLOW_EXTRA" ]; then pip install "tensorflow${TENSORFLOW_EXTRA}"; fi
+RUN pip install -e ".${EXTRAS:+[$EXTRAS]}"
 
 RUN useradd --create-home --uid 1000 dermatriage \
     && mkdir -p /app/var/media /app/var/static \
