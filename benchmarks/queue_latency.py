@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 def seed(count: int) -> dict[str, Any]:
     from django.db import connection
 
-    from webapp.cases.seed import cases_seed
+    from webapp.casework.seed import cases_seed
 
     print(f"seeding {count} cases ...", flush=True)
     started = time.perf_counter()

@@ -314,7 +314,7 @@ class Uploader:
         """Upload `count` images (several per request, as a clinician's batch would be)."""
         from django.core.files.uploadedfile import SimpleUploadedFile
 
-        from webapp.cases.services import case_images_upload
+        from webapp.casework.services import case_images_upload
         from webapp.scoring.models import Prediction
 
         image_ids: list[int] = []

@@ -11,6 +11,9 @@ import environ
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+# Imported as a setting too (settings.DISCLAIMER): lib's templates, serializers and error pages
+# read the project's one disclaimer from here, since lib imports nothing of the project.
+from inference.disclaimer import DISCLAIMER
 from webapp.config.env import env_bool, env_int, env_list, env_optional_str, env_str
 
 # Lets Django classes written as generics for the type checker (ModelAdmin[Case]) run too.
@@ -43,12 +46,15 @@ INSTALLED_APPS = [
     "rest_framework",
     "axes",
     "template_partials",
+    # In the order of their layers (webapp.LAYERS).
     "webapp.lib",
-    "webapp.accounts",
+    "webapp.health",
     "webapp.audit",
+    "webapp.accounts",
     "webapp.cases",
     "webapp.scoring",
     "webapp.reviews",
+    "webapp.casework",
 ]
 
 MIDDLEWARE = [
@@ -379,7 +385,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "webapp.lib.api.DefaultPagination",
     "PAGE_SIZE": 25,
     "DEFAULT_SCHEMA_CLASS": "webapp.lib.schema.AutoSchema",
-    "EXCEPTION_HANDLER": "webapp.lib.api.exception_handler",
+    "EXCEPTION_HANDLER": "webapp.config.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -390,8 +396,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "DermaTriage API",
     "DESCRIPTION": (
         "Upload dermoscopic lesion images, follow their asynchronous scoring and review "
-        "flagged cases.\n\n**For education and research, not a medical diagnosis.** Scores "
-        "come from a research model and must not be used to make clinical decisions.\n\n"
+        f"flagged cases.\n\n**{DISCLAIMER}**\n\n"
         "## Authentication\n\n"
         "Exchange your username and password for an API token with "
         "`POST /api/v1/auth/token/`, then send it with every request as "
