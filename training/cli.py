@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from inference.disclaimer import DISCLAIMER
 from training.config import (
     ARCHITECTURES,
     EFFICIENTNETS,
@@ -185,8 +186,7 @@ def _serving_size(value: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training",
-        description="Train, evaluate and compare the lesion classifiers (education and research "
-        "only; not a medical device).",
+        description=f"Train, evaluate and compare the lesion classifiers. {DISCLAIMER}",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from inference.disclaimer import DISCLAIMER as PROJECT_DISCLAIMER
 from training.config import LITE_ARCHITECTURES
 from training.lite_variants import family_name, lite_variant
 
-DISCLAIMER = (
-    "> **For education and research only — not a medical diagnosis.** DermaTriage is not a "
-    "medical device. Its scores must never replace the judgement of a qualified clinician."
-)
+# The project's one disclaimer, quoted at the top of every page written here.
+DISCLAIMER = f"> {PROJECT_DISCLAIMER}"
 
 
 def fmt(value: Any, digits: int = 3) -> str:
