@@ -42,9 +42,9 @@ CACHE_DIR_ENV = "DERMATRIAGE_CACHE_DIR"
 CONVERSION_RECIPE = 1
 # The fast path must give the Keras model's calibrated probabilities to within this.
 MAX_PROBABILITY_DIFFERENCE = 1e-4
-# Images per interpreter call. Batching buys XNNPACK nothing on CPU: with 2 threads, chunks of
-# 1 to 4 images ran about 10% faster per image than chunks of 8 to 32 (a smaller working set;
-# see benchmarks/inference.py), and a small chunk keeps the interpreter's tensor arena small.
+# Images per interpreter call. Batching buys XNNPACK nothing on CPU: small chunks ran faster per
+# image than large ones (a smaller working set; docs/history.md, 2026-11-25), and a small chunk
+# keeps the interpreter's tensor arena small.
 INTERPRETER_MAX_BATCH = 4
 
 

@@ -3,11 +3,11 @@
 Training and serving both call `prepare_image`, so the two can never disagree on decoding,
 orientation, colour mode or resizing.
 
-The training images come from two sources at different resolutions (180 px and 256 px). A model
-can learn to tell the source (whose malignant share differs) from the fine texture that only the
-sharper images have. Every image is therefore first brought down to one *effective resolution*
-(stored in the artifact's metadata) and only then resized to the model's input size, so the
-amount of detail no longer says where an image came from.
+The training images come from sources at different resolutions. A model can learn to tell the
+source (whose malignant share differs) from the fine texture that only the sharper images have.
+Every image is therefore first brought down to one *effective resolution* (stored in the
+artifact's metadata) and only then resized to the model's input size, so the amount of detail
+no longer says where an image came from.
 """
 
 from __future__ import annotations
