@@ -62,9 +62,9 @@ def case_images_sanitize(
 ) -> list[tuple[str, SanitizedImage]]:
     """Check an upload's files and re-encode each, with its display name.
 
-    Every file is checked before any is refused, so that the ValidationError names each bad
-    one. Decoding and re-encoding is the slow part of an upload: it runs before any transaction
-    opens.
+    An upload over the pixel budget is refused before any file is decoded; otherwise every file
+    is checked, so that the ValidationError names each bad one. Decoding and re-encoding is the
+    slow part of an upload: callers do it before any transaction opens.
     """
     if not user_can_upload(uploaded_by):
         raise PermissionDenied("Only clinicians and admins upload images.")
