@@ -6,46 +6,34 @@ Run from the repository root, with PostgreSQL and Redis up (see README), on a qu
 
 It runs `benchmarks.inference`, `benchmarks.throughput` and `benchmarks.queue_latency`, each
 with `--json` into var/benchmarks/, one after another so they never compete for the cores, then
-renders BENCHMARKS.md; a benchmark that fails is reported as such there and the others still
-run. `--render-only` rewrites BENCHMARKS.md from the JSON files already there.
+renders BENCHMARKS.md; a benchmark that fails is said to be unmeasured there, and the others
+still run. `--render-only` rewrites BENCHMARKS.md from the JSON files already there.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from benchmarks.support import REPO_ROOT
 from inference.disclaimer import DISCLAIMER
 
 RESULTS_DIR = REPO_ROOT / "var" / "benchmarks"
 OUTPUT = REPO_ROOT / "BENCHMARKS.md"
+TIMEOUT_SECONDS = 3600
 # Above this share of the CPU busy before a run, its figures are flagged as measured under load.
 BACKGROUND_BUSY = 0.25
 
 
-@dataclass(frozen=True)
-class Benchmark:
+class Benchmark(NamedTuple):
     name: str
     title: str
     figures: Callable[[dict[str, Any]], list[str]]
-    timeout_s: int = 3600
-
-    @property
-    def json_path(self) -> Path:
-        return RESULTS_DIR / f"{self.name}.json"
-
-    @property
-    def status_path(self) -> Path:
-        return RESULTS_DIR / f"{self.name}.status.json"
 
     @property
     def command(self) -> str:
@@ -62,48 +50,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    failed = []
-    if not args.render_only:
-        for benchmark in BENCHMARKS:
-            if (not args.only or benchmark.name in args.only) and not run(benchmark):
-                failed.append(benchmark.name)
+    chosen = [b for b in BENCHMARKS if not args.only or b.name in args.only]
+    failed = [] if args.render_only else [b.name for b in chosen if not run(b)]
     args.output.write_text(render())
     print(f"wrote {args.output}")
     if failed:
-        print(f"failed: {', '.join(failed)} (see var/benchmarks/<name>.status.json)")
-        return 1
-    return 0
+        print(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 def run(benchmark: Benchmark) -> bool:
-    """Run one benchmark, keeping its figures or, when it fails, what it said."""
-    benchmark.json_path.unlink(missing_ok=True)
+    """Run one benchmark, its output on this terminal; whether it wrote its figures."""
+    path = RESULTS_DIR / f"{benchmark.name}.json"
+    path.unlink(missing_ok=True)
     print(f"\n=== {benchmark.command}", flush=True)
-    command = [sys.executable, "-m", f"benchmarks.{benchmark.name}"]
-    status: dict[str, Any] = {"command": benchmark.command}
-    started = time.monotonic()
+    command = [sys.executable, "-m", f"benchmarks.{benchmark.name}", "--json", str(path)]
     try:
-        process = subprocess.run(  # noqa: S603 - this interpreter and a module of ours
-            [*command, "--json", str(benchmark.json_path)],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=benchmark.timeout_s,
-            check=False,
-        )
-        print(process.stdout, flush=True)
-        ok = process.returncode == 0 and benchmark.json_path.is_file()
-        status["detail"] = "" if ok else (process.stdout + process.stderr)[-2000:]
+        # This interpreter and a module of ours, nothing from outside.
+        process = subprocess.run(command, cwd=REPO_ROOT, timeout=TIMEOUT_SECONDS, check=False)  # noqa: S603
     except subprocess.TimeoutExpired:
-        ok = False
-        status["detail"] = f"timed out after {benchmark.timeout_s}s"
-    status.update(
-        ok=ok,
-        seconds=round(time.monotonic() - started, 1),
-        finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    )
-    benchmark.status_path.write_text(json.dumps(status, indent=2) + "\n")
-    return ok
+        print(f"{benchmark.name}: timed out after {TIMEOUT_SECONDS} s")
+        return False
+    return process.returncode == 0 and path.is_file()
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -136,24 +104,21 @@ def render() -> str:
     ]
     for benchmark in BENCHMARKS:
         lines += [f"## {benchmark.title}", "", f"Command: `{benchmark.command}`", ""]
-        report = _load(benchmark.json_path)
+        report = _load(RESULTS_DIR / f"{benchmark.name}.json")
         if report is None:
-            status = _load(benchmark.status_path) or {}
-            detail = status.get("detail") or "no figures in var/benchmarks/ yet"
-            lines += ["**Not measured.**", "", "```", str(detail).strip(), "```", ""]
+            lines += ["**Not measured**: no figures in var/benchmarks/ from a finished run.", ""]
         else:
-            lines += _run_conditions(report, _load(benchmark.status_path) or {})
-            lines += benchmark.figures(report)
+            lines += _run_conditions(report) + benchmark.figures(report)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _run_conditions(report: dict[str, Any], status: dict[str, Any]) -> list[str]:
+def _run_conditions(report: dict[str, Any]) -> list[str]:
     """Where and under what load the figures were taken."""
     m = report.get("machine", {})
     lines = [
         f"Ran on {m.get('cpu')} ({m.get('usable_cores')} cores, {m.get('memory_gib')} GiB); "
         f"load average {m.get('load_average_1_5_15')} at start, "
-        f"{m.get('load_average_after')} at end; finished {status.get('finished_at', '-')}.",
+        f"{m.get('load_average_after')} at end; finished {report.get('finished_at', '-')}.",
         "",
     ]
     busy = m.get("cpu_busy_1s")

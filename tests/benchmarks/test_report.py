@@ -119,5 +119,4 @@ def test_it_judges_no_figure(rendered: str) -> None:
 
 def test_a_benchmark_without_figures_says_so(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(report, "RESULTS_DIR", tmp_path)
-    (tmp_path / "inference.status.json").write_text(json.dumps({"detail": "no model"}))
-    assert "**Not measured.**\n\n```\nno model\n```" in report.render()
+    assert report.render().count("**Not measured**") == 3
