@@ -32,6 +32,7 @@ from typing import Any
 if not __package__:
     raise SystemExit("run it from the repository root as: python -m benchmarks.queue_latency")
 
+from benchmarks.report import queue_figures
 from benchmarks.support import (
     REPO_ROOT,
     bench_env,
@@ -48,13 +49,25 @@ from benchmarks.support import (
 )
 
 DATABASE_NAME = "dermatriage_bench_queue"
-TARGET_P95_MS = 100.0
 # The indexes the queue's filters and orderings rely on (cases/models.py).
 QUEUE_INDEXES = (
     "case_queue_probability_idx",
     "case_queue_flagged_idx",
     "case_queue_all_probability_idx",
     "case_queue_all_flagged_idx",
+)
+# (name, path, is_api); a path with {case} opens one of the sampled cases each time.
+ENDPOINTS = (
+    ("floor: login page", "/accounts/login/", False),
+    ("queue page", "/queue/", False),
+    ("queue page, all, by flag date", "/queue/?state=all&ordering=-flagged", False),
+    ("queue page, page 20", "/queue/?page=20", False),
+    ("case page", "/cases/{case}/", False),
+    ("case page poll (htmx)", "/cases/{case}/#htmx", False),
+    ("API queue", "/api/v1/queue/", True),
+    ("API cases", "/api/v1/cases/", True),
+    ("API reviews", "/api/v1/reviews/", True),
+    ("API case detail", "/api/v1/cases/{case}/", True),
 )
 
 
@@ -76,7 +89,6 @@ def main(argv: list[str] | None = None) -> int:
         "command": command_line(),
         "machine": machine(),
         "count": args.count,
-        "target_p95_ms": TARGET_P95_MS,
     }
     media_root = Path(tempfile.mkdtemp(prefix="dermatriage-bench-media-"))
     try:
@@ -85,17 +97,14 @@ def main(argv: list[str] | None = None) -> int:
             django_setup(env)
             report.update(seed(args.count))
             fixture = fixtures()
-            endpoints = endpoint_list(fixture)
-            report["queries_per_request"] = queries_per_request(endpoints, fixture)
+            report["queries_per_request"] = queries_per_request(fixture)
             report["plans"] = plans()
             with gunicorn(env, workers=args.workers) as port:
-                report["endpoints"] = time_endpoints(
-                    port, endpoints, fixture, requests=args.requests
-                )
+                report["endpoints"] = time_endpoints(port, fixture, requests=args.requests)
             report["machine"]["load_average_after"] = load_average()
     finally:
         shutil.rmtree(media_root, ignore_errors=True)
-    print_report(report)
+    print("\n".join(queue_figures(report)))
     json_write(args.json, report)
     return 0
 
@@ -103,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 def seed(count: int) -> dict[str, Any]:
     from django.db import connection
 
-    from webapp.cases.seed import cases_seed
+    from webapp.casework.seed import cases_seed
 
     print(f"seeding {count} cases ...", flush=True)
     started = time.perf_counter()
@@ -112,8 +121,6 @@ def seed(count: int) -> dict[str, Any]:
     with connection.cursor() as cursor:
         # Fresh statistics and a visibility map, as autovacuum would leave a settled database.
         cursor.execute("VACUUM ANALYZE")
-    print(f"  {summary.cases} cases ({summary.created} new in {seconds:.1f}s), {summary.flagged} "
-          f"flagged, {summary.unreviewed} awaiting review")  # fmt: skip
     return {
         "seed": {
             "cases": summary.cases,
@@ -151,31 +158,13 @@ def fixtures() -> dict[str, Any]:
     }
 
 
-def endpoint_list(fixture: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """(name, path, is_api); a path with {case} opens one of the sampled cases each time."""
-    return [
-        ("floor: login page", "/accounts/login/", False),
-        ("queue page", "/queue/", False),
-        ("queue page, all, by flag date", "/queue/?state=all&ordering=-flagged", False),
-        ("queue page, page 20", "/queue/?page=20", False),
-        ("case page", "/cases/{case}/", False),
-        ("case page poll (htmx)", "/cases/{case}/#htmx", False),
-        ("API queue", "/api/v1/queue/", True),
-        ("API cases", "/api/v1/cases/", True),
-        ("API reviews", "/api/v1/reviews/", True),
-        ("API case detail", "/api/v1/cases/{case}/", True),
-    ]
-
-
-def queries_per_request(
-    endpoints: list[tuple[str, str, bool]], fixture: dict[str, Any]
-) -> dict[str, int]:
+def queries_per_request(fixture: dict[str, Any]) -> dict[str, int]:
     """Database queries each request runs, counted in this process against the full seed."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     counts: dict[str, int] = {}
-    for name, path, is_api in endpoints:
+    for name, path, is_api in ENDPOINTS:
         url, headers = _request_for(path, fixture, random.Random(0), is_api=is_api)
         extra = {f"HTTP_{key.upper().replace('-', '_')}": value for key, value in headers.items()}
         extra.pop("HTTP_COOKIE", None)
@@ -271,18 +260,12 @@ def _request_for(
     return path.replace("{case}", str(rng.choice(fixture["case_ids"]))), headers
 
 
-def time_endpoints(
-    port: int,
-    endpoints: list[tuple[str, str, bool]],
-    fixture: dict[str, Any],
-    *,
-    requests: int,
-) -> dict[str, Any]:
+def time_endpoints(port: int, fixture: dict[str, Any], *, requests: int) -> dict[str, Any]:
     """Sequential keep-alive requests per endpoint after a warm-up; p50/p95 of each."""
     rng = random.Random(1)
     results: dict[str, Any] = {}
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    for name, path, is_api in endpoints:
+    for name, path, is_api in ENDPOINTS:
         durations: list[float] = []
         for number in range(requests + 10):
             url, headers = _request_for(path, fixture, rng, is_api=is_api)
@@ -299,28 +282,7 @@ def time_endpoints(
     floor = results["floor: login page"]["p95_ms"]
     for row in results.values():
         row["p95_vs_floor"] = round(row["p95_ms"] / floor, 2)
-        row["meets_target"] = row["p95_ms"] < TARGET_P95_MS
     return results
-
-
-def print_report(report: dict[str, Any]) -> None:
-    m = report["machine"]
-    print(f"\nmachine: {m['cpu']}, {m['usable_cores']} cores, {m['memory_gib']} GiB; load "
-          f"{m['load_average_1_5_15']} at start, {m.get('load_average_after')} at end")  # fmt: skip
-    print(f"{report['seed']['cases']} cases, {report['seed']['flagged']} flagged\n")
-    print(f"{'endpoint':<34} {'p50 ms':>8} {'p95 ms':>8} {'p95/floor':>10} {'queries':>8}")
-    for name, row in report["endpoints"].items():
-        queries = report["queries_per_request"].get(name, "")
-        mark = "" if row["meets_target"] else f"  over {TARGET_P95_MS:.0f} ms"
-        print(f"{name:<34} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} "
-              f"{row['p95_vs_floor']:>10.2f} {queries:>8}{mark}")  # fmt: skip
-    print("\nqueue page query (20 rows), EXPLAIN ANALYZE execution time:")
-    print(f"{'query':<28} {'indexed ms':>11} {'no index ms':>12} {'speedup':>8}  indexes used")
-    for name, row in report["plans"].items():
-        print(f"{name:<28} {row['execution_ms']:>11.3f} {row['without_indexes_ms']:>12.3f} "
-              f"{row['speedup']:>7.1f}x  {', '.join(row['indexes_used']) or '-'}")  # fmt: skip
-    first = next(iter(report["plans"].values()))
-    print("\nplan of the default queue page:\n" + first["plan"])
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ database (dropped afterwards unless asked to keep it) on the server that DATABAS
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import platform
@@ -232,10 +233,12 @@ def wait_until(condition: Any, *, timeout: float, what: str, interval: float = 0
 
 
 def json_write(path: Path | None, report: dict[str, Any]) -> None:
+    """Write a benchmark's figures, with when it finished, where --json asked for them."""
     if path is None:
         return
+    finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    path.write_text(json.dumps({**report, "finished_at": finished}, indent=2, default=str) + "\n")
     print(f"\nwrote {path}")
 
 

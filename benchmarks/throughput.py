@@ -60,8 +60,6 @@ from benchmarks.support import (
 )
 
 DATABASE_NAME = "dermatriage_bench_throughput"
-TARGET_RATIO = 0.70
-TARGET_IDLE_P50_MS = 300.0
 UPLOADS_PER_TRANSACTION = 25
 
 
@@ -123,7 +121,6 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers,
         "threads_per_worker": args.threads,
         "prefetch_multiplier": args.prefetch,
-        "targets": {"ratio_to_raw": TARGET_RATIO, "idle_p50_ms": TARGET_IDLE_P50_MS},
     }
     media_root = Path(tempfile.mkdtemp(prefix="dermatriage-bench-media-"))
     log_dir = Path(tempfile.mkdtemp(prefix="dermatriage-bench-logs-"))
@@ -173,8 +170,8 @@ def measured_burst(
 ) -> dict[str, Any]:
     """One burst between two measurements of the raw forward, and its ratio to their mean.
 
-    The raw forward's speed drifts on a shared machine (10-20% between runs minutes apart),
-    so every burst gets a baseline of its own, taken right before and right after it.
+    The raw forward's speed drifts on a shared machine between runs minutes apart, so every
+    burst gets a baseline of its own, taken right before and right after it.
     """
     before = raw.forward()
     result = burst(ws, uploader, count=count)
@@ -314,7 +311,7 @@ class Uploader:
         """Upload `count` images (several per request, as a clinician's batch would be)."""
         from django.core.files.uploadedfile import SimpleUploadedFile
 
-        from webapp.cases.services import case_images_upload
+        from webapp.casework.services import case_images_upload
         from webapp.scoring.models import Prediction
 
         image_ids: list[int] = []
@@ -485,9 +482,6 @@ def summarise(report: dict[str, Any]) -> None:
     raw = median["baseline_images_per_s"]
     burst_rate = median["images_per_s"]
     report["ratio_to_raw"] = median["ratio_to_raw"]
-    report["meets_ratio_target"] = report["ratio_to_raw"] >= TARGET_RATIO
-    p50 = report["idle_latency"]["upload_to_scored"]["p50_ms"]
-    report["meets_latency_target"] = p50 < TARGET_IDLE_P50_MS
     if "unbatched_burst" in report:
         unbatched = report["unbatched_burst"]["images_per_s"]
         report["batched_vs_unbatched"] = round(burst_rate / unbatched, 2)
@@ -512,17 +506,13 @@ def print_report(report: dict[str, Any]) -> None:
               f"{b['raw_before_images_per_s']:.1f} before, {b['raw_after_images_per_s']:.1f} "
               f"after; ratio {b['ratio_to_raw']:.2f}")  # fmt: skip
     b = report["burst"]
-    verdict = "met" if report["meets_ratio_target"] else "NOT met"
-    print(f"  median ratio to raw batched forward: {report['ratio_to_raw']:.2f} "
-          f"(target >= {TARGET_RATIO:.2f}: {verdict})")  # fmt: skip
+    print(f"  median ratio to raw batched forward: {report['ratio_to_raw']:.2f}")
     if "unbatched_burst" in report:
         u = report["unbatched_burst"]
         print(f"unbatched (1 per task): {u['images_per_s']:.1f} images/s; batched is "
               f"{report['batched_vs_unbatched']:.2f}x that")  # fmt: skip
     latency = report["idle_latency"]["upload_to_scored"]
-    print(f"idle upload-to-scored: p50 {latency['p50_ms']:.0f} ms, p95 {latency['p95_ms']:.0f} ms "
-          f"(target p50 < {TARGET_IDLE_P50_MS:.0f} ms: "
-          f"{'met' if report['meets_latency_target'] else 'NOT met'})")  # fmt: skip
+    print(f"idle upload-to-scored: p50 {latency['p50_ms']:.0f} ms, p95 {latency['p95_ms']:.0f} ms")
     print(f"share of the burst's wall time the worker spent in the model (decode + forward): "
           f"{b['model_share_of_wall_time']:.2f}")  # fmt: skip
     print(f"worker RSS with the model loaded: {report['worker_rss_mib']} MiB")

@@ -47,9 +47,9 @@ MAX_PROBABILITY_DIFFERENCE = 1e-4
 MAX_HALF_PRECISION_DIFFERENCE = 1e-3
 # Images per GPU call: enough to keep the device busy, few enough for any card's memory.
 GPU_BATCH = 64
-# Images per interpreter call. Batching buys XNNPACK nothing on CPU: with 2 threads, chunks of
-# 1 to 4 images ran about 10% faster per image than chunks of 8 to 32 (a smaller working set;
-# see benchmarks/inference.py), and a small chunk keeps the interpreter's tensor arena small.
+# Images per interpreter call. Batching buys XNNPACK nothing on CPU: small chunks ran faster per
+# image than large ones (a smaller working set; docs/history.md, 2026-11-25), and a small chunk
+# keeps the interpreter's tensor arena small.
 INTERPRETER_MAX_BATCH = 4
 
 

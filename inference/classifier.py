@@ -104,6 +104,11 @@ class Classifier:
         self._lock = threading.Lock()
 
     @property
+    def head_kernel(self) -> np.ndarray:
+        """The final linear unit's kernel, which turns feature maps into heatmaps."""
+        return self._kernel
+
+    @property
     def version(self) -> str:
         return self.metadata.version
 

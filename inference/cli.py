@@ -16,9 +16,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from inference import DISCLAIMER
 from inference.backends import BACKEND_CHOICES, BACKEND_ENV, FlatbufferCache, cache_root
 from inference.classifier import Classifier, load_classifier
+from inference.disclaimer import DISCLAIMER
 from inference.errors import ImageDecodeError, InferenceError
 from inference.preprocessing import prepare_image
 

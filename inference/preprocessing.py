@@ -3,11 +3,11 @@
 Training and serving both call `prepare_image`, so the two can never disagree on decoding,
 orientation, colour mode or resizing.
 
-The training images come from two sources at different resolutions (180 px and 256 px). A model
-can learn to tell the source (whose malignant share differs) from the fine texture that only the
-sharper images have. Every image is therefore first brought down to one *effective resolution*
-(stored in the artifact's metadata) and only then resized to the model's input size, so the
-amount of detail no longer says where an image came from.
+The training images come from sources at different resolutions. A model can learn to tell the
+source (whose malignant share differs) from the fine texture that only the sharper images have.
+Every image is therefore first brought down to one *effective resolution* (stored in the
+artifact's metadata) and only then resized to the model's input size, so the amount of detail
+no longer says where an image came from.
 """
 
 from __future__ import annotations
@@ -52,22 +52,25 @@ def open_image(source: ImageSource, *, draft_size: int | None = None) -> Image.I
         raise ImageDecodeError(f"not a readable image: {exc}") from exc
     except Image.DecompressionBombError as exc:
         raise ImageDecodeError(f"image has too many pixels: {exc}") from exc
-    return _to_rgb(opened)
+    return to_rgb(opened)
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        # Transparent areas become white rather than whatever colour the hidden pixels hold.
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+def to_rgb(image: Image.Image) -> Image.Image:
+    """The image as 8-bit RGB: the one conversion uploads and model input both go through.
+
+    16-bit greyscale is scaled to 8 bits (value / 256) rather than clipped, and transparent
+    areas become white, as a browser shows them. An RGB image is returned as it is.
+    """
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        peak = array.max() or 1.0
-        return Image.fromarray((array / peak * 255.0).astype(np.uint8)).convert("RGB")
-    return image.convert("RGB")
+        image = image.convert("I").point(lambda value: value / 256).convert("L")
+    elif image.mode == "F":
+        image = image.convert("L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _array_to_image(array: np.ndarray) -> Image.Image:
@@ -79,7 +82,7 @@ def _array_to_image(array: np.ndarray) -> Image.Image:
         if np.issubdtype(array.dtype, np.floating) and array.size and float(array.max()) <= 1.0:
             array = array * 255.0
         array = np.clip(array, 0, 255).astype(np.uint8)
-    return _to_rgb(Image.fromarray(array))
+    return to_rgb(Image.fromarray(array))
 
 
 def resize_for_model(

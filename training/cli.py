@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from inference.disclaimer import DISCLAIMER
 from training.config import (
     ARCHITECTURES,
     EFFICIENTNETS,
@@ -176,8 +177,7 @@ def _serving_size(value: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training",
-        description="Train, evaluate and compare the lesion classifiers (education and research "
-        "only; not a medical device).",
+        description=f"Train, evaluate and compare the lesion classifiers. {DISCLAIMER}",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 

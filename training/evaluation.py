@@ -180,7 +180,7 @@ def choose_threshold(
     n_bootstrap: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
-    groups: Sequence[str] | None = None,
+    groups: npt.ArrayLike | None = None,
     min_group_positives: int = 50,
 ) -> ThresholdChoice:
     """Choose an operating threshold whose sensitivity promise should hold on new data.

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-DISCLAIMER = (
-    "> **For education and research only — not a medical diagnosis.** DermaTriage is not a "
-    "medical device. Its scores must never replace the judgement of a qualified clinician."
-)
+from inference.disclaimer import DISCLAIMER as PROJECT_DISCLAIMER
+
+# The project's one disclaimer, quoted at the top of every page written here.
+DISCLAIMER = f"> {PROJECT_DISCLAIMER}"
 
 
 def fmt(value: Any, digits: int = 3) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from inference.artifact import FORMAT_VERSION, file_sha256, read_metadata, write_metadata
+from inference.disclaimer import DISCLAIMER
 from training import evaluation, plots
 from training.backbones import DISPLAY_NAMES, count_parameters
 from training.batches import ImageBatches, predict_logits, predict_rows
@@ -600,7 +601,7 @@ def _write_artifact(
         "training_config": config.to_dict(),
         "training_seconds": record["training_seconds"],
         "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        "intended_use": "Education and research only; not a medical diagnosis or device.",
+        "intended_use": DISCLAIMER,
     }
     write_metadata(artifact_dir, metadata)
     _fit_input_gate(artifact_dir, config, split)

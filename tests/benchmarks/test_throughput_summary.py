@@ -33,16 +33,13 @@ def test_the_median_burst_by_ratio_stands_for_the_run() -> None:
     assert report["burst"]["images_per_s"] == 96.0
     assert report["ratio_to_raw"] == 0.686
     assert report["burst"]["baseline_images_per_s"] == 140.0
-    assert not report["meets_ratio_target"]
     assert report["batched_vs_unbatched"] == round(96.0 / 35.0, 2)
 
 
-def test_the_ratio_target_is_met_by_the_median_not_by_every_burst() -> None:
-    report = _report([_burst(93.7, 136.0), _burst(102.9, 132.0), _burst(108.9, 142.1)])
+def test_an_even_count_of_bursts_reports_the_upper_median() -> None:
+    report = _report([_burst(93.7, 136.0), _burst(102.9, 132.0)])
     summarise(report)
-    assert [b["ratio_to_raw"] for b in report["bursts"]] == [0.689, 0.78, 0.766]
-    assert report["ratio_to_raw"] == 0.766
-    assert report["meets_ratio_target"]
+    assert report["ratio_to_raw"] == 0.78
 
 
 def test_the_cpu_busy_share_is_a_fraction() -> None:

@@ -11,7 +11,13 @@ import pytest
 from PIL import Image
 
 from inference import ImageDecodeError
-from inference.preprocessing import Preprocessing, prepare_batch, prepare_image, shades_of_grey
+from inference.preprocessing import (
+    Preprocessing,
+    open_image,
+    prepare_batch,
+    prepare_image,
+    shades_of_grey,
+)
 
 SIZES: dict[str, Any] = {"input_size": 64, "effective_resolution": 48}
 
@@ -92,3 +98,13 @@ def test_preprocessing_is_one_definition_with_its_colour_handling() -> None:
     assert plain.at_size(96).image(data).shape == (96, 96, 3)
     with pytest.raises(ValueError, match="colour_constancy must be one of"):
         Preprocessing(64, 48, colour_constancy="sepia")
+
+
+def test_sixteen_bit_greyscale_is_scaled_to_eight_bits_not_stretched() -> None:
+    # Uploads are stored through the same conversion, so the model sees what the page shows.
+    pixels = np.full((16, 16), 40_000, dtype=np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    image = open_image(buffer.getvalue())
+    assert image.mode == "RGB"
+    assert image.getpixel((0, 0)) == (156, 156, 156)  # 40000 / 256, not the image's own peak

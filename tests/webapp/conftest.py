@@ -22,7 +22,7 @@ from tests.webapp.factories import (
 )
 from webapp.accounts.models import ApiToken, User
 from webapp.cases.models import Case
-from webapp.reviews.services import case_queue_refresh
+from webapp.cases.services import case_queue_refresh
 from webapp.scoring import services as scoring_services
 from webapp.scoring import sweep as scoring_sweep
 from webapp.scoring.models import Prediction

@@ -10,11 +10,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from inference.disclaimer import DISCLAIMER
 from tests.webapp.conftest import api_client, api_key, login
 from tests.webapp.factories import CaseFactory, ClinicianFactory, PredictionFactory, jpeg_bytes
 from webapp.cases.models import Case
-from webapp.lib.disclaimer import DISCLAIMER
-from webapp.reviews.services import case_queue_refresh
+from webapp.cases.services import case_queue_refresh
 from webapp.scoring.models import PredictionStatus
 
 

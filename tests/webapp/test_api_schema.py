@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.webapp.conftest import api_client
 from tests.webapp.openapi import api_schema
-from webapp.cases.apis import CaseListCreateApi
+from webapp.casework.apis import CaseListCreateApi
 from webapp.lib.serializers import StrictInputSerializer
 from webapp.scoring.models import Prediction
 

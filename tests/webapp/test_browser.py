@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from inference.disclaimer import DISCLAIMER
 from tests.webapp.factories import PASSWORD, ClinicianFactory, ReviewerFactory
 from webapp.accounts.models import User
 from webapp.cases.models import BodySite
-from webapp.cases.services import case_create, case_images_upload
-from webapp.lib.disclaimer import DISCLAIMER
+from webapp.cases.services import case_create
+from webapp.casework.services import case_images_upload
 from webapp.reviews.models import Review
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -13,7 +13,8 @@ from tests.webapp.factories import CaseFactory, jpeg_bytes
 from tests.webapp.faults import celery_broker, throwaway_redis
 from webapp.audit.models import AuditAction, AuditEvent
 from webapp.cases.models import BodySite, Image
-from webapp.cases.services import case_create, case_images_upload
+from webapp.cases.services import case_create
+from webapp.casework.services import case_images_upload
 from webapp.scoring.models import Prediction, PredictionStatus
 
 

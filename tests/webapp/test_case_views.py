@@ -3,11 +3,11 @@ import re
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from inference.disclaimer import DISCLAIMER
 from tests.webapp.conftest import StubClassifier, login
 from tests.webapp.factories import CaseFactory, PredictionFactory, jpeg_bytes
 from webapp.audit.models import AuditAction, AuditEvent
 from webapp.cases.models import Case
-from webapp.lib.disclaimer import DISCLAIMER
 from webapp.scoring.models import Prediction, PredictionStatus
 from webapp.scoring.services import prediction_run
 

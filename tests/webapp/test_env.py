@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -44,3 +47,10 @@ def test_it_treats_an_empty_variable_as_unset(monkeypatch):
     assert env_bool("EMPTY", default=True) is True
     assert env_list("EMPTY", ["localhost"]) == ["localhost"]
     assert env_int("EMPTY", 5) == 5
+
+
+def test_env_example_lists_every_setting_the_app_reads():
+    root = Path(__file__).resolve().parents[2]
+    read = set(re.findall(r'env_\w+\(\s*"(\w+)"', (root / "webapp/config/settings.py").read_text()))
+    listed = set(re.findall(r"^(\w+)=", (root / ".env.example").read_text(), re.MULTILINE))
+    assert read - listed == set()

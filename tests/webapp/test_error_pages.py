@@ -5,9 +5,9 @@ from django.template.loader import render_to_string
 from django.test import RequestFactory
 from django.urls import reverse
 
+from inference.disclaimer import DISCLAIMER
 from tests.webapp.conftest import login
 from tests.webapp.factories import CaseFactory
-from webapp.lib.disclaimer import DISCLAIMER
 from webapp.lib.views import server_error_view
 
 

@@ -124,7 +124,7 @@ def test_the_review_form_refuses_a_bad_decision_with_400(
     reviewer, flagged_case, flagged_prediction
 ):
     response = login(reviewer).post(
-        reverse("reviews:create", args=[flagged_case.pk]),
+        reverse("cases:review", args=[flagged_case.pk]),
         {"prediction": flagged_prediction.pk, "decision": "maybe"},
     )
     assert response.status_code == 400

@@ -14,7 +14,7 @@ from benchmarks.support import free_port
 from tests.webapp.conftest import login
 from tests.webapp.e2e import served_model_dir
 from tests.webapp.faults import celery_broker
-from webapp.lib import health
+from webapp.health import checks as health
 
 pytestmark = pytest.mark.django_db
 

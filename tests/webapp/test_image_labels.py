@@ -9,8 +9,9 @@ from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record
 from webapp.cases.models import Case
 from webapp.cases.selectors import image_labels
+from webapp.cases.services import case_queue_refresh
 from webapp.reviews.models import Decision
-from webapp.reviews.services import case_queue_refresh, review_create
+from webapp.reviews.services import review_create
 from webapp.scoring.models import Prediction
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from tests.webapp.conftest import api_client, login
 from tests.webapp.factories import CaseFactory, ClinicianFactory, PredictionFactory
-from webapp.reviews.services import case_queue_refresh
+from webapp.cases.services import case_queue_refresh
 
 ROLES = ("anonymous", "clinician", "other_clinician", "reviewer", "admin")
 
@@ -120,7 +120,7 @@ POSTS = [
     ),
     (
         "review",
-        lambda w: reverse("reviews:create", args=[w["case"].pk]),
+        lambda w: reverse("cases:review", args=[w["case"].pk]),
         # An empty review form is refused with the case page and its message.
         {"clinician": 403, "other_clinician": 403, "reviewer": 400, "admin": 400},
     ),

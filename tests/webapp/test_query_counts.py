@@ -12,8 +12,8 @@ from tests.webapp.conftest import api_client, login
 from tests.webapp.factories import PredictionFactory, ReviewFactory
 from webapp.accounts.models import User
 from webapp.cases.models import Case, ReviewState
-from webapp.cases.seed import cases_seed
-from webapp.reviews.services import case_queue_refresh
+from webapp.cases.services import case_queue_refresh
+from webapp.casework.seed import cases_seed
 
 pytestmark = pytest.mark.django_db
 

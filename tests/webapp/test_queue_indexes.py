@@ -3,7 +3,7 @@
 import pytest
 from django.db import connection
 
-from webapp.cases.seed import cases_seed
+from webapp.casework.seed import cases_seed
 from webapp.reviews.selectors import QueueFilter, QueueOrdering, queue_list
 
 pytestmark = pytest.mark.django_db

@@ -4,8 +4,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from tests.webapp.factories import PredictionFactory, ReviewFactory
 from webapp.audit.models import AuditAction, AuditEvent
 from webapp.cases.models import ReviewState
+from webapp.cases.services import case_queue_refresh
 from webapp.reviews.models import Decision
-from webapp.reviews.services import case_queue_refresh, review_create
+from webapp.reviews.services import review_create
 
 
 def test_it_records_a_review_and_takes_the_case_out_of_the_queue(

@@ -5,8 +5,8 @@ from django.urls import reverse
 from tests.webapp.conftest import login
 from tests.webapp.factories import CaseFactory, PredictionFactory, ReviewFactory
 from webapp.cases.models import ReviewState
+from webapp.cases.services import case_queue_refresh
 from webapp.reviews.models import Review
-from webapp.reviews.services import case_queue_refresh
 
 HTMX = {"HX-Request": "true"}
 
@@ -52,7 +52,7 @@ def test_it_records_a_decision_from_the_case_page(reviewer, flagged_case, flagge
     page = client.get(reverse("cases:detail", args=[flagged_case.pk]))
     assert 'id="review-form"' in page.text
     response = client.post(
-        reverse("reviews:create", args=[flagged_case.pk]),
+        reverse("cases:review", args=[flagged_case.pk]),
         {"prediction": flagged_prediction.pk, "decision": "refer", "note": "urgent"},
     )
     assert response.status_code == 302

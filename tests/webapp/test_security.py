@@ -80,7 +80,7 @@ def test_every_form_refuses_a_post_without_its_csrf_token(
         "logout": reverse("logout"),
         "case-create": reverse("cases:create"),
         "upload": reverse("cases:upload", args=[flagged_case.pk]),
-        "review": reverse("reviews:create", args=[flagged_case.pk]),
+        "review": reverse("cases:review", args=[flagged_case.pk]),
         "password-change": reverse("password_change"),
     }
     client = Client(enforce_csrf_checks=True)

@@ -4,9 +4,9 @@ import pytest
 from django.core.management import call_command
 
 from webapp.cases.models import Case, ReviewState
-from webapp.cases.seed import SEED_PREFIX, cases_seed
+from webapp.cases.services import case_queue_refresh
+from webapp.casework.seed import SEED_PREFIX, cases_seed
 from webapp.reviews.models import Review
-from webapp.reviews.services import case_queue_refresh
 from webapp.scoring.models import Prediction
 
 pytestmark = pytest.mark.django_db

@@ -5,9 +5,10 @@ from django.utils import timezone
 
 from tests.webapp.factories import CaseFactory, PredictionFactory, ReviewFactory
 from webapp.cases.models import Case
-from webapp.cases.selectors import case_get, case_list, case_scoring_in_progress
+from webapp.cases.selectors import case_get, case_list
+from webapp.cases.services import case_queue_refresh
+from webapp.casework.selectors import case_scoring_in_progress
 from webapp.reviews.selectors import QueueFilter, QueueOrdering, queue_list
-from webapp.reviews.services import case_queue_refresh
 
 
 def flagged(probability: float, days_ago: int = 0) -> Case:

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest
+from rest_framework.request import Request
 
 from webapp.accounts.models import Role, User
 
 AnyUser = User | AnonymousUser
+
+
+def request_user(request: HttpRequest | Request) -> User:
+    """The signed-in user of a request that reached a page or an API view."""
+    # LoginRequiredMiddleware (pages) and IsAuthenticated (the API) refuse anyone else first.
+    assert isinstance(request.user, User)
+    return request.user
 
 
 def user_role(user: AnyUser) -> Role | None:
@@ -53,10 +62,6 @@ def role_permissions(user: AnyUser) -> frozenset[str]:
 def role_is_staff(role: Role) -> bool:
     """Whether the role signs in to the Django admin."""
     return role == Role.ADMIN
-
-
-def user_is_admin(user: AnyUser) -> bool:
-    return user_role(user) == Role.ADMIN
 
 
 def user_can_review(user: AnyUser) -> bool:

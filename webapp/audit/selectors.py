@@ -1,23 +1,19 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 from webapp.audit.models import AuditEvent
-
-if TYPE_CHECKING:
-    from webapp.cases.models import Case
-
 
 # Every view of a case is an event, so a busy case's history grows without bound; its page
 # shows the most recent part (the admin and the database keep all of it).
 TIMELINE_LENGTH = 50
 
 
-def audit_event_list(*, case: Case, limit: int | None = None) -> QuerySet[AuditEvent]:
+def audit_event_list(*, case: Model, limit: int | None = None) -> QuerySet[AuditEvent]:
     """Return a case's history, newest first, at most `limit` events when given."""
     events = (
-        AuditEvent.objects.filter(case=case).select_related("actor").order_by("-created_at", "-id")
+        AuditEvent.objects.filter(case_id=case.pk)
+        .select_related("actor")
+        .order_by("-created_at", "-id")
     )
     return events if limit is None else events[:limit]

@@ -20,6 +20,8 @@ import PIL.ImageOps
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from inference.preprocessing import to_rgb
+
 # (signature test, Pillow format). WebP is RIFF....WEBP; every other format is refused, SVG
 # and HTML included, whatever the file is called.
 ACCEPTED_FORMATS = "JPEG, PNG or WebP"
@@ -98,7 +100,7 @@ def image_sanitize(*, data: bytes) -> SanitizedImage:
             icc_profile = opened.info.get("icc_profile")
             oriented = PIL.ImageOps.exif_transpose(opened)
             oriented.load()
-            pixels = _to_rgb(oriented)
+            pixels = _pixels_only(oriented)
     except ValidationError:
         raise
     except PIL.Image.DecompressionBombError as exc:
@@ -188,20 +190,9 @@ def image_shape_check(*, width: int, height: int) -> None:
         )
 
 
-def _to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
+def _pixels_only(image: PIL.Image.Image) -> PIL.Image.Image:
     """A fresh 8-bit RGB copy of the pixels, with none of the source's info blocks."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit greyscale: scale to 8 bits rather than clipping everything above 255 to white.
-        image = image.convert("I").point(lambda value: value / 256).convert("L")
-    elif image.mode == "F":
-        image = image.convert("L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        # Transparent areas become white, as a browser shows them on the page.
-        rgba = image.convert("RGBA")
-        background = PIL.Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    rgb = image.convert("RGB")
+    rgb = to_rgb(image)
     fresh = PIL.Image.new("RGB", rgb.size)
     fresh.paste(rgb)
     return fresh

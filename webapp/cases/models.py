@@ -40,7 +40,7 @@ class Case(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    # The reviewer queue's state, kept on the case (by reviews.services.case_queue_refresh) so
+    # The reviewer queue's state, kept on the case (by cases.services.case_queue_refresh) so
     # that the queue is one indexed query rather than an aggregate over predictions and reviews.
     review_state = models.CharField(
         max_length=16, choices=ReviewState.choices, default=ReviewState.NOT_FLAGGED

@@ -3,12 +3,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 
 from webapp.accounts.models import User
 from webapp.accounts.roles import user_sees_all_cases
 from webapp.cases.models import Case, Image
-from webapp.scoring.models import Prediction, PredictionStatus
 
 
 def case_list(*, user: User) -> QuerySet[Case]:
@@ -24,35 +23,15 @@ def case_get(*, user: User, case_id: int) -> Case:
     return case_list(user=user).get(pk=case_id)
 
 
-def case_image_list(*, case: Case) -> QuerySet[Image]:
-    """Return a case's images, each with its predictions newest first."""
-    return (
-        Image.objects.filter(case=case)
-        .select_related("uploaded_by")
-        .prefetch_related(
-            Prefetch(
-                "predictions",
-                queryset=Prediction.objects.prefetch_related("reviews__reviewer").order_by(
-                    "-created_at", "-id"
-                ),
-            )
-        )
-        .order_by("uploaded_at", "id")
-    )
-
-
 def case_image_get(*, user: User, case_id: int, image_id: int) -> Image:
     """Return one image of a case the user may see; Image.DoesNotExist otherwise."""
     case = case_get(user=user, case_id=case_id)
     return Image.objects.get(case=case, pk=image_id)
 
 
-def case_scoring_in_progress(*, case: Case) -> bool:
-    """Whether any image of the case is still waiting for, or being given, a score."""
-    return Prediction.objects.filter(
-        image__case=case,
-        status__in=(PredictionStatus.PENDING, PredictionStatus.RUNNING),
-    ).exists()
+def case_find(*, case_id: int) -> Case | None:
+    """Return the case with this id whoever may see it, or None: to record a refusal against it."""
+    return Case.objects.filter(pk=case_id).first()
 
 
 def image_label(*, position: int, total: int, filename: str) -> str:
@@ -69,7 +48,10 @@ class ImageLabels:
 
 
 def image_labels(*, case_ids: Collection[int]) -> ImageLabels:
-    """Return the labels of every image of the given cases, in one query."""
+    """Return the labels of every image of the given cases, in one query.
+
+    Scores are found through the relation scoring declares on Image (`predictions`), by name.
+    """
     rows = (
         Image.objects.filter(case_id__in=case_ids)
         .order_by("case_id", "uploaded_at", "id")

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import PurePath
 
 from django.conf import settings
@@ -10,6 +11,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import DatabaseError, transaction
+from django.db.models import Count, Max, Q
+from django.utils import timezone
 
 from webapp.accounts.models import User
 from webapp.accounts.roles import user_can_upload
@@ -21,8 +24,7 @@ from webapp.cases.imaging import (
     image_sanitize,
     image_shape_check,
 )
-from webapp.cases.models import BodySite, Case, Image
-from webapp.scoring.services import prediction_create
+from webapp.cases.models import BodySite, Case, Image, ReviewState
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +57,14 @@ def _display_name(filename: str | None) -> str:
     return (printable or "upload")[:255]
 
 
-def case_images_upload(
-    *, case: Case, files: Sequence[UploadedFile], uploaded_by: User
-) -> list[Image]:
-    """Store uploaded images of a case and queue each for scoring.
+def case_images_sanitize(
+    *, files: Sequence[UploadedFile], uploaded_by: User
+) -> list[tuple[str, SanitizedImage]]:
+    """Check an upload's files and re-encode each, with its display name.
 
-    All images and their pending predictions are created in one transaction, so either every
-    file of the upload is accepted or none is; scoring tasks are queued only once it commits.
+    An upload over the pixel budget is refused before any file is decoded; otherwise every file
+    is checked, so that the ValidationError names each bad one. Decoding and re-encoding is the
+    slow part of an upload: callers do it before any transaction opens.
     """
     if not user_can_upload(uploaded_by):
         raise PermissionDenied("Only clinicians and admins upload images.")
@@ -69,7 +72,6 @@ def case_images_upload(
         raise ValidationError({"images": "Choose at least one image."}, code="required")
 
     _request_pixels_check(files=files)
-    # Decoding and re-encoding is the slow part: do it before the transaction opens.
     sanitized: list[tuple[str, SanitizedImage]] = []
     errors: list[str] = []
     for uploaded in files:
@@ -87,28 +89,44 @@ def case_images_upload(
             errors.append(f"{name}: {' '.join(exc.messages)}")
     if errors:
         raise ValidationError({"images": errors}, code="invalid_image")
+    return sanitized
 
-    images: list[Image] = []
+
+@contextmanager
+def case_images_store(
+    *, case: Case, sanitized: Sequence[tuple[str, SanitizedImage]], uploaded_by: User
+) -> Iterator[list[Image]]:
+    """Write sanitized images' files and rows in a transaction the caller's block joins.
+
+    Either every image is stored or none is: if the transaction does not commit, whatever in
+    it failed, the files written for it are deleted too.
+    """
     stored_names: list[str] = []
-    stored = False
+    body_finished = False
     try:
         with transaction.atomic():
-            _images_store(
-                case=case,
-                sanitized=sanitized,
-                uploaded_by=uploaded_by,
-                images=images,
-                stored_names=stored_names,
-            )
-            stored = True
+            images: list[Image] = []
+            for original_filename, clean in sanitized:
+                image = Image(
+                    case=case,
+                    sha256=clean.sha256,
+                    width=clean.width,
+                    height=clean.height,
+                    format=clean.format,
+                    original_filename=original_filename,
+                    uploaded_by=uploaded_by,
+                )
+                image.file.save(f"upload{clean.extension}", ContentFile(clean.content), save=False)
+                stored_names.append(image.file.name or "")
+                image.save()
+                images.append(image)
+            yield images
+            body_finished = True
     except BaseException as exc:
-        if _upload_rolled_back(body_finished=stored, exc=exc):
-            # The database failed, or the request was cut short, before the rows committed:
-            # take the files written for them too, so a failed upload leaves nothing behind.
+        if _upload_rolled_back(body_finished=body_finished, exc=exc):
             for name in stored_names:
                 _stored_file_delete(name)
         raise
-    return images
 
 
 def _request_pixels_check(*, files: Sequence[UploadedFile]) -> None:
@@ -150,43 +168,6 @@ def _upload_rolled_back(*, body_finished: bool, exc: BaseException) -> bool:
     return not body_finished or isinstance(exc, DatabaseError)
 
 
-def _images_store(
-    *,
-    case: Case,
-    sanitized: Sequence[tuple[str, SanitizedImage]],
-    uploaded_by: User,
-    images: list[Image],
-    stored_names: list[str],
-) -> None:
-    """Write each file and its rows; called inside the upload's transaction."""
-    for original_filename, clean in sanitized:
-        image = Image(
-            case=case,
-            sha256=clean.sha256,
-            width=clean.width,
-            height=clean.height,
-            format=clean.format,
-            original_filename=original_filename,
-            uploaded_by=uploaded_by,
-        )
-        image.file.save(f"upload{clean.extension}", ContentFile(clean.content), save=False)
-        stored_names.append(image.file.name or "")
-        image.save()
-        prediction = prediction_create(image=image)
-        audit_record(
-            action=AuditAction.IMAGE_UPLOADED,
-            actor=uploaded_by,
-            case=case,
-            data={
-                "image_id": image.pk,
-                "prediction_id": prediction.pk,
-                "original_filename": original_filename,
-                "sha256": image.sha256,
-            },
-        )
-        images.append(image)
-
-
 def case_record_view(*, case: Case, viewer: User, via: str = "page") -> None:
     """Note in the history that someone opened the case (its page, or through the API)."""
     audit_record(action=AuditAction.CASE_VIEWED, actor=viewer, case=case, data={"via": via})
@@ -200,3 +181,58 @@ def image_record_view(*, image: Image, viewer: User) -> None:
         case=image.case,
         data={"image_id": image.pk},
     )
+
+
+# A case is flagged by a finished high-risk score of one of its images. Scores and reviews are
+# read through the relations scoring (Image.predictions) and reviews (Prediction.reviews)
+# declare, by name: cases sits below both and imports neither.
+FLAGGED_SCORE = Q(images__predictions__status="done", images__predictions__high_risk=True)
+
+
+@transaction.atomic
+def case_queue_refresh(*, case_id: int) -> Case:
+    """Recompute one case's place in the reviewer queue (see `case_queue_refresh_many`)."""
+    return case_queue_refresh_many(case_ids=[case_id])[0]
+
+
+def case_queue_refresh_many(*, case_ids: Iterable[int]) -> list[Case]:
+    """Recompute cases' places in the reviewer queue from their flagged scores and reviews.
+
+    A case is in the queue while any high-risk score of it has no review; a new flagged image
+    puts a reviewed case back in. Three queries whatever the number of cases, so a worker
+    settling a batch of scores refreshes all their cases at once. Call inside a transaction;
+    scoring calls it when scores land, reviews when a review is recorded.
+    """
+    # The row locks order concurrent refreshes (two images scored at once, or a score and a
+    # review) so the last writer always works from the other's committed rows; taken in id
+    # order, so two workers refreshing overlapping cases cannot deadlock.
+    cases = list(Case.objects.select_for_update().filter(pk__in=set(case_ids)).order_by("pk"))
+    if not cases:
+        raise Case.DoesNotExist(f"No case among {sorted(set(case_ids))}.")
+    unreviewed = FLAGGED_SCORE & Q(images__predictions__reviews__isnull=True)
+    summaries = {
+        row["pk"]: row
+        for row in Case.objects.filter(pk__in=[case.pk for case in cases])
+        .values("pk")
+        .annotate(
+            top=Max("images__predictions__probability", filter=FLAGGED_SCORE),
+            latest=Max("images__predictions__finished_at", filter=FLAGGED_SCORE),
+            unreviewed=Count("images__predictions", filter=unreviewed, distinct=True),
+        )
+    }
+    now = timezone.now()
+    for case in cases:
+        summary = summaries[case.pk]
+        if summary["top"] is None:
+            case.review_state = ReviewState.NOT_FLAGGED
+            case.top_probability = case.flagged_at = None
+        else:
+            case.review_state = (
+                ReviewState.UNREVIEWED if summary["unreviewed"] else ReviewState.REVIEWED
+            )
+            case.top_probability = summary["top"]
+            case.flagged_at = summary["latest"]
+        # bulk_update skips auto_now.
+        case.updated_at = now
+    Case.objects.bulk_update(cases, ["review_state", "top_probability", "flagged_at", "updated_at"])
+    return cases

@@ -11,6 +11,9 @@ import environ
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+# Imported as a setting too (settings.DISCLAIMER): lib's templates, serializers and error pages
+# read the project's one disclaimer from here, since lib imports nothing of the project.
+from inference.disclaimer import DISCLAIMER
 from webapp.config.env import env_bool, env_int, env_list, env_optional_str, env_str
 
 # Lets Django classes written as generics for the type checker (ModelAdmin[Case]) run too.
@@ -43,12 +46,15 @@ INSTALLED_APPS = [
     "rest_framework",
     "axes",
     "template_partials",
+    # In the order of their layers (webapp.LAYERS).
     "webapp.lib",
-    "webapp.accounts",
+    "webapp.health",
     "webapp.audit",
+    "webapp.accounts",
     "webapp.cases",
     "webapp.scoring",
     "webapp.reviews",
+    "webapp.casework",
 ]
 
 MIDDLEWARE = [
@@ -105,7 +111,7 @@ if DATABASE_URL is None:
         "OPTIONS": {
             "init_command": "PRAGMA journal_mode=WAL;",
             "transaction_mode": "IMMEDIATE",
-            "timeout": env_int("DERMATRIAGE_SQLITE_TIMEOUT", 30, minimum=1),
+            "timeout": 30,
         },
     }
 else:
@@ -193,8 +199,8 @@ UPLOAD_MAX_IMAGE_PIXELS = env_int("DERMATRIAGE_UPLOAD_MAX_MEGAPIXELS", 50, minim
 # And the least a lesion image must be to be scored: a 1x1 or 100000x1 image has no lesion in
 # it, yet the model would give it a score like any other (and could flag it). 24 px refuses
 # dots, lines and icons while staying far below any real photograph.
-UPLOAD_MIN_IMAGE_SIDE = env_int("DERMATRIAGE_UPLOAD_MIN_IMAGE_SIDE", 24, minimum=1)
-UPLOAD_MAX_ASPECT_RATIO = env_int("DERMATRIAGE_UPLOAD_MAX_ASPECT_RATIO", 10, minimum=1)
+UPLOAD_MIN_IMAGE_SIDE = 24
+UPLOAD_MAX_ASPECT_RATIO = 10
 # Per upload request: the images' pixels together, read from their headers before any is
 # decoded. Decoding and re-encoding is what holds a web worker, so this bounds how long one
 # request can hold it, whatever the per-file limits above allow in number and size.
@@ -203,12 +209,12 @@ UPLOAD_MAX_REQUEST_PIXELS = (
 )
 
 # DJANGO_HTTPS=true (served over HTTPS, the production setting) switches on secure cookies,
-# the HTTPS redirect and HSTS; each can still be set on its own. `manage.py check --deploy`
-# is clean with it (tests/webapp/test_security.py runs it).
+# the HTTPS redirect and HSTS, whose policy can still be set on its own. `manage.py check
+# --deploy` is clean with it (tests/webapp/test_security.py runs it).
 HTTPS = env_bool("DJANGO_HTTPS", default=False)
-SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=HTTPS)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=HTTPS)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
 # Preloading asks browsers to hard-code HTTPS for the domain and every subdomain, and is slow
@@ -379,7 +385,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "webapp.lib.api.DefaultPagination",
     "PAGE_SIZE": 25,
     "DEFAULT_SCHEMA_CLASS": "webapp.lib.schema.AutoSchema",
-    "EXCEPTION_HANDLER": "webapp.lib.api.exception_handler",
+    "EXCEPTION_HANDLER": "webapp.config.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -390,8 +396,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "DermaTriage API",
     "DESCRIPTION": (
         "Upload dermoscopic lesion images, follow their asynchronous scoring and review "
-        "flagged cases.\n\n**For education and research, not a medical diagnosis.** Scores "
-        "come from a research model and must not be used to make clinical decisions.\n\n"
+        f"flagged cases.\n\n**{DISCLAIMER}**\n\n"
         "## Authentication\n\n"
         "Exchange your username and password for an API token with "
         "`POST /api/v1/auth/token/`, then send it with every request as "

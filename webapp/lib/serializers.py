@@ -1,10 +1,9 @@
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
-
-from webapp.lib.disclaimer import DISCLAIMER
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -13,15 +12,11 @@ class DisclaimerField(serializers.Field):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.update(source="*", read_only=True)
-        kwargs.setdefault(
-            "help_text",
-            "Always present: these results are for education and research, not a medical "
-            "diagnosis.",
-        )
+        kwargs.setdefault("help_text", f"Always present: {settings.DISCLAIMER}")
         super().__init__(**kwargs)
 
     def to_representation(self, value: Any) -> str:
-        return DISCLAIMER
+        return str(settings.DISCLAIMER)
 
 
 class StrictInputSerializer(serializers.Serializer):

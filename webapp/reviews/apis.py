@@ -10,15 +10,14 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from webapp.accounts.models import User
 from webapp.accounts.permissions import HasRole
-from webapp.accounts.roles import user_can_review
+from webapp.accounts.roles import request_user, user_can_review
+from webapp.audit.lists import AuditedListApi
 from webapp.audit.models import AuditAction
 from webapp.cases.models import Case
 from webapp.cases.selectors import case_get
 from webapp.cases.serializers import CaseSerializer
 from webapp.lib.api import error_responses
-from webapp.lib.lists import AuditedListApi
 from webapp.reviews.models import Decision, Review
 from webapp.reviews.selectors import QueueFilter, QueueOrdering, queue_list, review_list
 from webapp.reviews.serializers import (
@@ -28,11 +27,6 @@ from webapp.reviews.serializers import (
 )
 from webapp.reviews.services import review_create
 from webapp.scoring.selectors import prediction_get
-
-
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 class QueueApi(AuditedListApi):
@@ -99,7 +93,7 @@ class ReviewListCreateApi(AuditedListApi):
     def get_queryset(self) -> QuerySet[Review]:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return Review.objects.none()
-        return review_list(user=_user(self.request))
+        return review_list(user=request_user(self.request))
 
     def audit_case_ids(self, rows: list[Any]) -> list[int]:
         return [review.case_id for review in rows]
@@ -119,7 +113,7 @@ class ReviewListCreateApi(AuditedListApi):
         payload = ReviewCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        user = _user(request)
+        user = request_user(request)
         review = review_create(
             case=case_get(user=user, case_id=data["case"]),
             prediction=prediction_get(user=user, prediction_id=data["prediction"]),

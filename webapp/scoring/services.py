@@ -405,7 +405,7 @@ def prediction_complete_many(*, scores: Sequence[PredictionScore]) -> dict[int, 
     not), one audit insert and one queue refresh for all the flagged cases, so the database
     work per batch does not grow with its size.
     """
-    from webapp.reviews.services import case_queue_refresh_many
+    from webapp.cases.services import case_queue_refresh_many
 
     if not scores:
         return {}

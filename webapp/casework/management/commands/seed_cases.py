@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from webapp.cases.seed import cases_seed
+from webapp.casework.seed import cases_seed
 
 
 class Command(BaseCommand):

@@ -14,34 +14,25 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from webapp.accounts.models import User
 from webapp.accounts.permissions import HasRole
-from webapp.accounts.roles import user_can_upload
+from webapp.accounts.roles import request_user, user_can_upload
+from webapp.audit.lists import AuditedListApi
 from webapp.audit.models import AuditAction
 from webapp.cases.models import BodySite, Case, Image, ReviewState
-from webapp.cases.selectors import case_get, case_image_get, case_image_list, case_list
-from webapp.cases.serializers import (
+from webapp.cases.selectors import case_get, case_image_get, case_list
+from webapp.cases.serializers import CaseSerializer
+from webapp.cases.services import case_create, case_record_view, image_record_view
+from webapp.casework.responses import image_file_response
+from webapp.casework.selectors import case_image_list
+from webapp.casework.serializers import (
     CaseCreateSerializer,
     CaseDetailSerializer,
-    CaseSerializer,
     ImageSerializer,
     ImageUploadSerializer,
 )
-from webapp.cases.services import (
-    case_create,
-    case_images_upload,
-    case_record_view,
-    image_record_view,
-)
-from webapp.cases.views import image_file_response
+from webapp.casework.services import case_images_upload
 from webapp.lib.api import FileContentNegotiation, error_responses
 from webapp.lib.filters import UtcIsoDateTimeFilter
-from webapp.lib.lists import AuditedListApi
-
-
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 class CaseFilter(django_filters.FilterSet):
@@ -78,7 +69,7 @@ class CaseListCreateApi(AuditedListApi):
     def get_queryset(self) -> QuerySet[Case]:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return Case.objects.none()
-        return case_list(user=_user(self.request))
+        return case_list(user=request_user(self.request))
 
     @extend_schema(
         description="Open a case for one lesion (clinicians and admins); add images next.",
@@ -88,7 +79,7 @@ class CaseListCreateApi(AuditedListApi):
     def post(self, request: Request) -> Response:
         payload = CaseCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        case = case_create(created_by=_user(request), **payload.validated_data)
+        case = case_create(created_by=request_user(request), **payload.validated_data)
         return Response(CaseSerializer(case).data, status=status.HTTP_201_CREATED)
 
 
@@ -102,8 +93,8 @@ class CaseDetailApi(generics.GenericAPIView):
         responses={200: CaseDetailSerializer, **error_responses(401, 404)},
     )
     def get(self, request: Request, case_id: int) -> Response:
-        case = case_get(user=_user(request), case_id=case_id)
-        case_record_view(case=case, viewer=_user(request), via="api")
+        case = case_get(user=request_user(request), case_id=case_id)
+        case_record_view(case=case, viewer=request_user(request), via="api")
         context = {**self.get_serializer_context(), "images": case_image_list(case=case)}
         return Response(CaseDetailSerializer(case, context=context).data)
 
@@ -122,8 +113,8 @@ class CaseImagesApi(generics.GenericAPIView):
         responses={200: ImageSerializer(many=True), **error_responses(401, 404)},
     )
     def get(self, request: Request, case_id: int) -> Response:
-        case = case_get(user=_user(request), case_id=case_id)
-        case_record_view(case=case, viewer=_user(request), via="api-images")
+        case = case_get(user=request_user(request), case_id=case_id)
+        case_record_view(case=case, viewer=request_user(request), via="api-images")
         page = self.paginate_queryset(case_image_list(case=case))
         data = ImageSerializer(page, many=True, context={"request": request}).data
         return self.get_paginated_response(data)
@@ -139,13 +130,13 @@ class CaseImagesApi(generics.GenericAPIView):
         responses={201: ImageSerializer(many=True), **error_responses(400, 401, 403, 404, 413)},
     )
     def post(self, request: Request, case_id: int) -> Response:
-        case = case_get(user=_user(request), case_id=case_id)
+        case = case_get(user=request_user(request), case_id=case_id)
         payload = ImageUploadSerializer(
             data={name: request.FILES.getlist(name) for name in ("images", "files")}
         )
         payload.is_valid(raise_exception=True)
         images = case_images_upload(
-            case=case, files=payload.validated_data["images"], uploaded_by=_user(request)
+            case=case, files=payload.validated_data["images"], uploaded_by=request_user(request)
         )
         fresh = case_image_list(case=case).filter(pk__in=[image.pk for image in images])
         data: Any = ImageSerializer(fresh, many=True, context={"request": request}).data
@@ -176,6 +167,6 @@ class ImageFileApi(generics.GenericAPIView):
         },
     )
     def get(self, request: Request, case_id: int, image_id: int) -> FileResponse:
-        image = case_image_get(user=_user(request), case_id=case_id, image_id=image_id)
-        image_record_view(image=image, viewer=_user(request))
+        image = case_image_get(user=request_user(request), case_id=case_id, image_id=image_id)
+        image_record_view(image=image, viewer=request_user(request))
         return image_file_response(image)

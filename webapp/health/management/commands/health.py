@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from webapp.lib.health import WORKER_HEALTH_COMMAND, WORKER_REPLY_TIMEOUT_SECONDS, health_report
+from webapp.health.checks import WORKER_REPLY_TIMEOUT_SECONDS, health_report, worker_replies
 
 
 class Command(BaseCommand):
@@ -32,15 +32,7 @@ class Command(BaseCommand):
             sys.exit(1)
 
     def _worker(self, name: str, timeout: float) -> tuple[bool, dict[str, Any]]:
-        from webapp.config.celery import app
-
-        replies = app.control.broadcast(
-            WORKER_HEALTH_COMMAND, destination=[name], reply=True, timeout=timeout
-        )
-        state: dict[str, Any] = {}
-        for reply in replies or []:
-            state.update(reply)
-        worker = state.get(name)
+        worker = worker_replies(destination=[name], timeout=timeout).get(name)
         if worker is None:
             return False, {"status": "unavailable", "worker": name, "detail": "no answer"}
         healthy = bool(worker.get("ok"))

@@ -1,14 +1,14 @@
-"""API lists whose reads are audited (apart from webapp.lib.api, which DRF's settings import)."""
+"""API lists whose reads are audited."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from webapp.accounts.models import User
 from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record_list_view
 
@@ -27,7 +27,8 @@ class AuditedListApi(generics.ListAPIView):
         return {}
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        assert isinstance(request.user, User)
+        # Every list API requires a signed-in user (IsAuthenticated runs before this).
+        assert isinstance(request.user, AbstractBaseUser)
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         rows = list(page) if page is not None else list(queryset)

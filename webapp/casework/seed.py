@@ -2,7 +2,9 @@
 
 Every seeded case has one or two images sharing one stored placeholder file, a finished score
 per image, and for part of the flagged ones a review; the queue columns on each case are set as
-`case_queue_refresh` would set them, so the reviewer queue looks like a real one.
+`cases.services.case_queue_refresh` would set them, so the reviewer queue looks like a real one.
+It writes every app's rows itself, in bulk, where the apps' services would take hours: the one
+place that writes another app's models (see webapp.LAYERS).
 """
 
 from __future__ import annotations

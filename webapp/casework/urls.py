@@ -1,7 +1,8 @@
 from django.urls import path
 
-from webapp.cases import views
+from webapp.casework import views
 
+# The pages of cases (cases:list, cases:detail, ...), whichever app draws them.
 app_name = "cases"
 
 urlpatterns = [
@@ -11,4 +12,5 @@ urlpatterns = [
     path("<int:case_id>/timeline/", views.case_timeline_view, name="timeline"),
     path("<int:case_id>/images/", views.case_images_upload_view, name="upload"),
     path("<int:case_id>/images/<int:image_id>/file/", views.image_file_view, name="image-file"),
+    path("<int:case_id>/reviews/", views.review_create_view, name="review"),
 ]

@@ -10,42 +10,27 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import trigger_client_event
 
 from webapp.accounts.decorators import role_required
-from webapp.accounts.models import User
-from webapp.accounts.roles import user_can_review, user_can_upload
+from webapp.accounts.roles import request_user, user_can_review, user_can_upload
 from webapp.audit.models import AuditAction
 from webapp.audit.selectors import TIMELINE_LENGTH, audit_event_list
 from webapp.audit.services import audit_record_list_view
-from webapp.cases.forms import CaseForm, ImageUploadForm
 from webapp.cases.models import Case, Image
-from webapp.cases.selectors import (
-    ImageLabels,
-    case_get,
-    case_image_get,
-    case_image_list,
-    case_list,
-    case_scoring_in_progress,
-    image_labels,
-)
-from webapp.cases.services import (
-    case_create,
-    case_images_upload,
-    case_record_view,
-    image_record_view,
-)
+from webapp.cases.selectors import ImageLabels, case_get, case_image_get, case_list, image_labels
+from webapp.cases.services import case_create, case_record_view, image_record_view
+from webapp.casework.forms import CaseForm, ImageUploadForm
+from webapp.casework.responses import image_file_response
+from webapp.casework.selectors import case_image_list, case_scoring_in_progress
+from webapp.casework.services import case_images_upload
 from webapp.lib.htmx import HTMX_STOP_POLLING, HtmxHttpRequest
 from webapp.reviews.forms import ReviewForm
+from webapp.reviews.models import Decision
 from webapp.reviews.selectors import case_reviewable_predictions, review_list
-
-
-def _user(request: HttpRequest) -> User:
-    # LoginRequiredMiddleware guarantees a signed-in user before any view here runs.
-    assert isinstance(request.user, User)
-    return request.user
+from webapp.reviews.services import review_create
 
 
 def _visible_case(request: HttpRequest, case_id: int) -> Case:
     try:
-        return case_get(user=_user(request), case_id=case_id)
+        return case_get(user=request_user(request), case_id=case_id)
     except Case.DoesNotExist as exc:
         raise Http404("No such case.") from exc
 
@@ -60,15 +45,15 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def case_list_view(request: HttpRequest) -> HttpResponse:
-    paginator = Paginator(case_list(user=_user(request)), 20)
+    paginator = Paginator(case_list(user=request_user(request)), 20)
     page = paginator.get_page(request.GET.get("page"))
     audit_record_list_view(
         action=AuditAction.CASE_LIST_VIEWED,
-        viewer=_user(request),
+        viewer=request_user(request),
         via="page",
         case_ids=[case.pk for case in page],
     )
-    return render(request, "cases/case_list.html", {"page": page})
+    return render(request, "casework/case_list.html", {"page": page})
 
 
 @require_http_methods(["GET", "POST"])
@@ -76,12 +61,12 @@ def case_list_view(request: HttpRequest) -> HttpResponse:
 def case_create_view(request: HttpRequest) -> HttpResponse:
     form = CaseForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        case = case_create(created_by=_user(request), **form.cleaned_data)
+        case = case_create(created_by=request_user(request), **form.cleaned_data)
         messages.success(request, "Case created. Add its images below.")
         return redirect("cases:detail", case_id=case.pk)
     # A refused form is shown again with its errors, as a 400 like the API's answer.
     status = 400 if request.method == "POST" else 200
-    return render(request, "cases/case_create.html", {"form": form}, status=status)
+    return render(request, "casework/case_create.html", {"form": form}, status=status)
 
 
 def case_timeline_context(case: Case, labels: ImageLabels) -> dict[str, object]:
@@ -105,7 +90,7 @@ def case_detail_context(request: HttpRequest, case: Case) -> dict[str, object]:
     images = list(case_image_list(case=case))
     # Read after the images, so every image listed has its label.
     labels = image_labels(case_ids=[case.pk])
-    reviews = review_list(user=_user(request), case_id=case.pk)
+    reviews = review_list(user=request_user(request), case_id=case.pk)
     context: dict[str, object] = {
         "case": case,
         "labelled_images": [
@@ -135,31 +120,31 @@ def case_detail_view(request: HtmxHttpRequest, case_id: int) -> HttpResponse:
     case = _visible_case(request, case_id)
     if request.htmx:
         # A polling request reads the case as well: it is recorded like the page.
-        case_record_view(case=case, viewer=_user(request), via="poll")
+        case_record_view(case=case, viewer=request_user(request), via="poll")
         # Answer with the images fragment, and 286 once nothing is left to wait for so the
         # browser stops asking.
         context = case_detail_context(request, case)
         status = 200 if context["scoring_in_progress"] else HTMX_STOP_POLLING
         # A score that arrives may flag the case: the header's review state comes along as an
         # out-of-band swap, so the page never says "Not flagged" beside a high-risk score.
-        content = render_to_string("cases/case_detail.html#images", context, request) + (
+        content = render_to_string("casework/case_detail.html#images", context, request) + (
             render_to_string(
-                "cases/case_detail.html#review_state", {**context, "out_of_band": True}, request
+                "casework/case_detail.html#review_state", {**context, "out_of_band": True}, request
             )
         )
         response = HttpResponse(content, status=status)
         # Lets the history timeline refresh itself alongside the scores.
         return trigger_client_event(response, "case-updated")
-    case_record_view(case=case, viewer=_user(request))
-    return render(request, "cases/case_detail.html", case_detail_context(request, case))
+    case_record_view(case=case, viewer=request_user(request))
+    return render(request, "casework/case_detail.html", case_detail_context(request, case))
 
 
 @require_GET
 def case_timeline_view(request: HttpRequest, case_id: int) -> HttpResponse:
     case = _visible_case(request, case_id)
-    case_record_view(case=case, viewer=_user(request), via="timeline")
+    case_record_view(case=case, viewer=request_user(request), via="timeline")
     context = {"case": case, **case_timeline_context(case, image_labels(case_ids=[case.pk]))}
-    return render(request, "cases/case_detail.html#timeline", context)
+    return render(request, "casework/case_detail.html#timeline", context)
 
 
 @require_POST
@@ -171,7 +156,7 @@ def case_images_upload_view(request: HttpRequest, case_id: int) -> HttpResponse:
         return case_page_refused(request, case, ["Choose one or more image files to upload."])
     try:
         images = case_images_upload(
-            case=case, files=form.cleaned_data["images"], uploaded_by=_user(request)
+            case=case, files=form.cleaned_data["images"], uploaded_by=request_user(request)
         )
     except ValidationError as exc:
         return case_page_refused(request, case, exc.messages)
@@ -182,28 +167,52 @@ def case_images_upload_view(request: HttpRequest, case_id: int) -> HttpResponse:
     return redirect("cases:detail", case_id=case.pk)
 
 
+@require_POST
+@role_required(user_can_review)
+def review_create_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    case = _visible_case(request, case_id)
+    form = ReviewForm(
+        request.POST,
+        predictions=case_reviewable_predictions(case=case),
+        image_labels=image_labels(case_ids=[case.pk]).by_prediction,
+    )
+    if not form.is_valid():
+        errors = []
+        for name, field_errors in form.errors.as_data().items():
+            text = " ".join(message for error in field_errors for message in error.messages)
+            label = form.fields[name].label if name in form.fields else None
+            errors.append(f"{label}: {text}" if label else text)
+        return case_page_refused(
+            request, case, ["Choose a score and a decision to record a review.", *errors]
+        )
+    try:
+        review_create(
+            case=case,
+            prediction=form.cleaned_data["prediction"],
+            reviewer=request_user(request),
+            decision=Decision(form.cleaned_data["decision"]),
+            note=form.cleaned_data["note"],
+        )
+    except ValidationError as exc:
+        return case_page_refused(request, case, exc.messages)
+    messages.success(request, "Review recorded.")
+    return redirect("cases:detail", case_id=case.pk)
+
+
 def case_page_refused(request: HttpRequest, case: Case, errors: list[str]) -> HttpResponse:
     """Answer a refused form of the case page with 400 and the page, its messages saying why."""
     for message in errors:
         messages.error(request, message)
-    return render(request, "cases/case_detail.html", case_detail_context(request, case), status=400)
+    context = case_detail_context(request, case)
+    return render(request, "casework/case_detail.html", context, status=400)
 
 
 @require_GET
 def image_file_view(request: HttpRequest, case_id: int, image_id: int) -> FileResponse:
     """Stream a stored image to someone allowed to see its case (files have no public URL)."""
     try:
-        image = case_image_get(user=_user(request), case_id=case_id, image_id=image_id)
+        image = case_image_get(user=request_user(request), case_id=case_id, image_id=image_id)
     except (Case.DoesNotExist, Image.DoesNotExist) as exc:
         raise Http404("No such image.") from exc
-    image_record_view(image=image, viewer=_user(request))
+    image_record_view(image=image, viewer=request_user(request))
     return image_file_response(image)
-
-
-def image_file_response(image: Image) -> FileResponse:
-    """The stored file of an image, for the page's view and the API's alike."""
-    content_type = "image/jpeg" if image.format == "JPEG" else "image/png"
-    response = FileResponse(image.file.open("rb"), content_type=content_type)
-    # A patient's image: never kept in a browser's or a proxy's cache.
-    response["Cache-Control"] = "no-store"
-    return response
