@@ -168,17 +168,3 @@ def _check_output_shape(classifier: Classifier) -> None:
         raise ModelArtifactError(f"model does not accept {size}x{size} RGB input: {exc}") from exc
     if logits.shape != (1,) or not np.isfinite(logits).all():
         raise ModelArtifactError(f"model must output one finite logit per image, got {logits!r}")
-
-
-def describe(classifier: Classifier) -> dict[str, Any]:
-    """A short, JSON-ready summary of a loaded classifier (for health checks and UIs)."""
-    meta = classifier.metadata
-    return {
-        "name": meta.name,
-        "version": meta.version,
-        "display_name": meta.display_name,
-        "architecture": meta.architecture,
-        "threshold": meta.threshold,
-        "input_size": meta.input_size,
-        "backend": classifier.backend,
-    }
