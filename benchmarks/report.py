@@ -296,7 +296,7 @@ def render_throughput(benchmark: Benchmark) -> list[str]:
         unbatched = report["unbatched_burst"]
         rows.append(
             [
-                f"end to end, burst of {unbatched['images']}, one image per task (batch size 1)",
+                f"end to end, burst of {unbatched['images']}, one image per pass (batch size 1)",
                 unbatched["images_per_s"],
                 f"{report['unbatched_ratio_to_raw']:.2f}",
             ]
@@ -342,7 +342,7 @@ def render_throughput(benchmark: Benchmark) -> list[str]:
     if "batched_vs_unbatched" in report:
         lines.append(
             f"- Batching: {report['batched_vs_unbatched']:.2f}x the throughput of one image "
-            "per task, same run."
+            "per forward pass, same run."
         )
     lines += [
         f"- Upload-to-scored latency on an idle queue ({latency['n']} uploads, one at a time; "
