@@ -301,3 +301,33 @@ def test_each_row_of_a_mixed_batch_keeps_its_own_score():
     updates = [q for q in queries if q["sql"].startswith('UPDATE "scoring_prediction"')]
     # Rows that differ only in probability share one statement: not flagged, and flagged.
     assert len(updates) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_draining_side_by_side_score_each_row_once():
+    predictions = PredictionFactory.create_batch(12)
+    drained: list[int] = []
+    # Each worker's first forward pass waits for the other's: both hold claims at once.
+    both_scoring = threading.Barrier(2, timeout=10)
+
+    class MeetingClassifier(RecordingClassifier):
+        def predict(self, images: Sequence[Any]) -> list[StubResult]:
+            if not self.batches:
+                both_scoring.wait()
+            return super().predict(images)
+
+    def worker() -> None:
+        try:
+            drained.append(drain(MeetingClassifier(), batch_size=3))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(drained) == 12
+    assert statuses(predictions) == [PredictionStatus.DONE] * 12
+    assert {p.attempts for p in Prediction.objects.all()} == {1}
+    assert AuditEvent.objects.filter(action=AuditAction.PREDICTION_SCORED).count() == 12
