@@ -310,6 +310,10 @@ CELERY_TASK_IGNORE_RESULT = True
 # A message is a wake-up for an idle worker; one reserved by a busy worker wakes nobody.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Stops Celery's Django fixup from closing the database connection after every task (it then
+# closes it every 2 x this many); webapp.config.celery tidies connections as Django does for
+# requests instead, honouring CONN_MAX_AGE.
+CELERY_DB_REUSE_MAX = 500
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Scoring (webapp.scoring): the prediction rows are the queue; Celery messages only wake
