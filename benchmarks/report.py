@@ -204,7 +204,7 @@ def throughput_figures(report: dict[str, Any]) -> list[str]:
         unbatched = report["unbatched_burst"]
         rows.append(
             [
-                f"end to end, burst of {unbatched['images']}, one image per task (batch size 1)",
+                f"end to end, burst of {unbatched['images']}, one image per pass (batch size 1)",
                 unbatched["images_per_s"],
                 f"{report['unbatched_ratio_to_raw']:.2f}",
             ]

@@ -14,7 +14,7 @@ it measures, all in one run:
    held (Celery remote control), then released; throughput = images / (last finished -
    release), and its ratio to (1) measured right before and right after that burst; the
    median burst by ratio is the figure reported;
-3. the same burst scored one image per task (DERMATRIAGE_SCORING_BATCH_SIZE=1), the old way;
+3. the same burst scored one image per forward pass (DERMATRIAGE_SCORING_BATCH_SIZE=1);
 4. upload-to-scored latency on an idle queue: one upload at a time, waiting for its score;
 5. the worker's resident memory (RSS) with the model loaded.
 
@@ -93,10 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         help="DERMATRIAGE_INFERENCE_THREADS per worker (default: the cores it may use)",
     )
     parser.add_argument(
-        "--prefetch", type=int, default=None, help="CELERY_WORKER_PREFETCH_MULTIPLIER per worker"
-    )
-    parser.add_argument(
-        "--unbatched-images", type=int, default=200, help="burst scored one per task (0: skip)"
+        "--unbatched-images", type=int, default=200, help="burst scored one per pass (0: skip)"
     )
     parser.add_argument("--idle-samples", type=int, default=30, help="idle-queue uploads timed")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
@@ -104,14 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.images < 1 or args.batch_size < 1 or args.bursts < 1:
         parser.error("--images, --batch-size and --bursts must be positive")
-    worker_settings = {
-        name: str(value)
-        for name, value in (
-            ("DERMATRIAGE_INFERENCE_THREADS", args.threads),
-            ("CELERY_WORKER_PREFETCH_MULTIPLIER", args.prefetch),
-        )
-        if value is not None
-    }
+    worker_settings = (
+        {} if args.threads is None else {"DERMATRIAGE_INFERENCE_THREADS": str(args.threads)}
+    )
 
     report: dict[str, Any] = {
         "command": command_line(),
@@ -120,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "workers": args.workers,
         "threads_per_worker": args.threads,
-        "prefetch_multiplier": args.prefetch,
     }
     media_root = Path(tempfile.mkdtemp(prefix="dermatriage-bench-media-"))
     log_dir = Path(tempfile.mkdtemp(prefix="dermatriage-bench-logs-"))
@@ -175,8 +166,8 @@ def measured_burst(
     """
     before = raw.forward()
     result = burst(ws, uploader, count=count)
-    # Measured once the workers have also consumed the deliveries of rows a drain already
-    # scored: they would compete for the cores.
+    # Measured once the workers have also consumed the wake-ups left behind the drain (one per
+    # upload request): they would compete for the cores.
     result["queue_empty_after_s"] = wait_queue_consumed()
     after = raw.forward()
     baseline = (before + after) / 2
@@ -213,7 +204,7 @@ def wait_queue_consumed(timeout: float = 300) -> float:
 
 
 def _queue_drop() -> None:
-    """Delete what is left of this run's queue (the skipped deliveries are all consumed)."""
+    """Delete what is left of this run's queue (the wake-ups left are all consumed)."""
     from webapp.config.celery import app
 
     app.control.purge()
@@ -509,7 +500,7 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"  median ratio to raw batched forward: {report['ratio_to_raw']:.2f}")
     if "unbatched_burst" in report:
         u = report["unbatched_burst"]
-        print(f"unbatched (1 per task): {u['images_per_s']:.1f} images/s; batched is "
+        print(f"unbatched (1 per forward pass): {u['images_per_s']:.1f} images/s; batched is "
               f"{report['batched_vs_unbatched']:.2f}x that")  # fmt: skip
     latency = report["idle_latency"]["upload_to_scored"]
     print(f"idle upload-to-scored: p50 {latency['p50_ms']:.0f} ms, p95 {latency['p95_ms']:.0f} ms")

@@ -292,17 +292,3 @@ def _check_output_shape(classifier: Classifier) -> None:
             f"input gate expects {classifier.gate.feature_mean.size} features, the model gives "
             f"{channels}"
         )
-
-
-def describe(classifier: Classifier) -> dict[str, Any]:
-    """A short, JSON-ready summary of a loaded classifier (for health checks and UIs)."""
-    meta = classifier.metadata
-    return {
-        "name": meta.name,
-        "version": meta.version,
-        "display_name": meta.display_name,
-        "architecture": meta.architecture,
-        "threshold": meta.threshold,
-        "input_size": meta.input_size,
-        "backend": classifier.backend,
-    }

@@ -51,7 +51,7 @@ fi
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
 
-# --beat runs the periodic sweep that queues predictions left pending (one per deployment).
+# --beat sends the periodic wake-up that scores predictions left pending (one per deployment).
 .venv/bin/celery -A webapp.config worker --loglevel=INFO --beat \
   --schedule="$VAR_DIR/celerybeat-schedule" \
   --concurrency="${WORKER_CONCURRENCY:-1}" &

@@ -23,8 +23,6 @@ from tests.webapp.factories import (
 from webapp.accounts.models import ApiToken, User
 from webapp.cases.models import Case
 from webapp.cases.services import case_queue_refresh
-from webapp.scoring import services as scoring_services
-from webapp.scoring import sweep as scoring_sweep
 from webapp.scoring.models import Prediction
 
 
@@ -32,21 +30,6 @@ from webapp.scoring.models import Prediction
 def fast_password_hashing(settings: Any) -> None:
     # The production hasher is slow on purpose; the tests create hundreds of users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
-def forget_finished_predictions() -> None:
-    """The worker's memory of rows it finished is per process; each test starts without it.
-
-    Row ids can repeat from one test to the next.
-    """
-    scoring_services._finished_here.clear()
-
-
-@pytest.fixture(autouse=True)
-def forget_hung_broker() -> None:
-    """A broker one test froze must not stop the next test's tasks from being sent."""
-    scoring_sweep._hung_broker_until = 0.0
 
 
 @pytest.fixture(autouse=True)

@@ -110,7 +110,6 @@ def celery_worker(
         "DJANGO_MEDIA_ROOT": str(media_root),
         "CELERY_BROKER_URL": broker_url or settings.CELERY_BROKER_URL,
         "CELERY_TASK_DEFAULT_QUEUE": queue or settings.CELERY_TASK_DEFAULT_QUEUE,
-        "DERMATRIAGE_SCORING_RETRY_DELAY": "1",
         # Keeps TensorFlow from starting more threads than the machine has cores.
         "TF_NUM_INTEROP_THREADS": "1",
         **(extra_env or {}),

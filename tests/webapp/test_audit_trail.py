@@ -18,7 +18,7 @@ from tests.webapp.factories import (
 )
 from webapp.audit.models import AuditAction, AuditEvent, AuditHistoryImmutableError
 from webapp.audit.services import audit_record
-from webapp.scoring.services import prediction_run
+from webapp.scoring.services import predictions_drain
 
 pytestmark = pytest.mark.django_db
 
@@ -72,10 +72,10 @@ def test_an_upload_is_recorded(clinician, django_capture_on_commit_callbacks):
 
 
 def test_a_score_is_recorded_once():
-    prediction = PredictionFactory.create()
+    PredictionFactory.create()
     classifier = StubClassifier(probability=0.2)
-    prediction_run(prediction_id=prediction.pk, classifier_loader=lambda: classifier)
-    prediction_run(prediction_id=prediction.pk, classifier_loader=lambda: classifier)
+    predictions_drain(classifier_loader=lambda: classifier)
+    predictions_drain(classifier_loader=lambda: classifier)
     assert len(events(AuditAction.PREDICTION_SCORED)) == 1
 
 

@@ -15,6 +15,7 @@ from webapp.audit.models import AuditAction, AuditEvent
 from webapp.cases.models import BodySite, Image
 from webapp.cases.services import case_create
 from webapp.casework.services import case_images_upload
+from webapp.scoring import services as scoring_services
 from webapp.scoring.models import Prediction, PredictionStatus
 
 
@@ -47,8 +48,8 @@ def test_it_stores_each_image_with_a_pending_prediction(
     predictions = Prediction.objects.filter(image__case=case)
     assert {p.status for p in predictions} == {PredictionStatus.PENDING}
     assert predictions.count() == 2
-    # One scoring task per image, queued only once the transaction commits.
-    assert len(callbacks) == 2
+    # One wake-up for the scoring workers, sent only once the transaction commits.
+    assert len(callbacks) == 1
     assert AuditEvent.objects.filter(case=case, action=AuditAction.IMAGE_UPLOADED).count() == 2
 
 
@@ -79,10 +80,10 @@ def test_it_refuses_uploads_from_reviewers(reviewer):
 
 @contextmanager
 def interrupted_once_queuing(*, after: float) -> Iterator[None]:
-    """Interrupt this thread as a web server's worker timeout does, while a task is being sent.
+    """Interrupt this thread as a web server's worker timeout does, while a wake-up is sent.
 
-    Gunicorn's timeout raises SystemExit in the request; here it comes `after` seconds after a
-    prediction is marked as being sent, so mid-way through the send.
+    Gunicorn's timeout raises SystemExit in the request; here it comes `after` seconds after
+    the upload committed (its prediction is visible), so mid-way through the send.
     """
 
     def time_out(signum: int, frame: object) -> None:
@@ -92,7 +93,7 @@ def interrupted_once_queuing(*, after: float) -> Iterator[None]:
         deadline = time.monotonic() + 30
         try:
             while time.monotonic() < deadline and not stop.is_set():
-                if Prediction.objects.filter(enqueued_at__isnull=False).exists():
+                if Prediction.objects.exists():
                     time.sleep(after)
                     signal.pthread_kill(main, signal.SIGALRM)
                     return
@@ -115,16 +116,12 @@ def interrupted_once_queuing(*, after: float) -> Iterator[None]:
 
 
 def test_it_keeps_the_files_of_a_committed_upload_cut_short_while_queuing_its_scoring(
-    clinician, settings, transactional_db, tmp_path
+    clinician, settings, transactional_db, tmp_path, monkeypatch
 ):
     if settings.USING_EMBEDDED_BROKER:
         pytest.skip("needs the Redis broker (run through scripts/test.sh)")
     # Long enough that only the interrupt ends the send to the frozen broker.
-    settings.SCORING_ENQUEUE_TRANSPORT_OPTIONS = {
-        **settings.SCORING_ENQUEUE_TRANSPORT_OPTIONS,
-        "socket_timeout": 30,
-    }
-    settings.SCORING_ENQUEUE_TIMEOUT_SECONDS = 30
+    monkeypatch.setitem(scoring_services.WAKE_TRANSPORT_OPTIONS, "socket_timeout", 30)
     case = CaseFactory.create(created_by=clinician)
     with (
         throwaway_redis(tmp_path) as redis,
@@ -138,7 +135,6 @@ def test_it_keeps_the_files_of_a_committed_upload_cut_short_while_queuing_its_sc
     image = Image.objects.get(case=case)
     assert image.file.name
     assert image.file.storage.exists(image.file.name)
-    # Left unsent and unmarked, for the sweep to queue.
+    # Pending, for the next wake-up to score.
     prediction = Prediction.objects.get(image=image)
     assert prediction.status == PredictionStatus.PENDING
-    assert prediction.enqueued_at is None

@@ -9,7 +9,7 @@ from tests.webapp.factories import CaseFactory, PredictionFactory, jpeg_bytes
 from webapp.audit.models import AuditAction, AuditEvent
 from webapp.cases.models import Case
 from webapp.scoring.models import Prediction, PredictionStatus
-from webapp.scoring.services import prediction_run
+from webapp.scoring.services import predictions_drain
 
 HTMX = {"HX-Request": "true"}
 
@@ -122,7 +122,7 @@ def test_a_poll_that_brings_a_high_risk_score_updates_the_header_too(clinician):
     client = login(clinician)
     page = client.get(url)
     assert 'data-state="not_flagged"' in page.text
-    prediction_run(prediction_id=prediction.pk, classifier_loader=lambda: StubClassifier(0.9))
+    predictions_drain(classifier_loader=lambda: StubClassifier(0.9))
     fragment = client.get(url, headers=HTMX)
     # htmx swaps an element marked out-of-band into the page wherever its id already is.
     [header] = re.findall(r'<span id="case-review-state"[^>]*>[^<]*</span>', fragment.text)

@@ -17,7 +17,7 @@ from tests.webapp.factories import (
 )
 from webapp.audit.models import AuditAction, AuditEvent
 from webapp.scoring.models import Prediction, PredictionStatus
-from webapp.scoring.tasks import prediction_score
+from webapp.scoring.tasks import predictions_score
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -77,10 +77,10 @@ def test_an_uploaded_image_is_scored_by_the_worker_and_enters_the_queue(e2e, fla
     assert reviewer.get(reverse("api:queue"), {"state": "reviewed"}).json()["count"] == 1
 
 
-def test_a_redelivered_task_is_not_scored_twice(e2e, flagged_lesion):
+def test_a_repeated_wake_up_does_not_score_a_row_twice(e2e, flagged_lesion):
     prediction = PredictionFactory.create(image__content=flagged_lesion.read_bytes())
-    # Two deliveries of the same task, as a broker redelivery would produce.
-    deliveries = [prediction_score.delay(prediction.pk), prediction_score.delay(prediction.pk)]
+    # Two wake-ups for the same pending row, as a duplicated or redelivered message would be.
+    deliveries = [predictions_score.delay(), predictions_score.delay()]
 
     def settled() -> bool:
         log = e2e.log()
@@ -98,7 +98,7 @@ def test_an_undecodable_image_fails_with_a_message_instead_of_pending_forever(e2
         file=ContentFile(b"\xff\xd8 truncated, not really a jpeg", name="broken.jpg")
     )
     prediction = PredictionFactory.create(image=image)
-    prediction_score.delay(prediction.pk)
+    predictions_score.delay()
 
     def failed() -> bool:
         return Prediction.objects.get(pk=prediction.pk).status == PredictionStatus.FAILED

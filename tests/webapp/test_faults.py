@@ -34,7 +34,7 @@ from tests.webapp.faults import celery_broker, private_queue, throwaway_redis
 from webapp.audit.models import AuditAction, AuditEvent
 from webapp.cases.models import Image
 from webapp.scoring.models import Prediction, PredictionStatus
-from webapp.scoring.sweep import prediction_enqueue
+from webapp.scoring.services import scoring_wake
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -59,13 +59,13 @@ def upload(client, case_id: int, content: bytes | None = None):
 
 
 def sweeping_worker(fault_env, *, broker_url: str | None = None, **settings: str):
-    """A real worker that also runs the periodic sweep (beat), with sweep settings in `settings`
-    (DERMATRIAGE_ names)."""
+    """A real worker that also runs beat, whose periodic wake-up drains what is due, with
+    scoring settings in `settings` (DERMATRIAGE_ names)."""
     return celery_worker(
         media_root=fault_env["media"],
         log_dir=fault_env["logs"],
         queue=fault_env["queue"],
-        extra_env={"DERMATRIAGE_SWEEP_INTERVAL": "2", **settings},
+        extra_env={"DERMATRIAGE_SCORING_WAKE_INTERVAL": "2", **settings},
         extra_args=["--beat", f"--schedule={fault_env['logs'] / 'beat-schedule'}"],
         broker_url=broker_url,
     )
@@ -118,7 +118,7 @@ def test_a_worker_killed_mid_scoring_leaves_the_prediction_to_be_scored_exactly_
         ) as first,
         case_row_locked(prediction.image.case_id),
     ):
-        assert prediction_enqueue(prediction_id=prediction.pk)
+        assert scoring_wake()
         wait_for(
             someone_waits_for_a_lock,
             timeout=SCORING_TIMEOUT,
@@ -134,8 +134,8 @@ def test_a_worker_killed_mid_scoring_leaves_the_prediction_to_be_scored_exactly_
     assert prediction.status == PredictionStatus.RUNNING
     assert scored_events(prediction.pk) == 0
 
-    # A replacement worker with the sweep: nobody acts; the abandoned claim goes stale and the
-    # sweep re-queues it.
+    # A replacement worker with beat: nobody acts; the abandoned claim goes stale and a periodic
+    # wake-up takes it back.
     with sweeping_worker(fault_env, DERMATRIAGE_SCORING_STALE_AFTER="10") as second:
 
         def done() -> bool:
@@ -161,9 +161,8 @@ def test_every_image_of_an_upload_ends_scored_when_the_worker_is_killed_mid_batc
 ):
     """Rows claimed into a dead worker's batch are reclaimed, not left running for good.
 
-    A row claimed into another task's batch before its own commit hook ran never gets a task
-    of its own (its `enqueued_at` stays empty). The upload is made during a broker blip so that
-    this happens to nine of the ten rows every time, not only when the worker wins the race.
+    The upload is made during a broker blip, so that no wake-up of its own ever reaches a
+    worker: the rows are found through the queue alone.
     """
     clinician = ClinicianFactory.create()
     case = CaseFactory.create(created_by=clinician)
@@ -178,7 +177,6 @@ def test_every_image_of_an_upload_ends_scored_when_the_worker_is_killed_mid_batc
     assert response.status_code == 201, response.content
     predictions = list(Prediction.objects.filter(image__case=case).order_by("pk"))
     assert len(predictions) == 10
-    assert all(prediction.enqueued_at is None for prediction in predictions)
 
     with (
         celery_worker(
@@ -189,9 +187,9 @@ def test_every_image_of_an_upload_ends_scored_when_the_worker_is_killed_mid_batc
         ) as first,
         case_row_locked(case.pk),
     ):
-        # The broker is back: the first row's task reaches the worker, which claims the whole
-        # upload into its batch and is killed before it can record the scores.
-        assert prediction_enqueue(prediction_id=predictions[0].pk)
+        # The broker is back: a wake-up reaches the worker, which claims the whole upload into
+        # its batch and is killed before it can record the scores.
+        assert scoring_wake()
         wait_for(
             someone_waits_for_a_lock,
             timeout=SCORING_TIMEOUT,
@@ -203,7 +201,6 @@ def test_every_image_of_an_upload_ends_scored_when_the_worker_is_killed_mid_batc
     wait_for(lambda: not someone_waits_for_a_lock(), timeout=30, what="the rollback")
     running = Prediction.objects.filter(image__case=case, status=PredictionStatus.RUNNING)
     assert running.count() == 10
-    assert running.filter(enqueued_at__isnull=True).count() == 9
 
     with sweeping_worker(fault_env, DERMATRIAGE_SCORING_STALE_AFTER="10") as second:
 
@@ -231,9 +228,7 @@ def test_an_upload_while_redis_is_down_is_stored_and_scored_once_redis_is_back(f
     with (
         throwaway_redis(tmp_path) as redis,
         celery_broker(redis.url),
-        sweeping_worker(
-            fault_env, broker_url=redis.url, DERMATRIAGE_SWEEP_PENDING_AFTER="3"
-        ) as worker,
+        sweeping_worker(fault_env, broker_url=redis.url) as worker,
     ):
         redis.stop()
         started = time.monotonic()
@@ -242,7 +237,6 @@ def test_an_upload_while_redis_is_down_is_stored_and_scored_once_redis_is_back(f
         assert response.status_code == 201, response.content
         prediction = Prediction.objects.get(image__case=case)
         assert prediction.status == PredictionStatus.PENDING
-        assert prediction.enqueued_at is None
         stored = Image.objects.get(case=case).file
         assert stored.name
         assert stored.storage.exists(stored.name)
@@ -271,9 +265,7 @@ def test_an_upload_while_redis_hangs_is_answered_at_once_kept_and_scored_later(f
     with (
         throwaway_redis(tmp_path) as redis,
         celery_broker(redis.url),
-        sweeping_worker(
-            fault_env, broker_url=redis.url, DERMATRIAGE_SWEEP_PENDING_AFTER="3"
-        ) as worker,
+        sweeping_worker(fault_env, broker_url=redis.url) as worker,
     ):
         answers: list[tuple[int, bytes, float]] = []
 
@@ -297,7 +289,6 @@ def test_an_upload_while_redis_hangs_is_answered_at_once_kept_and_scored_later(f
         assert image.file.name
         assert image.file.storage.exists(image.file.name)
         prediction = Prediction.objects.get(image=image)
-        assert prediction.enqueued_at is None  # left for the sweep
 
         def done() -> bool:
             return Prediction.objects.get(pk=prediction.pk).status == PredictionStatus.DONE

@@ -1,4 +1,4 @@
-"""Batched scoring: one task scores several pending predictions, each row settled on its own."""
+"""Batched scoring: a drain scores pending predictions in batches, each row settled on its own."""
 
 import threading
 from collections.abc import Sequence
@@ -17,13 +17,7 @@ from webapp.audit.models import AuditAction, AuditEvent
 from webapp.cases.models import Case, ReviewState
 from webapp.scoring import services, tasks
 from webapp.scoring.models import Prediction, PredictionStatus
-from webapp.scoring.services import (
-    PredictionScore,
-    ScoringOutcome,
-    prediction_claim_pending,
-    prediction_complete_many,
-    prediction_run,
-)
+from webapp.scoring.services import prediction_complete_many, predictions_claim, predictions_drain
 
 pytestmark = pytest.mark.django_db
 
@@ -45,20 +39,26 @@ class RecordingClassifier(StubClassifier):
         return super().predict(images)
 
 
-def run(prediction: Prediction, classifier: StubClassifier, batch_size: int) -> ScoringOutcome:
-    return prediction_run(
-        prediction_id=prediction.pk, classifier_loader=lambda: classifier, batch_size=batch_size
-    )
+def drain(classifier: StubClassifier, batch_size: int) -> int:
+    return predictions_drain(classifier_loader=lambda: classifier, batch_size=batch_size)
 
 
 def statuses(predictions: Sequence[Prediction]) -> list[str]:
     return [Prediction.objects.get(pk=p.pk).status for p in predictions]
 
 
+def scores(rows: Sequence[Prediction], probabilities: Sequence[float]) -> list[Any]:
+    """What a forward pass gives each claimed row, ready for prediction_complete_many."""
+    return [
+        (row, StubResult(p, p >= 0.5, "malignant" if p >= 0.5 else "benign", "stub-1"))
+        for row, p in zip(rows, probabilities, strict=True)
+    ]
+
+
 def test_it_scores_pending_predictions_in_one_forward_pass():
     predictions = PredictionFactory.create_batch(5)
     classifier = RecordingClassifier()
-    assert run(predictions[2], classifier, batch_size=16) is ScoringOutcome.DONE
+    assert drain(classifier, batch_size=16) == 5
     assert classifier.batches == [5]
     assert statuses(predictions) == [PredictionStatus.DONE] * 5
     for prediction in Prediction.objects.all():
@@ -71,55 +71,56 @@ def test_it_scores_pending_predictions_in_one_forward_pass():
     assert len({p.started_at for p in Prediction.objects.all()}) == 1
 
 
-def test_it_claims_no_more_than_the_batch_size_oldest_first(settings):
-    settings.SCORING_DRAIN_BATCHES = 1
-    predictions = PredictionFactory.create_batch(6)
-    classifier = RecordingClassifier()
-    run(predictions[5], classifier, batch_size=3)
-    assert classifier.batches == [3]
-    # Its own row, then the two oldest others; the rest wait for their own tasks.
-    assert statuses(predictions) == [
-        PredictionStatus.DONE,
-        PredictionStatus.DONE,
-        PredictionStatus.PENDING,
-        PredictionStatus.PENDING,
-        PredictionStatus.PENDING,
-        PredictionStatus.DONE,
-    ]
+def test_it_claims_no_more_than_the_batch_size_oldest_first():
+    predictions = PredictionFactory.create_batch(5)
+    assert predictions_claim(limit=3) == predictions[:3]
+    assert statuses(predictions) == [PredictionStatus.RUNNING] * 3 + [PredictionStatus.PENDING] * 2
 
 
-def test_a_batch_size_of_one_scores_only_its_own_row():
+def test_a_batch_size_of_one_scores_one_image_per_forward_pass():
     predictions = PredictionFactory.create_batch(3)
     classifier = RecordingClassifier()
-    run(predictions[1], classifier, batch_size=1)
-    assert classifier.batches == [1]
-    assert statuses(predictions) == [
-        PredictionStatus.PENDING,
-        PredictionStatus.DONE,
-        PredictionStatus.PENDING,
-    ]
+    assert drain(classifier, batch_size=1) == 3
+    assert classifier.batches == [1, 1, 1]
+    assert statuses(predictions) == [PredictionStatus.DONE] * 3
 
 
-def test_the_tasks_of_rows_scored_in_a_batch_skip_them_later():
-    predictions = PredictionFactory.create_batch(4)
+def test_it_goes_on_scoring_batches_until_none_are_pending():
+    predictions = PredictionFactory.create_batch(10)
     classifier = RecordingClassifier()
-    assert run(predictions[0], classifier, batch_size=16) is ScoringOutcome.DONE
-    for prediction in predictions[1:]:
-        assert run(prediction, classifier, batch_size=16) is ScoringOutcome.SKIPPED
-    assert classifier.batches == [4]
+    assert drain(classifier, batch_size=4) == 10
+    assert classifier.batches == [4, 4, 2]
+    assert statuses(predictions) == [PredictionStatus.DONE] * 10
     assert {p.attempts for p in Prediction.objects.all()} == {1}
-    assert AuditEvent.objects.filter(action=AuditAction.PREDICTION_SCORED).count() == 4
+    assert AuditEvent.objects.filter(action=AuditAction.PREDICTION_SCORED).count() == 10
+
+
+def test_the_task_scores_a_burst_in_batches_from_the_setting(monkeypatch, settings):
+    settings.SCORING_BATCH_SIZE = 4
+    classifier = RecordingClassifier()
+    monkeypatch.setattr(tasks, "classifier_get", lambda: classifier)
+    predictions = PredictionFactory.create_batch(10)
+    # One wake-up per upload: the first drains the burst, the others find nothing due.
+    drained = [tasks.predictions_score.apply().get() for _ in predictions]
+    assert drained == [10] + [0] * 9
+    assert classifier.batches == [4, 4, 2]
+    assert statuses(predictions) == [PredictionStatus.DONE] * 10
 
 
 def test_it_leaves_rows_that_are_running_finished_or_waiting_to_retry_alone():
     own = PredictionFactory.create()
-    running = PredictionFactory.create(status=PredictionStatus.RUNNING, started_at=timezone.now())
+    running = PredictionFactory.create(
+        status=PredictionStatus.RUNNING, started_at=timezone.now(), attempts=1
+    )
     done = PredictionFactory.create(done=True)
-    retrying = PredictionFactory.create(attempts=1, error_message="Attempt 1 failed")
+    retrying = PredictionFactory.create(
+        attempts=1, started_at=timezone.now(), error_message="Attempt 1 failed"
+    )
     classifier = RecordingClassifier()
-    run(own, classifier, batch_size=16)
+    assert drain(classifier, batch_size=16) == 1
     assert classifier.batches == [1]
-    assert statuses([running, done, retrying]) == [
+    assert statuses([own, running, done, retrying]) == [
+        PredictionStatus.DONE,
         PredictionStatus.RUNNING,
         PredictionStatus.DONE,
         PredictionStatus.PENDING,
@@ -131,23 +132,14 @@ def test_an_undecodable_image_fails_only_its_own_row():
     bad = PredictionFactory.create()
     bad.image.file.save("bad.jpg", ContentFile(NOT_AN_IMAGE), save=True)
     classifier = RecordingClassifier(probability=0.9)
-    assert run(good[0], classifier, batch_size=16) is ScoringOutcome.DONE
+    drain(classifier, batch_size=16)
     assert statuses([*good, bad]) == [PredictionStatus.DONE] * 3 + [PredictionStatus.FAILED]
     bad.refresh_from_db()
     assert "could not be decoded" in bad.error_message
-    # The good images were still scored together, after the bad one was found.
-    assert classifier.batches[-1] == 3
+    # Tried together first, then one by one to find the bad one.
+    assert classifier.batches == [4, 1, 1, 1, 1]
     assert AuditEvent.objects.filter(action=AuditAction.PREDICTION_FAILED).count() == 1
     assert AuditEvent.objects.filter(action=AuditAction.PREDICTION_SCORED).count() == 3
-
-
-def test_a_bad_image_that_is_the_tasks_own_fails_it_and_scores_the_rest():
-    bad = PredictionFactory.create()
-    bad.image.file.save("bad.jpg", ContentFile(NOT_AN_IMAGE), save=True)
-    good = PredictionFactory.create_batch(2)
-    classifier = RecordingClassifier()
-    assert run(bad, classifier, batch_size=16) is ScoringOutcome.FAILED
-    assert statuses([bad, *good]) == [PredictionStatus.FAILED] + [PredictionStatus.DONE] * 2
 
 
 def test_an_unreadable_file_is_retried_without_holding_back_the_batch():
@@ -155,7 +147,8 @@ def test_an_unreadable_file_is_retried_without_holding_back_the_batch():
     missing = PredictionFactory.create()
     missing.image.file.delete(save=False)
     classifier = RecordingClassifier()
-    assert run(good, classifier, batch_size=16) is ScoringOutcome.DONE
+    drain(classifier, batch_size=16)
+    assert statuses([good]) == [PredictionStatus.DONE]
     missing.refresh_from_db()
     assert missing.status == PredictionStatus.PENDING
     assert missing.attempts == 1
@@ -164,9 +157,9 @@ def test_an_unreadable_file_is_retried_without_holding_back_the_batch():
 
 
 def test_a_transient_error_releases_every_row_of_the_batch_for_a_retry():
-    predictions = PredictionFactory.create_batch(3)
+    PredictionFactory.create_batch(3)
     classifier = RecordingClassifier(error=ConnectionError("storage unreachable"))
-    assert run(predictions[0], classifier, batch_size=16) is ScoringOutcome.RETRY
+    drain(classifier, batch_size=16)
     for prediction in Prediction.objects.all():
         assert prediction.status == PredictionStatus.PENDING
         assert prediction.attempts == 1
@@ -175,7 +168,7 @@ def test_a_transient_error_releases_every_row_of_the_batch_for_a_retry():
 
 def test_a_batch_puts_each_flagged_case_in_the_queue():
     predictions = PredictionFactory.create_batch(3)
-    run(predictions[0], RecordingClassifier(probability=0.95), batch_size=16)
+    drain(RecordingClassifier(probability=0.95), batch_size=16)
     for prediction in predictions:
         case = prediction.image.case
         case.refresh_from_db()
@@ -183,47 +176,13 @@ def test_a_batch_puts_each_flagged_case_in_the_queue():
         assert case.top_probability == pytest.approx(0.95)
 
 
-def test_claiming_pending_rows_is_a_conditional_state_change():
+def test_claiming_is_a_conditional_state_change():
     predictions = PredictionFactory.create_batch(3)
-    first = prediction_claim_pending(limit=2)
-    assert first == [predictions[0].pk, predictions[1].pk]
+    assert predictions_claim(limit=2) == predictions[:2]
     # Claimed rows are running now: a second claim finds only the one left.
-    assert prediction_claim_pending(limit=5) == [predictions[2].pk]
-    assert prediction_claim_pending(limit=5) == []
+    assert predictions_claim(limit=5) == predictions[2:]
+    assert predictions_claim(limit=5) == []
     assert statuses(predictions) == [PredictionStatus.RUNNING] * 3
-
-
-def test_the_task_scores_a_burst_in_batches_from_the_setting(monkeypatch, settings):
-    settings.SCORING_BATCH_SIZE = 4
-    classifier = RecordingClassifier()
-    monkeypatch.setattr(tasks, "classifier_get", lambda: classifier)
-    predictions = PredictionFactory.create_batch(10)
-    outcomes = [tasks.prediction_score.apply(args=(p.pk,)).get() for p in predictions]
-    # The first task drains the burst batch by batch; the other tasks find their rows done.
-    assert classifier.batches == [4, 4, 2]
-    assert outcomes.count("done") == 1
-    assert outcomes.count("skipped") == 9
-    assert statuses(predictions) == [PredictionStatus.DONE] * 10
-
-
-def test_a_task_goes_on_scoring_batches_while_rows_are_pending():
-    predictions = PredictionFactory.create_batch(10)
-    classifier = RecordingClassifier()
-    assert run(predictions[0], classifier, batch_size=4) is ScoringOutcome.DONE
-    assert classifier.batches == [4, 4, 2]
-    assert statuses(predictions) == [PredictionStatus.DONE] * 10
-    assert {p.attempts for p in Prediction.objects.all()} == {1}
-    assert AuditEvent.objects.filter(action=AuditAction.PREDICTION_SCORED).count() == 10
-
-
-def test_a_task_stops_after_the_drain_limit_and_leaves_the_rest_pending(settings):
-    settings.SCORING_DRAIN_BATCHES = 2
-    predictions = PredictionFactory.create_batch(10)
-    classifier = RecordingClassifier()
-    run(predictions[0], classifier, batch_size=3)
-    assert classifier.batches == [3, 3]
-    assert statuses(predictions).count(PredictionStatus.DONE) == 6
-    assert statuses(predictions).count(PredictionStatus.PENDING) == 4
 
 
 def test_the_next_batch_is_in_the_model_while_the_previous_one_is_recorded(monkeypatch):
@@ -239,16 +198,16 @@ def test_the_next_batch_is_in_the_model_while_the_previous_one_is_recorded(monke
 
     real_complete_many = services.prediction_complete_many
 
-    def complete_many(*, scores: Sequence[PredictionScore]) -> dict[int, bool]:
+    def complete_many(**kwargs: Any) -> dict[int, bool]:
         if not overlapped:
             # Sequential scoring would start batch 2 only after this returns: the wait times out.
             overlapped.append(second_forward_started.wait(timeout=5))
-        return real_complete_many(scores=scores)
+        return real_complete_many(**kwargs)
 
     monkeypatch.setattr(services, "prediction_complete_many", complete_many)
     predictions = PredictionFactory.create_batch(6)
     classifier = SignallingClassifier()
-    run(predictions[0], classifier, batch_size=3)
+    drain(classifier, batch_size=3)
     assert overlapped == [True]
     assert classifier.batches == [3, 3]
     assert statuses(predictions) == [PredictionStatus.DONE] * 6
@@ -264,22 +223,35 @@ def test_a_failing_forward_pass_in_a_drain_releases_only_its_own_batch():
                 raise ConnectionError("model server went away")
             return super().predict(images)
 
-    classifier = SecondBatchFails()
-    assert run(predictions[0], classifier, batch_size=3) is ScoringOutcome.DONE
+    drain(SecondBatchFails(), batch_size=3)
     assert statuses(predictions) == [PredictionStatus.DONE] * 3 + [PredictionStatus.PENDING] * 3
     for prediction in Prediction.objects.filter(status=PredictionStatus.PENDING):
         assert prediction.attempts == 1
         assert "model server went away" in prediction.error_message
 
 
+def test_a_drain_hands_the_rest_on_once_its_time_is_up(monkeypatch):
+    monkeypatch.setattr(services, "DRAIN_SECONDS", 0)
+    woken: list[bool] = []
+
+    def wake() -> bool:
+        woken.append(True)
+        return True
+
+    monkeypatch.setattr(services, "scoring_wake", wake)
+    predictions = PredictionFactory.create_batch(5)
+    assert drain(RecordingClassifier(), batch_size=2) == 2
+    assert statuses(predictions).count(PredictionStatus.PENDING) == 3
+    assert woken == [True]
+
+
 def test_a_batchs_queries_do_not_grow_with_its_size_or_its_cases():
     def queries_to_score(images: int, *, cases: int) -> int:
         case_list = CaseFactory.create_batch(cases)
-        first, *_ = [
-            PredictionFactory.create(image__case=case_list[i % cases]) for i in range(images)
-        ]
+        for i in range(images):
+            PredictionFactory.create(image__case=case_list[i % cases])
         with CaptureQueriesContext(connection) as queries:
-            run(first, RecordingClassifier(probability=0.9), batch_size=16)
+            drain(RecordingClassifier(probability=0.9), batch_size=16)
         scored = Prediction.objects.filter(image__case__in=case_list)
         assert set(statuses(list(scored))) == {PredictionStatus.DONE}
         assert {c.review_state for c in Case.objects.filter(pk__in=[c.pk for c in case_list])} == {
@@ -293,25 +265,12 @@ def test_a_batchs_queries_do_not_grow_with_its_size_or_its_cases():
 
 def test_a_row_reclaimed_while_its_batch_was_scoring_is_dropped_alone():
     predictions = PredictionFactory.create_batch(3)
-    now = timezone.now()
-    claimed = prediction_claim_pending(limit=3, now=now)
-    rows = list(Prediction.objects.select_related("image__case").filter(pk__in=claimed))
+    rows = predictions_claim(limit=3)
     # Another worker took the middle row over (its claim looked stale) before this one finished.
     Prediction.objects.filter(pk=predictions[1].pk).update(started_at=timezone.now())
-    scores = [
-        PredictionScore(
-            prediction=row,
-            probability=0.7,
-            high_risk=True,
-            label="malignant",
-            model_version="stub-1",
-            model_name="Stub classifier",
-            threshold=0.5,
-            inference_ms=5,
-        )
-        for row in rows
-    ]
-    completed = prediction_complete_many(scores=scores)
+    completed = prediction_complete_many(
+        scored=scores(rows, [0.7] * 3), classifier=StubClassifier(), inference_ms=5
+    )
     assert completed == {
         predictions[0].pk: True,
         predictions[1].pk: False,
@@ -322,68 +281,53 @@ def test_a_row_reclaimed_while_its_batch_was_scoring_is_dropped_alone():
         PredictionStatus.RUNNING,
         PredictionStatus.DONE,
     ]
+    assert AuditEvent.objects.filter(action=AuditAction.PREDICTION_SCORED).count() == 2
 
 
 def test_each_row_of_a_mixed_batch_keeps_its_own_score():
-    predictions = PredictionFactory.create_batch(5)
-    claimed = prediction_claim_pending(limit=5, now=timezone.now())
-    rows = Prediction.objects.select_related("image__case").in_bulk(claimed)
+    PredictionFactory.create_batch(5)
+    rows = predictions_claim(limit=5)
     probabilities = [0.12, 0.91, 0.35, 0.77, 0.5]
-    scores = [
-        PredictionScore(
-            prediction=rows[prediction.pk],
-            probability=probability,
-            high_risk=probability >= 0.5,
-            label="malignant" if probability >= 0.5 else "benign",
-            model_version="stub-1",
-            model_name="Stub classifier",
-            threshold=0.5,
-            inference_ms=9 if prediction is predictions[-1] else 5,
-        )
-        for prediction, probability in zip(predictions, probabilities, strict=True)
-    ]
     with CaptureQueriesContext(connection) as queries:
-        prediction_complete_many(scores=scores)
-    stored = Prediction.objects.in_bulk([p.pk for p in predictions])
-    for score in scores:
-        row = stored[score.prediction.pk]
-        assert row.status == PredictionStatus.DONE
-        assert (row.probability, row.high_risk, row.label, row.inference_ms) == (
-            score.probability,
-            score.high_risk,
-            score.label,
-            score.inference_ms,
+        prediction_complete_many(
+            scored=scores(rows, probabilities), classifier=StubClassifier(), inference_ms=5
         )
+    stored = Prediction.objects.in_bulk([row.pk for row in rows])
+    for row, probability in zip(rows, probabilities, strict=True):
+        assert stored[row.pk].status == PredictionStatus.DONE
+        assert stored[row.pk].probability == probability
+        assert stored[row.pk].high_risk == (probability >= 0.5)
+        assert stored[row.pk].inference_ms == 5
     updates = [q for q in queries if q["sql"].startswith('UPDATE "scoring_prediction"')]
-    # Rows that differ only in probability share one statement: not flagged, flagged, and the
-    # flagged row with its own timing.
-    assert len(updates) == 3
+    # Rows that differ only in probability share one statement: not flagged, and flagged.
+    assert len(updates) == 2
 
 
-def test_deliveries_of_rows_this_process_finished_skip_without_a_query():
-    predictions = PredictionFactory.create_batch(5)
-    classifier = RecordingClassifier()
-    run(predictions[0], classifier, batch_size=16)
-    with CaptureQueriesContext(connection) as queries:
-        outcomes = [run(p, classifier, batch_size=16) for p in predictions[1:]]
-    assert outcomes == [ScoringOutcome.SKIPPED] * 4
-    assert len(queries) == 0
-    assert classifier.batches == [5]
+@pytest.mark.django_db(transaction=True)
+def test_workers_draining_side_by_side_score_each_row_once():
+    predictions = PredictionFactory.create_batch(12)
+    drained: list[int] = []
+    # Each worker's first forward pass waits for the other's: both hold claims at once.
+    both_scoring = threading.Barrier(2, timeout=10)
 
+    class MeetingClassifier(RecordingClassifier):
+        def predict(self, images: Sequence[Any]) -> list[StubResult]:
+            if not self.batches:
+                both_scoring.wait()
+            return super().predict(images)
 
-def test_rows_left_pending_by_a_drain_are_not_remembered_as_finished(settings):
-    settings.SCORING_DRAIN_BATCHES = 1
-    predictions = PredictionFactory.create_batch(4)
-    classifier = RecordingClassifier()
-    run(predictions[0], classifier, batch_size=2)
-    # The two rows the drain did not reach are still scored by their own deliveries.
-    assert run(predictions[2], classifier, batch_size=1) is ScoringOutcome.DONE
-    assert run(predictions[3], classifier, batch_size=1) is ScoringOutcome.DONE
-    assert classifier.batches == [2, 1, 1]
+    def worker() -> None:
+        try:
+            drained.append(drain(MeetingClassifier(), batch_size=3))
+        finally:
+            connection.close()
 
-
-def test_the_memory_of_finished_rows_is_bounded(monkeypatch):
-    monkeypatch.setattr(services, "FINISHED_MEMORY", 3)
-    monkeypatch.setattr(services, "_finished_here", services.OrderedDict())
-    services._remember_finished(range(10))
-    assert list(services._finished_here) == [7, 8, 9]
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(drained) == 12
+    assert statuses(predictions) == [PredictionStatus.DONE] * 12
+    assert {p.attempts for p in Prediction.objects.all()} == {1}
+    assert AuditEvent.objects.filter(action=AuditAction.PREDICTION_SCORED).count() == 12

@@ -305,32 +305,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
         "store_processed": False,
     }
     if USING_EMBEDDED_BROKER
-    # Redis redelivers an unacknowledged (acks_late) task after this many seconds; it must
-    # exceed the longest task or a slow scoring run would be handed to a second worker.
-    else {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+    else {}
 )
-# Sending a scoring task (from an upload's commit hook, or the sweep) makes one attempt and
-# waits at most this long for the broker to connect and take it: a hung broker must not hold a
-# request until the web server kills it. A row whose task was not sent stays for the sweep.
-SCORING_ENQUEUE_TIMEOUT_SECONDS = env_int("DERMATRIAGE_ENQUEUE_TIMEOUT", 2, minimum=1)
-SCORING_ENQUEUE_TRANSPORT_OPTIONS: dict[str, Any] = {
-    "max_retries": 0,
-    "interval_start": 0,
-    "socket_connect_timeout": SCORING_ENQUEUE_TIMEOUT_SECONDS,
-    "socket_timeout": SCORING_ENQUEUE_TIMEOUT_SECONDS,
-}
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "dermatriage")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # Results live on the Prediction row; a Celery result backend would be a second, stale copy.
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
-# Messages a worker process reserves ahead. With batching, the messages behind a burst mostly
-# name rows an earlier task already scored, and each one fetched separately costs a broker
-# round trip; a worker holding more than its next batch's worth would starve the others.
-CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 1, minimum=1)
+# A message is a wake-up for an idle worker; one reserved by a busy worker wakes nobody.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Stops Celery's Django fixup from closing the database connection after every task (it then
 # closes it every 2 x this many); webapp.config.celery tidies connections as Django does for
@@ -338,33 +322,24 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_DB_REUSE_MAX = 500
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
-# Scoring.
-SCORING_MAX_ATTEMPTS = env_int("DERMATRIAGE_SCORING_MAX_ATTEMPTS", 3, minimum=1)
-# Pending predictions one task scores together in a single forward pass (1 = one at a time).
+# Scoring (webapp.scoring): the prediction rows are the queue; Celery messages only wake
+# workers to drain it. Pending predictions a worker scores together in one forward pass.
 SCORING_BATCH_SIZE = env_int("DERMATRIAGE_SCORING_BATCH_SIZE", 16, minimum=1)
-# Batches one task goes on claiming and scoring while pending predictions remain (pipelined:
-# the next batch is claimed and read while the model scores the current one). Bounded so a
-# task stays well inside its time limit under a steady stream of uploads.
-SCORING_DRAIN_BATCHES = env_int("DERMATRIAGE_SCORING_DRAIN_BATCHES", 32, minimum=1)
-SCORING_RETRY_DELAY_SECONDS = env_int("DERMATRIAGE_SCORING_RETRY_DELAY", 10, minimum=0)
-SCORING_TIME_LIMIT_SECONDS = env_int("DERMATRIAGE_SCORING_TIME_LIMIT", 300, minimum=10)
-# A RUNNING row older than this is taken to belong to a worker that died mid-task, and a
-# redelivered task may claim it again. Keep it above the task time limit.
-SCORING_STALE_AFTER_SECONDS = env_int(
-    "DERMATRIAGE_SCORING_STALE_AFTER", SCORING_TIME_LIMIT_SECONDS * 2, minimum=10
-)
-# The sweep (webapp.scoring.sweep) runs this often; it queues a pending prediction whose task
-# was never sent after SWEEP_PENDING_AFTER seconds, and re-sends one whose task was sent but
-# has not started after REQUEUE_AFTER seconds (by default the broker's own redelivery delay).
-SCORING_SWEEP_INTERVAL_SECONDS = env_int("DERMATRIAGE_SWEEP_INTERVAL", 60, minimum=1)
-SCORING_SWEEP_PENDING_AFTER_SECONDS = env_int("DERMATRIAGE_SWEEP_PENDING_AFTER", 60, minimum=0)
-SCORING_REQUEUE_AFTER_SECONDS = env_int(
-    "DERMATRIAGE_SCORING_REQUEUE_AFTER",
-    CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600),
-    minimum=10,
-)
-CELERY_TASK_SOFT_TIME_LIMIT = SCORING_TIME_LIMIT_SECONDS
-CELERY_TASK_TIME_LIMIT = SCORING_TIME_LIMIT_SECONDS + 30
+# A running prediction whose claim is older than this belongs to a worker that died, and is
+# taken back. Keep it above the scoring task's time limit (webapp.scoring.tasks).
+SCORING_STALE_AFTER_SECONDS = env_int("DERMATRIAGE_SCORING_STALE_AFTER", 600, minimum=10)
+# Beat wakes a worker this often: the longest a prediction waits once due when its own wake-up
+# was lost (the broker was down at upload) or its claim went stale. Run one beat per
+# deployment: `celery -A webapp.config beat`.
+SCORING_WAKE_INTERVAL_SECONDS = env_int("DERMATRIAGE_SCORING_WAKE_INTERVAL", 60, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "scoring-wake": {
+        "task": "scoring.predictions_score",
+        "schedule": SCORING_WAKE_INTERVAL_SECONDS,
+        # A wake-up still queued when the next is due adds nothing: drop it, not pile up.
+        "options": {"expires": SCORING_WAKE_INTERVAL_SECONDS},
+    }
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

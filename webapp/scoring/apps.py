@@ -7,4 +7,4 @@ class ScoringConfig(AppConfig):
     verbose_name = "Scoring"
 
     def ready(self) -> None:
-        from webapp.scoring import signals  # noqa: F401  (connects the worker hooks)
+        from webapp.scoring import worker  # noqa: F401  (connects the worker hooks)

@@ -9,7 +9,7 @@ class PredictionStatus(models.TextChoices):
 
 
 class Prediction(models.Model):
-    """The model's score for one image. Its status column is the scoring state machine.
+    """The model's score for one image. The rows are the scoring queue; status is its state.
 
     pending -> running (claimed by one worker) -> done | failed; a failed attempt that will be
     retried goes back to pending. Only services in webapp.scoring.services move it.
@@ -30,9 +30,6 @@ class Prediction(models.Model):
     error_message = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
-    # When its scoring task was last handed to the broker; None while it never was (the broker
-    # was down at upload). The sweep reads it so that it never queues a live task twice.
-    enqueued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     inference_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -40,7 +37,7 @@ class Prediction(models.Model):
     class Meta:
         ordering = ("-created_at", "-id")
         indexes = [
-            # Finds predictions left pending or running (webapp.scoring.sweep).
+            # Finds the predictions due for scoring (webapp.scoring.services.predictions_claim).
             models.Index(fields=["status", "created_at"], name="prediction_status_created_idx"),
         ]
         constraints = [
