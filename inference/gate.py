@@ -87,20 +87,21 @@ class InputGate:
         return self.decide(image_measures(pixels), self.distances(features))
 
     def decide(self, measures: ImageMeasures, distances: np.ndarray) -> list[GateReason | None]:
-        """`reasons`, from measurements already taken. The image checks come first: a blurred
-        or dark photo of a lesion is told so, not called foreign."""
+        """`reasons`, from measurements already taken. Foreign features come first: a page of
+        text or a blue square is not a dermoscopic image, whatever its sharpness; a blurred or
+        dark photo of a lesion, whose features still look like one, is told what is wrong."""
         verdicts: list[GateReason | None] = []
         for sharpness, brightness, distance in zip(
             measures.sharpness, measures.brightness, distances, strict=True
         ):
-            if brightness < self.min_brightness:
+            if distance > self.max_distance:
+                verdicts.append(GateReason.NOT_DERMOSCOPIC)
+            elif brightness < self.min_brightness:
                 verdicts.append(GateReason.TOO_DARK)
             elif brightness > self.max_brightness:
                 verdicts.append(GateReason.TOO_BRIGHT)
             elif sharpness < self.min_sharpness:
                 verdicts.append(GateReason.TOO_BLURRED)
-            elif distance > self.max_distance:
-                verdicts.append(GateReason.NOT_DERMOSCOPIC)
             else:
                 verdicts.append(None)
         return verdicts

@@ -119,6 +119,8 @@ def test_the_gate_says_why_it_turns_an_image_away() -> None:
         GateReason.TOO_BLURRED,
         GateReason.NOT_DERMOSCOPIC,
     ]
+    # Foreign features are named as such, whatever else is wrong with the image.
+    assert _gate().reasons(flat, np.array([[20.0, 0.0, 0.0]])) == [GateReason.NOT_DERMOSCOPIC]
 
 
 def test_the_gate_measures_mahalanobis_distance() -> None:
