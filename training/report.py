@@ -83,8 +83,8 @@ def write_report(models_dir: Path, *, command: str) -> Path:
         "## Held-out test split, at each model's shipped threshold",
         "",
         "| model | test images | params | file MB | train min | ms/img (1 / 32) | accuracy "
-        "| precision | recall (sensitivity) | specificity | F1 | ROC AUC [95% CI] | PR AUC | log loss | Brier "
-        "| ECE before → after | threshold |",
+        "| precision | recall (sensitivity) | specificity | F1 | ROC AUC [95% CI] | PR AUC "
+        "| log loss | Brier | ECE before → after | threshold |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in records.items():
