@@ -82,10 +82,10 @@ def write_report(models_dir: Path, *, command: str) -> Path:
         "",
         "## Held-out test split, at each model's shipped threshold",
         "",
-        "| model | params | file MB | train min | ms/img (1 / 32) | accuracy | precision "
-        "| recall (sensitivity) | specificity | F1 | ROC AUC [95% CI] | PR AUC | log loss | Brier "
-        "| ECE before → after | threshold |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | test images | params | file MB | train min | ms/img (1 / 32) | accuracy "
+        "| precision | recall (sensitivity) | specificity | F1 | ROC AUC [95% CI] | PR AUC "
+        "| log loss | Brier | ECE before → after | threshold |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in records.items():
         m = r["test"]["overall"]
@@ -93,7 +93,7 @@ def write_report(models_dir: Path, *, command: str) -> Path:
         cal = r["calibration"]["test"]
         served = " **(served)**" if name == SERVED else ""
         lines.append(
-            f"| {r['display_name']}{served} | {r['parameters'] / 1e6:.2f} M "
+            f"| {r['display_name']}{served} | {m['n']} | {r['parameters'] / 1e6:.2f} M "
             f"| {r['model_file_bytes'] / 1e6:.1f} | {r['training_seconds'] / 60:.1f} "
             f"| {lat['batch_1_ms_per_image']:.1f} / {lat['batch_32_ms_per_image']:.1f} "
             f"| {fmt(m['accuracy'])} | {fmt(m['precision'])} | {fmt(m['recall'])} "
@@ -103,6 +103,12 @@ def write_report(models_dir: Path, *, command: str) -> Path:
             f"| {fmt(cal['ece_before'])} → {fmt(cal['ece_after'])} "
             f"| {r['threshold']['threshold']:.4f} |"
         )
+    if len({r["test"]["overall"]["n"] for r in records.values()}) > 1:
+        lines += [
+            "",
+            "Rows with different test images were evaluated on different splits (data or seed) "
+            "and are not comparable; retrain them together with `python -m training compare`.",
+        ]
     machines = {
         r["display_name"]: r["latency"].get("cpu", "the machine that trained it")
         for r in records.values()

