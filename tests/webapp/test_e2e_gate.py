@@ -1,40 +1,31 @@
-"""An upload the model cannot judge, through the API and a real Celery worker: it gets its
-reason, not a risk, its case waits in the needs-a-better-image bucket, and every scored image
-gets a heatmap beside it, served only to those who may see the image."""
+"""An upload the model cannot judge, through the API and a real Celery worker with the served
+model and its input gate: it gets its reason, not a risk, its case waits in the
+needs-a-better-image bucket, and every scored image gets a heatmap beside it, served only to
+those who may see the image."""
 
 from __future__ import annotations
 
 import io
-import json
 import re
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from inference.artifact import file_sha256, read_metadata
-from inference.gate import GATE_FILE, InputGate
+from inference.artifact import read_metadata
+from inference.gate import GateReason
 from tests.webapp.conftest import api_client, login
-from tests.webapp.e2e import (
-    LesionImage,
-    WorkerProcess,
-    celery_worker,
-    served_model_dir,
-    wait_for,
-)
+from tests.webapp.e2e import served_model_dir, wait_for
 from tests.webapp.factories import ClinicianFactory, ReviewerFactory
-from tests.webapp.faults import private_queue
+from webapp.scoring.models import Prediction
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SCORING_TIMEOUT = 180  # a fresh worker imports TensorFlow and loads the model first
+SCORING_TIMEOUT = 180  # the first task also loads TensorFlow and the model
 
 
 def blue_square() -> bytes:
@@ -55,82 +46,6 @@ def page_of_text() -> bytes:
     return buffer.getvalue()
 
 
-def artifact_with_a_gate(directory: Path, lesion: LesionImage) -> Path:
-    """A copy of the served artifact with an input gate whose limits this test chooses.
-
-    The feature statistics are those of real lesion images; the distance limit sits halfway
-    (on a log scale) between the farthest of them and the nearest of the images that are not
-    dermoscopic, and the image checks let everything through.
-    """
-    from inference import load_classifier
-
-    source = served_model_dir()
-    artifact = directory / "gated-model"
-    shutil.copytree(source, artifact)
-    classifier = load_classifier(artifact)
-    dataset = lesion.path.parent
-    lesions = [lesion.path, *sorted(dataset.glob("*.jpg"))[:47]]
-    real = classifier.analyse(classifier.preprocess(lesions)).features.astype(np.float64)
-    foreign = classifier.analyse(
-        classifier.preprocess([blue_square(), page_of_text()])
-    ).features.astype(np.float64)
-    mean = real.mean(axis=0)
-    scale = np.sqrt(((real - mean) ** 2).mean(axis=0)) + 1e-3
-    gate = InputGate(
-        feature_mean=mean,
-        whitening=np.diag(1.0 / scale),
-        max_distance=0.0,
-        min_sharpness=0.0,
-        min_brightness=0.0,
-        max_brightness=1.0,
-    )
-    farthest_real, nearest_foreign = gate.distances(real).max(), gate.distances(foreign).min()
-    if not farthest_real < nearest_foreign:
-        pytest.fail(f"no distance separates {farthest_real} from {nearest_foreign}")
-    InputGate(
-        feature_mean=mean,
-        whitening=gate.whitening,
-        max_distance=float(np.sqrt(farthest_real * nearest_foreign)),
-        min_sharpness=0.0,
-        min_brightness=0.0,
-        max_brightness=1.0,
-    ).save(artifact / GATE_FILE)
-    metadata_path = artifact / "metadata.json"
-    metadata = json.loads(metadata_path.read_text())
-    metadata["input_gate"] = {"sha256": file_sha256(artifact / GATE_FILE)}
-    metadata_path.write_text(json.dumps(metadata, indent=2))
-    return artifact
-
-
-@pytest.fixture
-def gated_worker(
-    request: pytest.FixtureRequest,
-    settings: Any,
-    transactional_db: None,
-    tmp_path: Path,
-    flagged_lesion: LesionImage,
-) -> Iterator[WorkerProcess]:
-    """A worker whose model has an input gate: the session's own when the served model has
-    one, else one of this test's on a copy of the artifact with a gate added."""
-    if read_metadata(served_model_dir()).raw.get("input_gate"):
-        yield request.getfixturevalue("e2e")
-        return
-    if settings.USING_EMBEDDED_BROKER:
-        pytest.skip("end-to-end tests need the Redis broker (run them through scripts/test.sh)")
-    settings.MEDIA_ROOT = tmp_path / "media"
-    artifact = artifact_with_a_gate(tmp_path, flagged_lesion)
-    with (
-        private_queue(settings) as queue,
-        celery_worker(
-            media_root=settings.MEDIA_ROOT,
-            log_dir=tmp_path,
-            queue=queue,
-            extra_env={"DERMATRIAGE_MODEL_DIR": str(artifact)},
-        ) as worker,
-    ):
-        yield worker
-
-
 def upload(client: Any, case_id: int, *files: tuple[str, bytes, str]) -> list[dict[str, Any]]:
     response = client.post(
         reverse("api:case-images", args=[case_id]),
@@ -142,11 +57,13 @@ def upload(client: Any, case_id: int, *files: tuple[str, bytes, str]) -> list[di
 
 
 def test_an_image_the_model_cannot_judge_waits_for_a_better_one_with_its_reason(
-    gated_worker, flagged_lesion, settings
+    e2e, flagged_lesion, settings
 ):
+    assert read_metadata(served_model_dir()).raw.get("input_gate"), "the served model has no gate"
     clinician_user = ClinicianFactory.create()
     clinician, reviewer = api_client(clinician_user), api_client(ReviewerFactory.create())
-    stranger = api_client(ClinicianFactory.create())
+    stranger_user = ClinicianFactory.create()
+    stranger = api_client(stranger_user)
 
     foreign_case = clinician.post(
         reverse("api:case-list"), {"subject_ref": "E2E-GATE", "body_site": "other"}, format="json"
@@ -173,16 +90,18 @@ def test_an_image_the_model_cannot_judge_waits_for_a_better_one_with_its_reason(
     def scored() -> bool:
         return all(clinician.get(url).json()["status"] in ("done", "failed") for url in urls)
 
-    wait_for(scored, timeout=SCORING_TIMEOUT, what="the uploads to be scored", worker=gated_worker)
+    wait_for(scored, timeout=SCORING_TIMEOUT, what="the uploads to be scored", worker=e2e)
     *gated, passed = (clinician.get(url).json() for url in urls)
 
-    # Each image the model cannot judge says why, and is no risk whatever its raw score.
+    # Each image the model cannot judge says why, and is no risk whatever its raw score. Which
+    # reason is the served gate's to decide: a flat colour may fail as too blurred first.
     for prediction in gated:
         assert prediction["status"] == "done", prediction["error_message"]
-        assert prediction["gate_reason"] == "not_dermoscopic"
-        assert prediction["gate_message"] == "Not a dermoscopic image the model can judge."
+        assert prediction["gate_reason"] in set(GateReason)
+        assert prediction["gate_message"] == GateReason(prediction["gate_reason"]).message
         assert prediction["high_risk"] is False
         assert 0.0 <= prediction["probability"] <= 1.0
+    assert gated[1]["gate_reason"] == "not_dermoscopic"  # the page of text
     # A real lesion is let through and flagged as before.
     assert passed["gate_reason"] is None
     assert passed["high_risk"] is True
@@ -208,18 +127,25 @@ def test_an_image_the_model_cannot_judge_waits_for_a_better_one_with_its_reason(
         assert overlay.width / overlay.height == pytest.approx(
             image["width"] / image["height"], rel=0.01
         )
-        stored = sorted(p.name for p in Path(settings.MEDIA_ROOT, "cases").rglob("*"))
-        assert any(name.endswith(f"-heatmap-{prediction['id']}.png") for name in stored)
-        # Another clinician reaches neither the score nor its heatmap, as for the image.
+        row = Prediction.objects.select_related("image").get(pk=prediction["id"])
+        heatmap_file = PurePosixPath(row.heatmap.name or "")
+        assert heatmap_file.parent == PurePosixPath(row.image.file.name or "").parent
+        assert Path(settings.MEDIA_ROOT, heatmap_file).is_file()
+        # A reviewer may see it; another clinician reaches neither it nor the score, as for
+        # the image, through the API or the page.
+        assert reviewer.get(prediction["heatmap_url"]).status_code == 200
         assert stranger.get(prediction["heatmap_url"]).status_code == 404
-        assert (
-            stranger.get(reverse("api:prediction-detail", args=[prediction["id"]])).status_code
-            == 404
-        )
+        score_url = reverse("api:prediction-detail", args=[prediction["id"]])
+        assert stranger.get(score_url).status_code == 404
+        page_url = reverse("cases:heatmap-file", args=[image["case_id"], prediction["id"]])
+        assert login(clinician_user).get(page_url).status_code == 200
+        assert login(stranger_user).get(page_url).status_code == 404
 
     # The case page gives the reason in words, the raw score on request, and the overlays.
     page = login(clinician_user).get(reverse("cases:detail", args=[foreign_case["id"]])).text
-    assert page.count("Not a dermoscopic image the model can judge.") == 2
+    for prediction in gated:
+        assert f'data-gate-reason="{prediction["gate_reason"]}"' in page
+        assert prediction["gate_message"] in page
     assert page.count("<summary>Show the raw score</summary>") == 2
     assert "High risk" not in page
     assert len(re.findall(r'<img class="heatmap-overlay"', page)) == 2
