@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         paths[GPU], report["gpu_precision"] = verified_gpu_forward(model, reference, metadata)
         report["gpu_load_seconds"] = round(time.perf_counter() - started, 2)
+        report["gpu_half_precision_on_test_split"] = half_precision_agreement(
+            model, metadata, artifact_dir
+        )
     timer = Timer(repeats=args.repeats, budget_s=args.budget)
     report["forward"] = [asdict(row) for row in time_forwards(paths, metadata, args, timer)]
     report["max_probability_difference_vs_keras"] = probability_agreement(paths, metadata)
@@ -243,6 +246,37 @@ def probability_agreement(paths: dict[str, Forward], metadata: ModelMetadata) ->
         if name != TRACED
     }
     return {"images": images, "per_path": per_path}
+
+
+def half_precision_agreement(
+    model: Any, metadata: ModelMetadata, artifact_dir: Path
+) -> dict[str, Any]:
+    """On a GPU, float16 against float32 on the served split's test images: the largest
+    probability difference and how many high-risk flags differ."""
+    from inference.backends import gpu_forward, half_precision_copy
+    from training.data import default_data_dirs, load_dataset, read_split_csv
+
+    dataset = load_dataset(default_data_dirs(), check_images=False)
+    test = read_split_csv(artifact_dir / "split.csv", dataset).test
+    half, full = gpu_forward(half_precision_copy(model)), gpu_forward(model)
+    differences, flips = [], 0
+    for start in range(0, len(test), 64):
+        pixels = metadata.preprocessing.batch([s.path for s in test[start : start + 64]])
+        probabilities = [
+            1.0 / (1.0 + np.exp(-forward(pixels)[0].reshape(-1) / metadata.temperature))
+            for forward in (half, full)
+        ]
+        differences.append(float(np.abs(probabilities[0] - probabilities[1]).max()))
+        flips += int(
+            np.sum(
+                (probabilities[0] >= metadata.threshold) != (probabilities[1] >= metadata.threshold)
+            )
+        )
+    return {
+        "images": len(test),
+        "max_probability_difference": max(differences),
+        "flags_differing": flips,
+    }
 
 
 def upload_jpegs() -> list[tuple[str, bytes]]:

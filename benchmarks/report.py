@@ -179,6 +179,13 @@ def _devices_line(report: dict[str, Any]) -> str:
         if gpus
         else "no GPU (the GPU path is not timed)"
     )
+    half = report.get("gpu_half_precision_on_test_split")
+    if half:
+        gpu += (
+            f"; float16 against float32 on {half['images']} test images: largest probability "
+            f"difference {half['max_probability_difference']:.1e}, "
+            f"{half['flags_differing']} high-risk flags differ"
+        )
     return f"Devices: CPU {devices.get('cpu') or 'unknown'}; {gpu}."
 
 
@@ -249,7 +256,7 @@ def throughput_figures(report: dict[str, Any]) -> list[str]:
             "task, same run.",
         )
     return [
-        f"Model {raw['model_version']} on the {raw['backend']} backend; "
+        f"Model {raw['model_version']} on {raw.get('device', 'CPU')}, the {raw['backend']} path; "
         f"{report['workers']} worker process(es), solo pool, "
         f"{report.get('threads_per_worker') or 'all usable'} inference thread(s) and prefetch "
         f"multiplier {report.get('prefetch_multiplier') or 1} each; "

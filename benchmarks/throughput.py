@@ -289,6 +289,8 @@ class RawForward:
         pixels_one = self.pixels[:1]
         return {
             "backend": self.classifier.backend,
+            # The worker loads the same way, so this is where the bursts were scored too.
+            "device": self.classifier.device,
             "model_version": self.classifier.version,
             "load_seconds": round(self.load_seconds, 2),
             "forward_images_per_s": self.forward(),
@@ -518,7 +520,8 @@ def summarise(report: dict[str, Any]) -> None:
 
 
 def print_raw(raw: dict[str, Any], batch_size: int) -> None:
-    print(f"model {raw['model_version']} on {raw['backend']}, loaded in {raw['load_seconds']}s")
+    print(f"model {raw['model_version']} on {raw.get('device', 'CPU')}, {raw['backend']} path, "
+          f"loaded in {raw['load_seconds']}s")  # fmt: skip
     print(f"  raw forward, batch {batch_size}: {raw['forward_images_per_s']:.1f} images/s "
           f"(batch 1: {raw['forward_batch_1_images_per_s']:.1f}; with decoding: "
           f"{raw['decode_and_forward_images_per_s']:.1f})", flush=True)  # fmt: skip
