@@ -279,7 +279,7 @@ def prediction_complete_many(
     Each row moves running -> done only if it is still the claim this worker made (same status
     and start time), as if alone. What the batch shares is the statements: one lock, one update
     per group of rows that differ only in probability (usually two: flagged and not), one audit
-    insert and one queue refresh for all the flagged cases, so the database work per batch does
+    insert and one queue refresh for all the batch's cases, so the database work per batch does
     not grow with its size.
     """
     if not scored:
@@ -336,9 +336,11 @@ def prediction_complete_many(
             for prediction, result in ours
         ]
     )
-    flagged_cases = {prediction.image.case_id for prediction, result in ours if result.high_risk}
-    if flagged_cases:
-        case_queue_refresh_many(case_ids=flagged_cases)
+    # Every case the batch scored, flagged or not: its place in the queue follows from all its
+    # scores (a score the input gate turned away has its own), in the same three queries.
+    scored_cases = {prediction.image.case_id for prediction, _ in ours}
+    if scored_cases:
+        case_queue_refresh_many(case_ids=scored_cases)
     return completed
 
 
