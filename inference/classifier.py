@@ -55,7 +55,7 @@ class ImagePrediction:
     # Why the input gate turned the image away (its probability is then not to be trusted);
     # None when it passed, or when the artifact has no gate.
     gate_reason: GateReason | None = None
-    # (h, w) map in 0..1 of what drove the image towards `label` (inference.explain)
+    # (h, w) map in 0..1 of where the score came from (inference.explain)
     heatmap: np.ndarray | None = field(default=None, compare=False, repr=False)
     # The pooled features the head scored: what "similar images" compares.
     features: np.ndarray | None = field(default=None, compare=False, repr=False)
@@ -164,9 +164,7 @@ class Classifier:
         analysis = self.analyse(pixels)
         probabilities = self.calibrated(analysis.logits)
         features = analysis.features
-        heatmaps = activation_maps(
-            analysis.feature_maps, self._kernel, probabilities >= self.threshold
-        )
+        heatmaps = activation_maps(analysis.feature_maps, self._kernel)
         reasons: list[GateReason | None] = (
             self.gate.reasons(pixels, features) if self.gate else [None] * len(pixels)
         )

@@ -6,8 +6,10 @@ activation map; for such a head it is also exactly what Grad-CAM computes (the g
 logit with respect to each feature is the kernel divided by the number of positions), without
 a backward pass. It comes out of the same forward pass as the score.
 
-As Grad-CAM does, the map explains the predicted label: for an image above the threshold, the
-positions that raise the malignancy logit; below it, those that lower it.
+The map shows how strongly each position moved the logit, in either direction. Grad-CAM keeps
+only the positions that favour the predicted label, but a lesion on plain skin can weigh against
+malignancy while the skin around it tips the score: keeping one sign then lights up the skin,
+keeping the magnitude lights up the lesion, which is where a reviewer should look.
 """
 
 from __future__ import annotations
@@ -22,17 +24,11 @@ from PIL import Image
 OVERLAY_MAX_SIDE = 256
 
 
-def activation_maps(
-    feature_maps: np.ndarray, kernel: np.ndarray, predicted_malignant: np.ndarray
-) -> np.ndarray:
-    """(N, h, w) maps in 0..1 from (N, h, w, C) feature maps and the head's (C,) kernel.
-
-    Only positions that push the logit towards the predicted label are kept (as Grad-CAM's
-    ReLU does); each map is scaled by its own maximum, so it says where, not how much.
-    """
-    signs = np.where(np.asarray(predicted_malignant, dtype=bool), 1.0, -1.0)
-    contributions = np.tensordot(feature_maps, kernel, axes=([3], [0]))
-    raw = np.maximum(contributions * signs[:, None, None], 0.0)
+def activation_maps(feature_maps: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """(N, h, w) maps in 0..1 from (N, h, w, C) feature maps and the head's (C,) kernel: each
+    position's contribution to the logit, as a magnitude, scaled by the map's own maximum, so it
+    says where, not how much."""
+    raw = np.abs(np.tensordot(feature_maps, kernel, axes=([3], [0])))
     peaks = raw.reshape(len(raw), -1).max(axis=1, initial=0.0)
     scale = np.where(peaks > 0, peaks, 1.0)
     return (raw / scale[:, None, None]).astype(np.float32)

@@ -73,15 +73,14 @@ def test_every_prediction_carries_its_pooled_features(classifier: Classifier) ->
     assert not np.array_equal(first, second)
 
 
-def test_activation_maps_keep_what_pushes_towards_the_predicted_label() -> None:
-    feature_maps = np.zeros((2, 2, 2, 2))
-    feature_maps[:, 0, 0] = [1.0, 0.0]  # raises the logit
-    feature_maps[:, 1, 1] = [0.0, 1.0]  # lowers it
-    maps = activation_maps(feature_maps, np.array([2.0, -1.0]), np.array([True, False]))
-    np.testing.assert_allclose(maps[0], [[1.0, 0.0], [0.0, 0.0]])
-    np.testing.assert_allclose(maps[1], [[0.0, 0.0], [0.0, 1.0]])
-    # A map with nothing in favour stays all zero rather than dividing by zero.
-    assert not activation_maps(np.zeros((1, 2, 2, 2)), np.ones(2), np.array([True])).any()
+def test_activation_maps_weigh_each_position_by_how_much_it_moved_the_logit() -> None:
+    feature_maps = np.zeros((1, 2, 2, 2))
+    feature_maps[0, 0, 0] = [1.0, 0.0]  # raises the logit by 2
+    feature_maps[0, 1, 1] = [0.0, 1.0]  # lowers it by 1
+    maps = activation_maps(feature_maps, np.array([2.0, -1.0]))
+    np.testing.assert_allclose(maps[0], [[1.0, 0.0], [0.0, 0.5]])
+    # A map with nothing in it stays all zero rather than dividing by zero.
+    assert not activation_maps(np.zeros((1, 2, 2, 2)), np.ones(2)).any()
 
 
 def test_the_overlay_keeps_the_images_aspect_ratio_and_is_clear_where_cool() -> None:

@@ -327,6 +327,8 @@ def test_resolve_or_fetch_fetches_only_what_was_not_asked_for_by_path(
 ) -> None:
     monkeypatch.setenv("DERMATRIAGE_WEIGHTS_DIR", str(tmp_path))
     monkeypatch.setattr(weights, "SHARED_WEIGHTS_DIR", tmp_path / "shared")
+    # Not the checkout's own weights-cache, which a training run may have filled.
+    monkeypatch.setattr(weights, "REPO_ROOT", tmp_path / "repo")
 
     def must_not_fetch(out_path: Path) -> Path:
         raise AssertionError(f"fetched {out_path}")

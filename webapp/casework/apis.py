@@ -187,9 +187,9 @@ class PredictionHeatmapApi(generics.GenericAPIView):
     @extend_schema(
         description=(
             "The heatmap of a score (its `heatmap_url`): an RGBA PNG at most 256 pixels on its "
-            "longer side with the image's aspect ratio, coloured and opaque where the image "
-            "drove the score towards its label, transparent elsewhere. Draw it stretched over "
-            "the image. 404 for a score without one (not done yet)."
+            "longer side with the image's aspect ratio, coloured and opaque where a part of "
+            "the image moved the score most (either way), transparent where it did not. Draw "
+            "it stretched over the image. 404 for a score without one (not done yet)."
         ),
         responses={(200, "image/png"): OpenApiTypes.BINARY, **error_responses(401, 404)},
     )

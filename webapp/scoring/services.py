@@ -333,8 +333,8 @@ def prediction_complete_many(
     Each row moves running -> done only if it is still the claim this worker made (same status
     and start time), as if alone. What the batch shares is the statements: one lock, one update
     per group of rows that differ only in probability and heatmap (usually two: flagged and
-    not), one audit insert and one queue refresh for all the cases a reviewer must now see, so
-    the database work per batch does not grow with its size.
+    not), one audit insert and one queue refresh for all the batch's cases, so the database
+    work per batch does not grow with its size.
 
     `heatmaps` names each row's stored heatmap file, by prediction id. A row the input gate
     turned away is recorded with its reason and never as high risk, whatever its probability.
@@ -400,15 +400,12 @@ def prediction_complete_many(
             for prediction, result in ours
         ]
     )
-    # A flagged score puts its case in the queue, and so does an image the model cannot judge:
-    # that case waits for a reviewer too, never passing for one below the threshold.
-    queued_cases = {
-        prediction.image.case_id
-        for prediction, result in ours
-        if _high_risk(result) or _gate(result)
-    }
-    if queued_cases:
-        case_queue_refresh_many(case_ids=queued_cases)
+    # Every case the batch scored, flagged or not: its place in the queue follows from all its
+    # scores (a score the input gate turned away sends it to the reviewers for a better image),
+    # in the same three queries.
+    scored_cases = {prediction.image.case_id for prediction, _ in ours}
+    if scored_cases:
+        case_queue_refresh_many(case_ids=scored_cases)
     return completed
 
 
