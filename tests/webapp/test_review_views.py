@@ -131,7 +131,7 @@ def test_a_reviewer_can_decide_on_an_image_that_needs_a_better_one(reviewer):
     page = client.get(reverse("cases:detail", args=[case.pk]))
     # Preselected, and offered without a number.
     assert selected_scores(page.text) == [str(score.pk)]
-    assert "needs a better image (Not a dermoscopic image the model can judge.)" in page.text
+    assert "needs a better image (Not a dermoscopic image the model can judge)" in page.text
     assert "90.0%" not in page.text
 
     response = client.post(

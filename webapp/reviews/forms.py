@@ -43,7 +43,8 @@ class PredictionChoiceField(forms.ModelChoiceField[Prediction]):
         image = self.image_labels.get(obj.pk, "Image")
         if obj.gate_reason:
             # No number: the model could not judge this image, so its score says nothing.
-            return f"{image}: needs a better image ({obj.get_gate_reason_display()}{reviewed})"
+            reason = obj.get_gate_reason_display().rstrip(".")
+            return f"{image}: needs a better image ({reason}{reviewed})"
         flag = "high risk" if obj.high_risk else "low risk"
         return f"{image}: {obj.probability:.1%} ({flag}{reviewed})"
 
