@@ -203,6 +203,10 @@ def throughput_figures(report: dict[str, Any]) -> list[str]:
          _ratio(raw["forward_batch_1_images_per_s"], base)],
         [f"decode + batched forward (batch {size})", raw["decode_and_forward_images_per_s"],
          _ratio(raw["decode_and_forward_images_per_s"], base)],
+        *([[f"batched forward + a heatmap overlay drawn per image (batch {size})",
+            raw["forward_and_heatmaps_images_per_s"],
+            _ratio(raw["forward_and_heatmaps_images_per_s"], base)]]
+          if "forward_and_heatmaps_images_per_s" in raw else []),
         [f"**end to end, burst of {burst['images']} through Redis + Celery, batched (median "
          f"of {len(report['bursts'])} bursts)**", f"**{burst['images_per_s']}**",
          f"**{report['ratio_to_raw']:.2f}**"],
@@ -237,6 +241,14 @@ def throughput_figures(report: dict[str, Any]) -> list[str]:
         f"- Worker resident memory (RSS) with the model loaded: "
         f"{', '.join(f'{value} MiB' for value in report['worker_rss_mib'])}.",
     ]
+    if "heatmap_ms_per_image" in raw:
+        notes.insert(
+            2,
+            f"- Heatmaps: drawing one score's overlay PNG (`inference.explain.overlay_png`) "
+            f"takes {raw['heatmap_ms_per_image']} ms per image in-process; the worker draws and "
+            "stores one per scored image, while the next batch's forward pass runs, so the "
+            "bursts above include them.",
+        )
     if "batched_vs_unbatched" in report:
         notes.insert(
             2,

@@ -10,6 +10,7 @@ it measures, all in one run:
 
 1. the raw batched forward throughput of the served model in this process (images/s through
    `Classifier.predict_pixels` on batches of --batch-size preprocessed images): the baseline;
+   beside it, the same with the heatmap overlay PNG drawn for each image, as the worker does;
 2. --bursts bursts: --images uploads stored through `case_images_upload` while the worker is
    held (Celery remote control), then released; throughput = images / (last finished -
    release), and its ratio to (1) measured right before and right after that burst; the
@@ -242,6 +243,7 @@ class RawForward:
         self.batch_size = batch_size
         self.batch = [images[i % len(images)] for i in range(batch_size)]
         self.pixels = self.classifier.preprocess(self.batch)
+        self.sizes = [_image_size(data) for data in self.batch]
 
     def images_per_s(self, call: Callable[[], object], size: int, *, budget_s: float) -> float:
         call()  # warm-up: the first call may allocate or trace
@@ -257,8 +259,33 @@ class RawForward:
             lambda: self.classifier.predict_pixels(self.pixels), self.batch_size, budget_s=budget_s
         )
 
+    def forward_and_heatmaps(self) -> None:
+        """A batch's forward pass and the heatmap overlay the worker draws for each image."""
+        from inference.explain import overlay_png
+
+        results = self.classifier.predict_pixels(self.pixels)
+        for result, (width, height) in zip(results, self.sizes, strict=True):
+            if result.heatmap is not None:
+                overlay_png(result.heatmap, width=width, height=height)
+
+    def heatmaps_ms_per_image(self) -> float:
+        """Drawing one image's heatmap overlay PNG alone, in milliseconds."""
+        from inference.explain import overlay_png
+
+        results = self.classifier.predict_pixels(self.pixels)
+        heatmaps = [result.heatmap for result in results if result.heatmap is not None]
+        if len(heatmaps) < len(results):
+            return 0.0
+
+        def draw() -> None:
+            for heatmap, (width, height) in zip(heatmaps, self.sizes, strict=True):
+                overlay_png(heatmap, width=width, height=height)
+
+        return round(1000 / self.images_per_s(draw, len(heatmaps), budget_s=2.0), 2)
+
     def measure(self) -> dict[str, Any]:
-        """The baseline and its neighbours: batch 1, and with JPEG decoding included."""
+        """The baseline and its neighbours: batch 1, with JPEG decoding included, and with the
+        heatmap overlays drawn."""
         pixels_one = self.pixels[:1]
         return {
             "backend": self.classifier.backend,
@@ -273,7 +300,18 @@ class RawForward:
             "decode_and_forward_images_per_s": self.images_per_s(
                 lambda: self.classifier.predict(self.batch), self.batch_size, budget_s=3.0
             ),
+            "forward_and_heatmaps_images_per_s": self.images_per_s(
+                self.forward_and_heatmaps, self.batch_size, budget_s=3.0
+            ),
+            "heatmap_ms_per_image": self.heatmaps_ms_per_image(),
         }
+
+
+def _image_size(data: bytes) -> tuple[int, int]:
+    import PIL.Image
+
+    with PIL.Image.open(io.BytesIO(data)) as image:
+        return image.size
 
 
 class Uploader:

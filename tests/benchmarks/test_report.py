@@ -63,6 +63,8 @@ def _throughput() -> dict[str, Any]:
             "forward_images_per_s": 115.8,
             "forward_batch_1_images_per_s": 116.2,
             "decode_and_forward_images_per_s": 99.2,
+            "forward_and_heatmaps_images_per_s": 92.4,
+            "heatmap_ms_per_image": 1.1,
         },
         "bursts": [burst],
         "burst": burst,
@@ -109,6 +111,13 @@ def test_every_figure_comes_with_its_baseline_and_command(rendered: str) -> None
     assert "6.7x the baseline" in rendered  # served against model.predict
     assert "| 79.8 | 102.6 | 102.9 | 0.78 |" in rendered  # a burst against its own baseline
     assert "| unreviewed by probability | 0.44 | 14.7 | 33.4x |" in rendered  # without indexes
+
+
+def test_it_gives_the_heatmaps_cost_against_the_raw_forward(rendered: str) -> None:
+    assert "| batched forward + a heatmap overlay drawn per image (batch 16) | 92.4 | 0.90 |" in (
+        rendered
+    )
+    assert "takes 1.1 ms per image in-process" in rendered
 
 
 def test_it_judges_no_figure(rendered: str) -> None:

@@ -7,11 +7,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from inference.gate import GateReason
 from tests.webapp.e2e import LesionImage, WorkerProcess, celery_worker, pick_flagged_image
 from tests.webapp.factories import (
     AdminFactory,
@@ -106,7 +108,7 @@ def api_tokens(db: None, keep_test_connection: None) -> dict[str, str]:
     clinician = ClinicianFactory.create()
     reviewer = ReviewerFactory.create()
     # Something to find: a scored image in the clinician's case, with low ids to guess.
-    PredictionFactory.create(image__case__created_by=clinician, flagged=True)
+    PredictionFactory.create(image__case__created_by=clinician, flagged=True, with_heatmap=True)
     return {
         "clinician": api_key(clinician),
         "reviewer": api_key(reviewer),
@@ -119,31 +121,52 @@ class StubResult:
     high_risk: bool
     label: str
     model_version: str
+    gate_reason: GateReason | None = None
+    heatmap: np.ndarray | None = None
+
+
+def stub_heatmap() -> np.ndarray:
+    """A small map like the model's, hottest in one corner."""
+    heatmap = np.zeros((7, 7), np.float32)
+    heatmap[1, 1] = 1.0
+    return heatmap
 
 
 class StubClassifier:
-    """A stand-in for inference.Classifier where the scoring service is the unit under test."""
+    """A stand-in for inference.Classifier where the scoring service is the unit under test.
+
+    Like the real one, it gives every image a heatmap, and an image its input gate turns away
+    (here: every image, when `gate_reason` is given) is never high risk.
+    """
 
     version = "stub-1"
     threshold = 0.5
     display_name = "Stub classifier"
 
-    def __init__(self, probability: float = 0.8, error: Exception | None = None) -> None:
+    def __init__(
+        self,
+        probability: float = 0.8,
+        error: Exception | None = None,
+        gate_reason: GateReason | None = None,
+    ) -> None:
         self.probability = probability
         self.error = error
+        self.gate_reason = gate_reason
         self.calls = 0
 
     def predict(self, images: Sequence[Any]) -> list[StubResult]:
         self.calls += 1
         if self.error is not None:
             raise self.error
-        high_risk = self.probability >= self.threshold
+        above = self.probability >= self.threshold
         return [
             StubResult(
                 probability=self.probability,
-                high_risk=high_risk,
-                label="malignant" if high_risk else "benign",
+                high_risk=above and self.gate_reason is None,
+                label="malignant" if above else "benign",
                 model_version=self.version,
+                gate_reason=self.gate_reason,
+                heatmap=stub_heatmap(),
             )
             for _ in images
         ]

@@ -4,10 +4,13 @@ import hashlib
 import io
 
 import factory
+import numpy as np
 import PIL.Image
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
+from inference.explain import overlay_png
+from inference.gate import GateReason
 from webapp.accounts.models import Role, User
 from webapp.cases.models import BodySite, Case, Image
 from webapp.reviews.models import Decision, Review
@@ -97,9 +100,17 @@ _SCORED = {
 }
 
 
+def heatmap_png(*, width: int = 64, height: int = 48) -> bytes:
+    """An overlay PNG as the worker stores one, for an image of this size."""
+    heatmap = np.zeros((7, 7), np.float32)
+    heatmap[1, 1] = 1.0
+    return overlay_png(heatmap, width=width, height=height)
+
+
 class PredictionFactory(factory.django.DjangoModelFactory[Prediction]):
     class Meta:
         model = Prediction
+        skip_postgeneration_save = True
 
     image = factory.SubFactory(ImageFactory)
     status = PredictionStatus.PENDING
@@ -107,6 +118,21 @@ class PredictionFactory(factory.django.DjangoModelFactory[Prediction]):
     class Params:
         done = factory.Trait(**_SCORED, probability=0.3, high_risk=False, label="benign")
         flagged = factory.Trait(**_SCORED, probability=0.9, high_risk=True, label="malignant")
+        # Scored above the threshold, but of an image the input gate turned away.
+        gated = factory.Trait(
+            **_SCORED,
+            probability=0.9,
+            high_risk=False,
+            label="malignant",
+            gate_reason=GateReason.NOT_DERMOSCOPIC.value,
+        )
+
+    @factory.post_generation
+    def with_heatmap(self: Prediction, create: bool, extracted: bool, **kwargs: object) -> None:
+        """`with_heatmap=True` stores a heatmap beside the image, named after the saved row."""
+        if create and extracted:
+            png = heatmap_png(width=self.image.width, height=self.image.height)
+            self.heatmap.save("heatmap.png", ContentFile(png), save=True)
 
 
 class ReviewFactory(factory.django.DjangoModelFactory[Review]):

@@ -346,3 +346,78 @@ def test_the_pages_the_api_and_the_command_line_share_one_disclaimer():
     import inference
 
     assert DISCLAIMER is inference.DISCLAIMER
+
+
+def test_a_prediction_says_why_the_model_cannot_judge_its_image(clinician):
+    prediction = PredictionFactory.create(
+        image__case__created_by=clinician, gated=True, gate_reason="too_dark", with_heatmap=True
+    )
+    body = api_client(clinician).get(reverse("api:prediction-detail", args=[prediction.pk])).json()
+    assert body["gate_reason"] == "too_dark"
+    assert body["gate_message"] == "Too dark to judge."
+    assert body["high_risk"] is False
+    # The raw score stays available to whoever asks for it.
+    assert body["probability"] == pytest.approx(0.9)
+
+
+def test_a_prediction_the_gate_passed_has_no_reason(flagged_prediction, clinician):
+    body = (
+        api_client(clinician)
+        .get(reverse("api:prediction-detail", args=[flagged_prediction.pk]))
+        .json()
+    )
+    assert body["gate_reason"] is None
+    assert body["gate_message"] is None
+    assert body["heatmap_url"] is None  # the factory stored none
+
+
+@pytest.mark.parametrize("scheme", ["Token", "Bearer"])
+def test_the_heatmap_url_serves_the_overlay_png_to_a_token_client(clinician, scheme):
+    prediction = PredictionFactory.create(
+        image__case__created_by=clinician, flagged=True, with_heatmap=True
+    )
+    headers = _token_header(clinician, scheme)
+    case_id = prediction.image.case_id
+    listed = Client().get(reverse("api:case-images", args=[case_id]), headers=headers)
+    heatmap_url = listed.json()["results"][0]["prediction"]["heatmap_url"]
+    assert heatmap_url == (
+        "http://testserver" + reverse("api:prediction-heatmap", args=[prediction.pk])
+    )
+    detail = Client().get(reverse("api:case-detail", args=[case_id]), headers=headers).json()
+    assert detail["images"][0]["prediction"]["heatmap_url"] == heatmap_url
+    response = Client().get(heatmap_url, headers={**headers, "Accept": "image/*"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert response["Cache-Control"] == "no-store"
+    assert response.getvalue() == prediction.heatmap.open("rb").read()
+
+    stranger = Client().get(heatmap_url, headers=_token_header(ClinicianFactory.create(), scheme))
+    assert stranger.status_code == 404
+    assert stranger.json()["error"]["code"] == "not_found"
+    assert Client().get(heatmap_url).status_code == 401
+
+
+def test_the_queue_api_lists_the_cases_that_need_a_better_image(reviewer, flagged_case):
+    gated = PredictionFactory.create(gated=True)
+    case = case_queue_refresh(case_id=gated.image.case_id)
+    client = api_client(reviewer)
+    bucket = client.get(reverse("api:queue"), {"state": "needs_image"}).json()
+    assert [item["id"] for item in bucket["results"]] == [case.pk]
+    assert bucket["results"][0]["review_state"] == "needs_image"
+    assert bucket["results"][0]["top_probability"] is None
+    unreviewed = client.get(reverse("api:queue")).json()
+    assert [item["id"] for item in unreviewed["results"]] == [flagged_case.pk]
+    listed = client.get(reverse("api:case-list"), {"review_state": "needs_image"}).json()
+    assert [item["id"] for item in listed["results"]] == [case.pk]
+
+
+def test_the_schema_documents_the_gate_and_the_heatmap(clinician):
+    schema = api_client(clinician).get(reverse("api-schema"), {"format": "json"}).json()
+    fields = schema["components"]["schemas"]["Prediction"]["properties"]
+    assert {"gate_reason", "gate_message", "heatmap_url"} <= set(fields)
+    assert fields["heatmap_url"]["nullable"] is True
+    heatmap = schema["paths"]["/api/v1/predictions/{prediction_id}/heatmap/"]["get"]
+    assert "image/png" in heatmap["responses"]["200"]["content"]
+    queue = schema["paths"]["/api/v1/queue/"]["get"]["parameters"]
+    [state] = [parameter for parameter in queue if parameter["name"] == "state"]
+    assert "needs_image" in state["schema"]["enum"]

@@ -12,7 +12,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from inference.disclaimer import DISCLAIMER
-from tests.webapp.factories import PASSWORD, ClinicianFactory, ReviewerFactory
+from tests.webapp.factories import PASSWORD, ClinicianFactory, PredictionFactory, ReviewerFactory
 from webapp.accounts.models import User
 from webapp.cases.models import BodySite
 from webapp.cases.services import case_create
@@ -214,4 +214,37 @@ def test_the_pages_and_the_api_docs_run_under_the_content_security_policy(live_s
     page.goto(f"{live_server.url}/api/docs/")
     # Swagger UI drew the operations from the schema: its scripts and styles were allowed.
     expect(page.get_by_text("/api/v1/cases/", exact=True).first).to_be_visible(timeout=30_000)
+    assert refused == []
+
+
+def test_a_reviewer_shows_and_fades_the_heatmap_over_an_image(live_server, page):
+    from playwright.sync_api import expect
+
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    prediction = PredictionFactory.create(flagged=True, with_heatmap=True)
+    reviewer = ReviewerFactory.create()
+    log_in(page, live_server.url, reviewer)
+    page.goto(f"{live_server.url}/cases/{prediction.image.case_id}/")
+
+    overlay = page.get_by_test_id("heatmap")
+    toggle = page.get_by_label("Show heatmap")
+    opacity = page.get_by_label("Heatmap opacity")
+    expect(overlay).to_be_hidden()
+    toggle.check()
+    expect(overlay).to_be_visible()
+    # The overlay loaded (once shown: it is lazy) and lies exactly over its image.
+    expect(overlay).to_have_js_property("naturalWidth", 256)
+    image_box = page.get_by_role("img", name="Image 1 of 1 (lesion.jpg)", exact=True).bounding_box()
+    assert overlay.bounding_box() == image_box
+    expect(overlay).to_have_css("opacity", "0.7")
+    opacity.fill("30")
+    expect(overlay).to_have_css("opacity", "0.3")
+    toggle.uncheck()
+    expect(overlay).to_be_hidden()
     assert refused == []

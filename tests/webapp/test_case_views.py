@@ -128,3 +128,72 @@ def test_a_poll_that_brings_a_high_risk_score_updates_the_header_too(clinician):
     [header] = re.findall(r'<span id="case-review-state"[^>]*>[^<]*</span>', fragment.text)
     assert 'hx-swap-oob="true"' in header
     assert "Flagged, awaiting review" in header
+
+
+def test_a_gated_image_shows_its_reason_instead_of_a_risk_and_the_raw_score_on_request(
+    clinician,
+):
+    prediction = PredictionFactory.create(
+        image__case__created_by=clinician, gated=True, gate_reason="too_blurred"
+    )
+    page = login(clinician).get(reverse("cases:detail", args=[prediction.image.case_id]))
+    [card] = re.findall(
+        r'<figure class="card" data-testid="image-card".*?</figure>', page.text, re.S
+    )
+    assert 'data-gate-reason="too_blurred"' in card
+    assert "Needs a better image" in card
+    assert "Too blurred to judge." in card
+    assert "High risk" not in card
+    assert "Below threshold" not in card
+    # The raw score is there, folded away behind a disclosure the reader opens.
+    [raw] = re.findall(r"<details[^>]*>.*?</details>", card, re.S)
+    assert "<summary>Show the raw score</summary>" in raw
+    assert "0.900" in raw
+    assert "0.900" not in card.replace(raw, "")
+
+
+def test_every_scored_image_has_a_heatmap_to_toggle_and_fade(clinician):
+    scored = PredictionFactory.create(
+        image__case__created_by=clinician, flagged=True, with_heatmap=True
+    )
+    case_id = scored.image.case_id
+    PredictionFactory.create(image__case_id=case_id)  # pending: nothing to show yet
+    page = login(clinician).get(reverse("cases:detail", args=[case_id]))
+
+    heatmap_url = reverse("cases:heatmap-file", args=[case_id, scored.pk])
+    overlays = re.findall(r"<img [^>]*heatmap-overlay[^>]*>", page.text)
+    assert len(overlays) == 1
+    [overlay] = overlays
+    assert f'src="{heatmap_url}"' in overlay
+    assert f'id="heatmap-{scored.pk}"' in overlay
+    assert 'alt="Heatmap of what drove the score of Image 1 of 2 (lesion.jpg)"' in overlay
+    # Both controls are named by their labels and say which overlay they drive.
+    toggle = re.search(r"<label><input type=\"checkbox\"[^>]*> Show heatmap</label>", page.text)
+    assert toggle is not None
+    assert f'aria-controls="heatmap-{scored.pk}"' in toggle.group()
+    slider = re.search(r'<label>Heatmap opacity <input type="range"[^>]*></label>', page.text)
+    assert slider is not None
+    assert f'aria-controls="heatmap-{scored.pk}"' in slider.group()
+    # The script is a static file of the site (the CSP allows no inline script).
+    assert '<script src="/static/js/heatmap.js" defer></script>' in page.text
+    assert "<script>" not in page.text
+
+
+def test_it_streams_the_heatmap_uncached(clinician):
+    prediction = PredictionFactory.create(
+        image__case__created_by=clinician, done=True, with_heatmap=True
+    )
+    url = reverse("cases:heatmap-file", args=[prediction.image.case_id, prediction.pk])
+    response = login(clinician).get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert response["Cache-Control"] == "no-store"
+    assert response.getvalue() == prediction.heatmap.open("rb").read()
+    event = AuditEvent.objects.get(action=AuditAction.PREDICTION_VIEWED)
+    assert event.data["via"] == "page-heatmap"
+
+
+def test_a_score_without_a_heatmap_has_no_heatmap_file(clinician):
+    prediction = PredictionFactory.create(image__case__created_by=clinician)
+    url = reverse("cases:heatmap-file", args=[prediction.image.case_id, prediction.pk])
+    assert login(clinician).get(url).status_code == 404

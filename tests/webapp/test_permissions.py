@@ -17,7 +17,7 @@ ROLES = ("anonymous", "clinician", "other_clinician", "reviewer", "admin")
 def world(clinician, other_clinician, reviewer, admin_user):
     """One flagged case owned by `clinician`, and a user of every role."""
     case = CaseFactory.create(created_by=clinician)
-    prediction = PredictionFactory.create(image__case=case, flagged=True)
+    prediction = PredictionFactory.create(image__case=case, flagged=True, with_heatmap=True)
     case_queue_refresh(case_id=case.pk)
     users = {
         "anonymous": None,
@@ -59,6 +59,11 @@ PAGES = [
     (
         "image file",
         lambda w: reverse("cases:image-file", args=[w["case"].pk, w["image"].pk]),
+        {"clinician": 200, "other_clinician": 404, "reviewer": 200, "admin": 200},
+    ),
+    (
+        "heatmap file",
+        lambda w: reverse("cases:heatmap-file", args=[w["case"].pk, w["prediction"].pk]),
         {"clinician": 200, "other_clinician": 404, "reviewer": 200, "admin": 200},
     ),
     (
@@ -166,6 +171,12 @@ API = [
         {"clinician": 200, "other_clinician": 404, "reviewer": 200, "admin": 200},
     ),
     (
+        "GET",
+        "heatmap file",
+        lambda w: reverse("api:prediction-heatmap", args=[w["prediction"].pk]),
+        {"clinician": 200, "other_clinician": 404, "reviewer": 200, "admin": 200},
+    ),
+    (
         "POST",
         "image upload",
         lambda w: reverse("api:case-images", args=[w["case"].pk]),
@@ -246,10 +257,10 @@ def two_clinicians(clinician, other_clinician):
     from tests.webapp.factories import ReviewFactory
 
     a_case = CaseFactory.create(created_by=clinician)
-    a_prediction = PredictionFactory.create(image__case=a_case, flagged=True)
+    a_prediction = PredictionFactory.create(image__case=a_case, flagged=True, with_heatmap=True)
     a_review = ReviewFactory.create(prediction=a_prediction)
     b_case = CaseFactory.create(created_by=other_clinician)
-    b_prediction = PredictionFactory.create(image__case=b_case, done=True)
+    b_prediction = PredictionFactory.create(image__case=b_case, done=True, with_heatmap=True)
     return {
         "a": clinician,
         "b": other_clinician,
@@ -305,6 +316,19 @@ def test_guessing_prediction_ids_reaches_no_other_clinicians_score(two_clinician
         assert response.status_code == (200 if own else 404)
 
 
+def test_guessing_heatmap_ids_reaches_no_other_clinicians_heatmap(two_clinicians):
+    w = two_clinicians
+    page, api = login(w["b"]), api_client(w["b"])
+    for prediction_id in _ids_around(w["a_prediction"], w["b_prediction"]):
+        own = prediction_id == w["b_prediction"].pk
+        answer = api.get(reverse("api:prediction-heatmap", args=[prediction_id]))
+        assert answer.status_code == (200 if own else 404), prediction_id
+        for case_id in (w["a_case"].pk, w["b_case"].pk):
+            mine = own and case_id == w["b_case"].pk
+            response = page.get(reverse("cases:heatmap-file", args=[case_id, prediction_id]))
+            assert response.status_code == (200 if mine else 404), (case_id, prediction_id)
+
+
 def test_guessing_case_ids_in_review_filters_reveals_no_reviews(two_clinicians):
     w = two_clinicians
     api = api_client(w["b"])
@@ -322,6 +346,7 @@ def test_another_clinicians_object_answers_exactly_like_a_missing_one(two_clinic
         ("api:case-detail", w["a_case"].pk),
         ("api:case-images", w["a_case"].pk),
         ("api:prediction-detail", w["a_prediction"].pk),
+        ("api:prediction-heatmap", w["a_prediction"].pk),
     ]
     for name, object_id in pairs:
         theirs = api.get(reverse(name, args=[object_id]))

@@ -98,3 +98,48 @@ def test_the_review_form_preselects_nothing_once_every_flagged_score_is_reviewed
     # The placeholder is selected: the reviewer must choose a score.
     assert selected_scores(page.text) == [""]
     assert '<option value="" selected>Choose a score</option>' in page.text
+
+
+def gated_case(**prediction: object):
+    """A case with one image the input gate turned away, in its bucket."""
+    score = PredictionFactory.create(gated=True, **prediction)
+    return case_queue_refresh(case_id=score.image.case_id), score
+
+
+def test_the_queue_has_a_bucket_for_cases_that_need_a_better_image(reviewer, flagged_case):
+    case, _ = gated_case()
+    client = login(reviewer)
+
+    unreviewed = client.get(reverse("reviews:queue"))
+    assert f'data-case-id="{case.pk}"' not in unreviewed.text
+    assert f'data-case-id="{flagged_case.pk}"' in unreviewed.text
+    assert '<option value="needs_image">Needs a better image</option>' in unreviewed.text
+
+    bucket = client.get(reverse("reviews:queue"), {"state": "needs_image"})
+    assert bucket.status_code == 200
+    assert f'data-case-id="{case.pk}"' in bucket.text
+    assert f'data-case-id="{flagged_case.pk}"' not in bucket.text
+    # The reason takes the probability's place: the score of such an image is no risk.
+    assert "Not a dermoscopic image the model can judge." in bucket.text
+    assert "0.900" not in bucket.text
+    assert "Image 1 of 1 (lesion.jpg)" in bucket.text
+
+
+def test_a_reviewer_can_decide_on_an_image_that_needs_a_better_one(reviewer):
+    case, score = gated_case()
+    client = login(reviewer)
+    page = client.get(reverse("cases:detail", args=[case.pk]))
+    # Preselected, and offered without a number.
+    assert selected_scores(page.text) == [str(score.pk)]
+    assert "needs a better image (Not a dermoscopic image the model can judge)" in page.text
+    assert "90.0%" not in page.text
+
+    response = client.post(
+        reverse("cases:review", args=[case.pk]),
+        {"prediction": score.pk, "decision": "follow_up", "note": "Asked for a new photo."},
+    )
+    assert response.status_code == 302
+    case.refresh_from_db()
+    assert case.review_state == ReviewState.REVIEWED
+    bucket = client.get(reverse("reviews:queue"), {"state": "needs_image"})
+    assert f'data-case-id="{case.pk}"' not in bucket.text

@@ -75,3 +75,36 @@ def test_the_queue_filters_by_review_state():
     assert list(queue_list(state=QueueFilter.UNREVIEWED)) == [waiting]
     assert list(queue_list(state=QueueFilter.REVIEWED)) == [reviewed]
     assert set(queue_list(state=QueueFilter.ALL)) == {waiting, reviewed}
+
+
+def gated(days_ago: int = 0) -> Case:
+    case = CaseFactory.create()
+    finished = timezone.now() - dt.timedelta(days=days_ago)
+    PredictionFactory.create(image__case=case, gated=True, finished_at=finished)
+    return case_queue_refresh(case_id=case.pk)
+
+
+@pytest.mark.django_db
+def test_cases_needing_a_better_image_have_a_bucket_of_their_own():
+    waiting = flagged(0.9)
+    needs_image = gated()
+    assert list(queue_list(state=QueueFilter.UNREVIEWED)) == [waiting]
+    (listed,) = queue_list(state=QueueFilter.NEEDS_IMAGE)
+    assert listed == needs_image
+    # The row names the image that needs a better one, and why (queue_list's annotations).
+    assert listed.gate_reason == "not_dermoscopic"  # type: ignore[attr-defined]
+    assert listed.gated_image_id == needs_image.images.get().pk  # type: ignore[attr-defined]
+    assert set(queue_list(state=QueueFilter.ALL)) == {waiting, needs_image}
+
+
+@pytest.mark.django_db
+def test_cases_needing_a_better_image_sort_by_flag_date():
+    older, newer = gated(days_ago=3), gated(days_ago=1)
+    assert list(queue_list(state=QueueFilter.NEEDS_IMAGE, ordering=QueueOrdering.FLAGGED_DESC)) == [
+        newer,
+        older,
+    ]
+    assert list(queue_list(state=QueueFilter.NEEDS_IMAGE, ordering=QueueOrdering.FLAGGED_ASC)) == [
+        older,
+        newer,
+    ]

@@ -21,7 +21,13 @@ class BodySite(models.TextChoices):
 class ReviewState(models.TextChoices):
     NOT_FLAGGED = "not_flagged", "Not flagged"
     UNREVIEWED = "unreviewed", "Flagged, awaiting review"
+    # An image the model cannot judge (the input gate's verdict), awaiting a reviewer.
+    NEEDS_IMAGE = "needs_image", "Needs a better image"
     REVIEWED = "reviewed", "Flagged, reviewed"
+
+
+# The states of the reviewer queue, every case a reviewer has been asked to look at.
+QUEUED_STATES = [ReviewState.UNREVIEWED, ReviewState.NEEDS_IMAGE, ReviewState.REVIEWED]
 
 
 class Case(models.Model):
@@ -66,17 +72,17 @@ class Case(models.Model):
             models.Index(
                 fields=["review_state", "-flagged_at", "-id"], name="case_queue_flagged_idx"
             ),
-            # "All flagged cases" spans two states: one partial index per ordering keeps it an
-            # ordered index read too, instead of sorting every flagged case for each page.
+            # "All queued cases" spans several states: one partial index per ordering keeps it
+            # an ordered index read too, instead of sorting every queued case for each page.
             models.Index(
                 fields=["-top_probability", "-flagged_at", "-id"],
                 name="case_queue_all_probability_idx",
-                condition=models.Q(review_state__in=[ReviewState.UNREVIEWED, ReviewState.REVIEWED]),
+                condition=models.Q(review_state__in=QUEUED_STATES),
             ),
             models.Index(
                 fields=["-flagged_at", "-id"],
                 name="case_queue_all_flagged_idx",
-                condition=models.Q(review_state__in=[ReviewState.UNREVIEWED, ReviewState.REVIEWED]),
+                condition=models.Q(review_state__in=QUEUED_STATES),
             ),
         ]
 

@@ -183,10 +183,13 @@ def image_record_view(*, image: Image, viewer: User) -> None:
     )
 
 
-# A case is flagged by a finished high-risk score of one of its images. Scores and reviews are
-# read through the relations scoring (Image.predictions) and reviews (Prediction.reviews)
-# declare, by name: cases sits below both and imports neither.
+# A case is flagged by a finished high-risk score of one of its images, and sent for a better
+# image by a finished score the input gate turned away (its reason is not blank). Scores and
+# reviews are read through the relations scoring (Image.predictions) and reviews
+# (Prediction.reviews) declare, by name: cases sits below both and imports neither.
 FLAGGED_SCORE = Q(images__predictions__status="done", images__predictions__high_risk=True)
+GATED_SCORE = Q(images__predictions__status="done", images__predictions__gate_reason__gt="")
+UNREVIEWED_SCORE = Q(images__predictions__reviews__isnull=True)
 
 
 @transaction.atomic
@@ -196,12 +199,15 @@ def case_queue_refresh(*, case_id: int) -> Case:
 
 
 def case_queue_refresh_many(*, case_ids: Iterable[int]) -> list[Case]:
-    """Recompute cases' places in the reviewer queue from their flagged scores and reviews.
+    """Recompute cases' places in the reviewer queue from their flagged and gated scores and
+    their reviews.
 
-    A case is in the queue while any high-risk score of it has no review; a new flagged image
-    puts a reviewed case back in. Three queries whatever the number of cases, so a worker
-    settling a batch of scores refreshes all their cases at once. Call inside a transaction;
-    scoring calls it when scores land, reviews when a review is recorded.
+    A case awaits review while any high-risk score of it has no review; otherwise it needs a
+    better image while any score the input gate turned away has no review, since the model
+    said nothing of that image. A case whose every such score is reviewed is reviewed, and a
+    new one puts it back. Three queries whatever the number of cases, so a worker settling a
+    batch of scores refreshes all their cases at once. Call inside a transaction; scoring calls
+    it when scores land, reviews when a review is recorded.
     """
     # The row locks order concurrent refreshes (two images scored at once, or a score and a
     # review) so the last writer always works from the other's committed rows; taken in id
@@ -209,29 +215,36 @@ def case_queue_refresh_many(*, case_ids: Iterable[int]) -> list[Case]:
     cases = list(Case.objects.select_for_update().filter(pk__in=set(case_ids)).order_by("pk"))
     if not cases:
         raise Case.DoesNotExist(f"No case among {sorted(set(case_ids))}.")
-    unreviewed = FLAGGED_SCORE & Q(images__predictions__reviews__isnull=True)
     summaries = {
         row["pk"]: row
         for row in Case.objects.filter(pk__in=[case.pk for case in cases])
         .values("pk")
         .annotate(
+            # The probability of a score the gate turned away is no risk: it never ranks.
             top=Max("images__predictions__probability", filter=FLAGGED_SCORE),
-            latest=Max("images__predictions__finished_at", filter=FLAGGED_SCORE),
-            unreviewed=Count("images__predictions", filter=unreviewed, distinct=True),
+            latest=Max("images__predictions__finished_at", filter=FLAGGED_SCORE | GATED_SCORE),
+            queued=Count("images__predictions", filter=FLAGGED_SCORE | GATED_SCORE, distinct=True),
+            unreviewed=Count(
+                "images__predictions", filter=FLAGGED_SCORE & UNREVIEWED_SCORE, distinct=True
+            ),
+            gated_unreviewed=Count(
+                "images__predictions", filter=GATED_SCORE & UNREVIEWED_SCORE, distinct=True
+            ),
         )
     }
     now = timezone.now()
     for case in cases:
         summary = summaries[case.pk]
-        if summary["top"] is None:
+        if not summary["queued"]:
             case.review_state = ReviewState.NOT_FLAGGED
-            case.top_probability = case.flagged_at = None
+        elif summary["unreviewed"]:
+            case.review_state = ReviewState.UNREVIEWED
+        elif summary["gated_unreviewed"]:
+            case.review_state = ReviewState.NEEDS_IMAGE
         else:
-            case.review_state = (
-                ReviewState.UNREVIEWED if summary["unreviewed"] else ReviewState.REVIEWED
-            )
-            case.top_probability = summary["top"]
-            case.flagged_at = summary["latest"]
+            case.review_state = ReviewState.REVIEWED
+        case.top_probability = summary["top"]
+        case.flagged_at = summary["latest"]
         # bulk_update skips auto_now.
         case.updated_at = now
     Case.objects.bulk_update(cases, ["review_state", "top_probability", "flagged_at", "updated_at"])

@@ -22,7 +22,7 @@ from webapp.cases.models import BodySite, Case, Image, ReviewState
 from webapp.cases.selectors import case_get, case_image_get, case_list
 from webapp.cases.serializers import CaseSerializer
 from webapp.cases.services import case_create, case_record_view, image_record_view
-from webapp.casework.responses import image_file_response
+from webapp.casework.responses import heatmap_file_response, image_file_response
 from webapp.casework.selectors import case_image_list
 from webapp.casework.serializers import (
     CaseCreateSerializer,
@@ -33,6 +33,9 @@ from webapp.casework.serializers import (
 from webapp.casework.services import case_images_upload
 from webapp.lib.api import FileContentNegotiation, error_responses
 from webapp.lib.filters import UtcIsoDateTimeFilter
+from webapp.scoring.models import Prediction
+from webapp.scoring.selectors import prediction_heatmap_get
+from webapp.scoring.services import prediction_record_view
 
 
 class CaseFilter(django_filters.FilterSet):
@@ -170,3 +173,28 @@ class ImageFileApi(generics.GenericAPIView):
         image = case_image_get(user=request_user(request), case_id=case_id, image_id=image_id)
         image_record_view(image=image, viewer=request_user(request))
         return image_file_response(image)
+
+
+class PredictionHeatmapApi(generics.GenericAPIView):
+    """Stream a score's heatmap overlay to an API client allowed to see its case: the
+    `heatmap_url`, under the same role and visibility rules as the image's `file_url`."""
+
+    permission_classes = (IsAuthenticated, HasRole)
+    renderer_classes = (JSONRenderer,)  # for error answers; the file is the file
+    content_negotiation_class = FileContentNegotiation
+    queryset = Prediction.objects.none()  # for the schema; rows come from the selectors
+
+    @extend_schema(
+        description=(
+            "The heatmap of a score (its `heatmap_url`): an RGBA PNG at most 256 pixels on its "
+            "longer side with the image's aspect ratio, coloured and opaque where a part of "
+            "the image moved the score most (either way), transparent where it did not. Draw "
+            "it stretched over the image. 404 for a score without one (not done yet)."
+        ),
+        responses={(200, "image/png"): OpenApiTypes.BINARY, **error_responses(401, 404)},
+    )
+    def get(self, request: Request, prediction_id: int) -> FileResponse:
+        user = request_user(request)
+        prediction = prediction_heatmap_get(user=user, prediction_id=prediction_id)
+        prediction_record_view(prediction=prediction, viewer=user, via="api-heatmap")
+        return heatmap_file_response(prediction)

@@ -1,12 +1,23 @@
 from django.http import FileResponse
 
 from webapp.cases.models import Image
+from webapp.scoring.models import Prediction
 
 
 def image_file_response(image: Image) -> FileResponse:
     """The stored file of an image, for the page's view and the API's alike."""
     content_type = "image/jpeg" if image.format == "JPEG" else "image/png"
-    response = FileResponse(image.file.open("rb"), content_type=content_type)
-    # A patient's image: never kept in a browser's or a proxy's cache.
+    return _private_file_response(FileResponse(image.file.open("rb"), content_type=content_type))
+
+
+def heatmap_file_response(prediction: Prediction) -> FileResponse:
+    """The stored heatmap overlay (a PNG) of a score, for the page's view and the API's alike."""
+    return _private_file_response(
+        FileResponse(prediction.heatmap.open("rb"), content_type="image/png")
+    )
+
+
+def _private_file_response(response: FileResponse) -> FileResponse:
+    # A patient's image, or a map drawn from one: never kept in a browser's or a proxy's cache.
     response["Cache-Control"] = "no-store"
     return response

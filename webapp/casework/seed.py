@@ -1,7 +1,8 @@
 """Fill the database with many realistic cases, for load tests and benchmarks (never for CI).
 
 Every seeded case has one or two images sharing one stored placeholder file, a finished score
-per image, and for part of the flagged ones a review; the queue columns on each case are set as
+per image (a few of them turned away by the input gate), and for part of the flagged ones a
+review; the queue columns on each case are set as
 `cases.services.case_queue_refresh` would set them, so the reviewer queue looks like a real one.
 It writes every app's rows itself, in bulk, where the apps' services would take hours: the one
 place that writes another app's models (see webapp.LAYERS).
@@ -22,6 +23,7 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
+from inference.gate import GateReason
 from webapp.accounts.models import Role, User
 from webapp.audit.models import AuditAction, AuditEvent
 from webapp.cases.models import BodySite, Case, Image, ReviewState
@@ -34,6 +36,8 @@ PLACEHOLDER_NAME = "seed/placeholder.jpg"
 SEED_MODEL_NAME = "EfficientNet-Lite0 (seeded)"
 SEED_MODEL_VERSION = "seed-1"
 SEED_THRESHOLD = 0.35
+# The share of images the input gate turns away: the needs-a-better-image bucket.
+SEED_GATED_SHARE = 0.02
 CLINICIANS = 20
 REVIEWERS = 4
 
@@ -42,7 +46,7 @@ REVIEWERS = 4
 class SeedSummary:
     cases: int  # seeded cases in the database now
     created: int  # of which this call created
-    flagged: int  # seeded cases in the reviewer queue (unreviewed or reviewed)
+    flagged: int  # seeded cases in the reviewer queue (unreviewed, needing an image, reviewed)
     unreviewed: int
 
 
@@ -60,7 +64,8 @@ def cases_seed(
     """Make exactly `count` seeded cases exist; with `reset`, delete earlier seeded ones first.
 
     Idempotent: a second call with the same count adds nothing. About 12% of images are scored
-    high risk and about half of the flagged cases are reviewed, near what a triage clinic sees.
+    high risk, about 2% need a better image, and about half of the cases in the queue are
+    reviewed, near what a triage clinic sees.
     """
     if reset:
         cases_seed_delete()
@@ -157,21 +162,27 @@ def _seed_chunk(
 ) -> None:
     now = timezone.now()
     sites = list(BodySite)
-    # Plan each case first: its images' scores decide its place in the queue.
-    plans: list[tuple[int, list[float], bool]] = []
+    # Plan each case first: its images' scores decide its place in the queue. Each score is a
+    # probability and the input gate's reason ("" when it let the image through).
+    plans: list[tuple[int, list[tuple[float, str]], bool]] = []
     for index in indexes:
         image_count = 2 if rng.random() < 0.2 else 1
-        probabilities = [_probability(rng) for _ in range(image_count)]
-        plans.append((index, probabilities, rng.random() < 0.5))
+        scores = [(_probability(rng), _gate_reason(rng)) for _ in range(image_count)]
+        plans.append((index, scores, rng.random() < 0.5))
 
     cases = []
-    for index, probabilities, reviewed in plans:
-        flagged = [p for p in probabilities if p >= SEED_THRESHOLD]
+    for index, scores, reviewed in plans:
+        flagged = [p for p, reason in scores if p >= SEED_THRESHOLD and not reason]
+        gated = any(reason for _, reason in scores)
         # Spread flag times over the last year so date filters and orderings have work to do.
         flagged_at = now - dt.timedelta(minutes=rng.randrange(365 * 24 * 60))
         state = ReviewState.NOT_FLAGGED
-        if flagged:
-            state = ReviewState.REVIEWED if reviewed else ReviewState.UNREVIEWED
+        if reviewed and (flagged or gated):
+            state = ReviewState.REVIEWED
+        elif flagged:
+            state = ReviewState.UNREVIEWED
+        elif gated:
+            state = ReviewState.NEEDS_IMAGE
         cases.append(
             Case(
                 subject_ref=f"{SEED_PREFIX}{index:07d}",
@@ -179,14 +190,14 @@ def _seed_chunk(
                 created_by=clinicians[index % len(clinicians)],
                 review_state=state,
                 top_probability=max(flagged) if flagged else None,
-                flagged_at=flagged_at if flagged else None,
+                flagged_at=flagged_at if flagged or gated else None,
             )
         )
     Case.objects.bulk_create(cases)
 
     images = []
-    for case, (_, probabilities, _) in zip(cases, plans, strict=True):
-        for _ in probabilities:
+    for case, (_, scores, _) in zip(cases, plans, strict=True):
+        for _ in scores:
             images.append(
                 Image(
                     case=case,
@@ -203,9 +214,9 @@ def _seed_chunk(
 
     predictions = []
     image_iter: Iterator[Image] = iter(images)
-    for case, (_, probabilities, _) in zip(cases, plans, strict=True):
-        for probability in probabilities:
-            high_risk = probability >= SEED_THRESHOLD
+    for case, (_, scores, _) in zip(cases, plans, strict=True):
+        for probability, gate_reason in scores:
+            high_risk = probability >= SEED_THRESHOLD and not gate_reason
             predictions.append(
                 Prediction(
                     image=next(image_iter),
@@ -215,10 +226,11 @@ def _seed_chunk(
                     threshold=SEED_THRESHOLD,
                     probability=probability,
                     high_risk=high_risk,
-                    label="malignant" if high_risk else "benign",
+                    label="malignant" if probability >= SEED_THRESHOLD else "benign",
+                    gate_reason=gate_reason,
                     attempts=1,
                     started_at=now,
-                    finished_at=case.flagged_at if high_risk else now,
+                    finished_at=case.flagged_at if high_risk or gate_reason else now,
                     inference_ms=20,
                 )
             )
@@ -226,10 +238,10 @@ def _seed_chunk(
 
     reviews = []
     prediction_iter: Iterator[Prediction] = iter(predictions)
-    for case, (index, probabilities, reviewed) in zip(cases, plans, strict=True):
-        for _ in probabilities:
+    for case, (index, scores, reviewed) in zip(cases, plans, strict=True):
+        for _ in scores:
             prediction = next(prediction_iter)
-            if reviewed and prediction.high_risk:
+            if reviewed and (prediction.high_risk or prediction.gate_reason):
                 reviews.append(
                     Review(
                         case=case,
@@ -261,6 +273,13 @@ def _seed_spread_in_time() -> None:
             "WHERE subject_ref LIKE %s",
             [timezone.now(), f"{SEED_PREFIX}%"],
         )
+
+
+def _gate_reason(rng: random.Random) -> str:
+    """Blank for most images; for a few, why the input gate turned them away."""
+    if rng.random() >= SEED_GATED_SHARE:
+        return ""
+    return rng.choice(list(GateReason)).value
 
 
 def _probability(rng: random.Random) -> float:

@@ -49,7 +49,7 @@ class ImageSerializer(serializers.ModelSerializer):
         if not predictions:
             return None
         latest = max(predictions, key=lambda prediction: (prediction.created_at, prediction.pk))
-        return PredictionSerializer(latest).data
+        return PredictionSerializer(latest, context=self.context).data
 
 
 class CaseDetailSerializer(CaseSerializer):

@@ -12,5 +12,10 @@ urlpatterns = [
     path("<int:case_id>/timeline/", views.case_timeline_view, name="timeline"),
     path("<int:case_id>/images/", views.case_images_upload_view, name="upload"),
     path("<int:case_id>/images/<int:image_id>/file/", views.image_file_view, name="image-file"),
+    path(
+        "<int:case_id>/predictions/<int:prediction_id>/heatmap/",
+        views.heatmap_file_view,
+        name="heatmap-file",
+    ),
     path("<int:case_id>/reviews/", views.review_create_view, name="review"),
 ]

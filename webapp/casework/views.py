@@ -18,7 +18,7 @@ from webapp.cases.models import Case, Image
 from webapp.cases.selectors import ImageLabels, case_get, case_image_get, case_list, image_labels
 from webapp.cases.services import case_create, case_record_view, image_record_view
 from webapp.casework.forms import CaseForm, ImageUploadForm
-from webapp.casework.responses import image_file_response
+from webapp.casework.responses import heatmap_file_response, image_file_response
 from webapp.casework.selectors import case_image_list, case_scoring_in_progress
 from webapp.casework.services import case_images_upload
 from webapp.lib.htmx import HTMX_STOP_POLLING, HtmxHttpRequest
@@ -26,6 +26,9 @@ from webapp.reviews.forms import ReviewForm
 from webapp.reviews.models import Decision
 from webapp.reviews.selectors import case_reviewable_predictions, review_list
 from webapp.reviews.services import review_create
+from webapp.scoring.models import Prediction
+from webapp.scoring.selectors import prediction_heatmap_get
+from webapp.scoring.services import prediction_record_view
 
 
 def _visible_case(request: HttpRequest, case_id: int) -> Case:
@@ -216,3 +219,16 @@ def image_file_view(request: HttpRequest, case_id: int, image_id: int) -> FileRe
         raise Http404("No such image.") from exc
     image_record_view(image=image, viewer=request_user(request))
     return image_file_response(image)
+
+
+@require_GET
+def heatmap_file_view(request: HttpRequest, case_id: int, prediction_id: int) -> FileResponse:
+    """Stream a score's heatmap overlay to someone allowed to see its case, as its image."""
+    try:
+        prediction = prediction_heatmap_get(
+            user=request_user(request), prediction_id=prediction_id, case_id=case_id
+        )
+    except Prediction.DoesNotExist as exc:
+        raise Http404("No such heatmap.") from exc
+    prediction_record_view(prediction=prediction, viewer=request_user(request), via="page-heatmap")
+    return heatmap_file_response(prediction)

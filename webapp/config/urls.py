@@ -4,7 +4,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from webapp.accounts.apis import TokenApi
 from webapp.casework import views as casework_views
-from webapp.casework.apis import CaseDetailApi, CaseImagesApi, CaseListCreateApi, ImageFileApi
+from webapp.casework.apis import (
+    CaseDetailApi,
+    CaseImagesApi,
+    CaseListCreateApi,
+    ImageFileApi,
+    PredictionHeatmapApi,
+)
 from webapp.health.views import health_view
 from webapp.reviews.apis import QueueApi, ReviewListCreateApi
 from webapp.scoring.apis import PredictionDetailApi
@@ -21,6 +27,11 @@ api_v1 = [
     ),
     path(
         "predictions/<int:prediction_id>/", PredictionDetailApi.as_view(), name="prediction-detail"
+    ),
+    path(
+        "predictions/<int:prediction_id>/heatmap/",
+        PredictionHeatmapApi.as_view(),
+        name="prediction-heatmap",
     ),
     path("queue/", QueueApi.as_view(), name="queue"),
     path("reviews/", ReviewListCreateApi.as_view(), name="review-list"),

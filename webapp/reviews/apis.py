@@ -30,7 +30,8 @@ from webapp.scoring.selectors import prediction_get
 
 
 class QueueApi(AuditedListApi):
-    """Flagged high-risk cases for review, highest probability first by default."""
+    """Cases for review: flagged high-risk ones, highest probability first by default, and
+    those with an image the model cannot judge."""
 
     audit_action = AuditAction.QUEUE_VIEWED
     permission_classes = (IsAuthenticated, HasRole)
@@ -54,8 +55,11 @@ class QueueApi(AuditedListApi):
 
     @extend_schema(
         description=(
-            "Flagged high-risk cases for review (reviewers and admins), highest probability "
-            "first by default."
+            "Cases for review (reviewers and admins): by default those flagged high risk and "
+            "awaiting review, highest probability first. `state=needs_image` lists the cases "
+            "with an image the model cannot judge (its score's `gate_reason` says why), which "
+            "wait for a reviewer's decision and have no probability to rank by; `state=all` "
+            "lists every case in the queue, reviewed ones included."
         ),
         parameters=[QueueQuerySerializer],
         responses={200: CaseSerializer(many=True), **error_responses(400, 401, 403, 404)},
@@ -104,7 +108,9 @@ class ReviewListCreateApi(AuditedListApi):
     @extend_schema(
         description=(
             "Record a decision on one score of a case (reviewers and admins); the case leaves "
-            "the queue of unreviewed cases once each flagged score has a review."
+            "the queue of unreviewed cases once each flagged score has a review, and the "
+            "needs-a-better-image bucket once each score of an image the model cannot judge "
+            "has one."
         ),
         request=ReviewCreateSerializer,
         responses={201: ReviewSerializer, **error_responses(400, 401, 403, 404)},

@@ -4,7 +4,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from webapp.reviews.models import Decision
 from webapp.reviews.selectors import QueueFilter, QueueOrdering
@@ -39,9 +39,13 @@ class PredictionChoiceField(forms.ModelChoiceField[Prediction]):
     image_labels: Mapping[int, str] = {}
 
     def label_from_instance(self, obj: Prediction) -> str:
-        flag = "high risk" if obj.high_risk else "low risk"
         reviewed = ", reviewed" if getattr(obj, "reviewed", False) else ""
         image = self.image_labels.get(obj.pk, "Image")
+        if obj.gate_reason:
+            # No number: the model could not judge this image, so its score says nothing.
+            reason = obj.get_gate_reason_display().rstrip(".")
+            return f"{image}: needs a better image ({reason}{reviewed})"
+        flag = "high risk" if obj.high_risk else "low risk"
         return f"{image}: {obj.probability:.1%} ({flag}{reviewed})"
 
 
@@ -65,9 +69,14 @@ class ReviewForm(forms.Form):
         assert isinstance(field, PredictionChoiceField)
         field.queryset = predictions
         field.image_labels = image_labels
-        # Only a flagged score still waiting for its review is chosen in advance: preselecting
-        # one already reviewed invites a second review of it by mistake.
-        waiting = predictions.filter(high_risk=True, reviews__isnull=True).first()
+        # Only a score still waiting for its review (flagged, or of an image the model could
+        # not judge) is chosen in advance: preselecting one already reviewed invites a second
+        # review of it by mistake.
+        waiting = (
+            predictions.filter(Q(high_risk=True) | ~Q(gate_reason=""))
+            .filter(reviews__isnull=True)
+            .first()
+        )
         field.initial = waiting.pk if waiting is not None else None
         field.empty_label = "Choose a score"
 
@@ -76,6 +85,7 @@ class QueueFilterForm(forms.Form):
     state = forms.ChoiceField(
         choices=[
             (QueueFilter.UNREVIEWED, "Unreviewed"),
+            (QueueFilter.NEEDS_IMAGE, "Needs a better image"),
             (QueueFilter.REVIEWED, "Reviewed"),
             (QueueFilter.ALL, "All"),
         ],

@@ -3,12 +3,13 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
+from django.db import models
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from webapp.accounts.models import User
 from webapp.accounts.roles import user_sees_all_cases
-from webapp.cases.models import Case, ReviewState
+from webapp.cases.models import QUEUED_STATES, Case, ReviewState
 from webapp.cases.selectors import case_list
 from webapp.reviews.models import Review
 from webapp.scoring.models import Prediction, PredictionStatus
@@ -16,6 +17,7 @@ from webapp.scoring.models import Prediction, PredictionStatus
 
 class QueueFilter(enum.StrEnum):
     UNREVIEWED = "unreviewed"
+    NEEDS_IMAGE = "needs_image"
     REVIEWED = "reviewed"
     ALL = "all"
 
@@ -42,16 +44,28 @@ def queue_list(
     flagged_from: dt.date | None = None,
     flagged_to: dt.date | None = None,
 ) -> QuerySet[Case]:
-    """Return the flagged cases, filtered by review state and flag date, in queue order."""
+    """Return the queued cases, filtered by review state and flag date, in queue order.
+
+    Each carries the model and image of its top flagged score (top_model_name,
+    top_model_version, top_image_id) and, when an image of it needs a better one, the newest
+    such image and the input gate's reason (gated_image_id, gate_reason).
+    """
     states = {
         QueueFilter.UNREVIEWED: [ReviewState.UNREVIEWED],
+        QueueFilter.NEEDS_IMAGE: [ReviewState.NEEDS_IMAGE],
         QueueFilter.REVIEWED: [ReviewState.REVIEWED],
-        QueueFilter.ALL: [ReviewState.UNREVIEWED, ReviewState.REVIEWED],
+        QueueFilter.ALL: QUEUED_STATES,
     }[state]
     # The model behind each case's top score, so the queue names it beside the number.
     top_flag = Prediction.objects.filter(
         image__case=OuterRef("pk"), status=PredictionStatus.DONE, high_risk=True
     ).order_by("-probability", "-id")
+    # An image the model could not judge has no number to show: the queue says why instead.
+    gated = (
+        Prediction.objects.filter(image__case=OuterRef("pk"), status=PredictionStatus.DONE)
+        .exclude(gate_reason="")
+        .order_by("-finished_at", "-id")
+    )
     cases = (
         Case.objects.filter(review_state__in=states)
         .select_related("created_by")
@@ -59,6 +73,8 @@ def queue_list(
             top_model_name=Subquery(top_flag.values("model_name")[:1]),
             top_model_version=Subquery(top_flag.values("model_version")[:1]),
             top_image_id=Subquery(top_flag.values("image_id")[:1]),
+            gated_image_id=Subquery(gated.values("image_id")[:1]),
+            gate_reason=Subquery(gated.values("gate_reason")[:1]),
         )
     )
     # Day bounds as instants in the current time zone: a range on flagged_at itself can use
@@ -87,13 +103,17 @@ def review_list(*, user: User, case_id: int | None = None) -> QuerySet[Review]:
 
 
 def case_reviewable_predictions(*, case: Case) -> QuerySet[Prediction]:
-    """Return the finished scores of a case, flagged and unreviewed ones first.
+    """Return the finished scores of a case, flagged and unreviewed ones first, then those of
+    images that need a better one.
 
     Each carries `reviewed`: whether it has a review yet.
     """
+    gated_first = models.Case(
+        models.When(gate_reason="", then=1), default=0, output_field=models.IntegerField()
+    )
     return (
         Prediction.objects.filter(image__case=case, status=PredictionStatus.DONE)
         .select_related("image")
         .annotate(reviewed=Exists(Review.objects.filter(prediction=OuterRef("pk"))))
-        .order_by("-high_risk", "reviewed", "-probability", "-id")
+        .order_by("-high_risk", gated_first, "reviewed", "-probability", "-id")
     )

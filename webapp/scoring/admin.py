@@ -14,11 +14,12 @@ class PredictionAdmin(admin.ModelAdmin[Prediction]):
         "status",
         "probability",
         "high_risk",
+        "gate_reason",
         "model_version",
         "attempts",
         "created_at",
     )
-    list_filter = ("status", "high_risk", "model_version")
+    list_filter = ("status", "high_risk", "gate_reason", "model_version")
     list_select_related = ("image",)
     raw_id_fields = ("image",)
 

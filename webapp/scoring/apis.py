@@ -29,4 +29,6 @@ class PredictionDetailApi(generics.GenericAPIView):
         assert isinstance(request.user, User)
         prediction = prediction_get(user=request.user, prediction_id=prediction_id)
         prediction_record_view(prediction=prediction, viewer=request.user)
-        return Response(PredictionSerializer(prediction).data)
+        return Response(
+            PredictionSerializer(prediction, context=self.get_serializer_context()).data
+        )

@@ -1,4 +1,14 @@
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
 from django.db import models
+
+from inference.gate import GateReason
+
+# Stored as the inference package names them; shown as its sentences.
+GATE_REASONS = [(reason.value, reason.message) for reason in GateReason]
+GATE_MESSAGES = dict(GATE_REASONS)
 
 
 class PredictionStatus(models.TextChoices):
@@ -6,6 +16,12 @@ class PredictionStatus(models.TextChoices):
     RUNNING = "running", "Running"
     DONE = "done", "Done"
     FAILED = "failed", "Failed"
+
+
+def heatmap_upload_to(prediction: Prediction, filename: str) -> str:
+    """Beside the image's own file, named after it and after the score it explains."""
+    image_name = PurePosixPath(prediction.image.file.name or "")
+    return str(image_name.with_name(f"{image_name.stem}-heatmap-{prediction.pk}.png"))
 
 
 class Prediction(models.Model):
@@ -27,6 +43,20 @@ class Prediction(models.Model):
     )
     high_risk = models.BooleanField(null=True, blank=True)
     label = models.CharField(max_length=32, blank=True)
+    # An image the input gate turned away has this instead of a risk: high_risk is false, and
+    # the probability is kept only to be shown on request.
+    gate_reason = models.CharField(
+        max_length=32,
+        choices=GATE_REASONS,
+        blank=True,
+        help_text="Why the model cannot judge the image; blank when it can.",
+    )
+    heatmap = models.FileField(
+        upload_to=heatmap_upload_to,
+        max_length=255,
+        blank=True,
+        help_text="An overlay PNG of what drove the score, stretched to the image's shape.",
+    )
     error_message = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -51,6 +81,10 @@ class Prediction(models.Model):
                 ),
             ),
             models.CheckConstraint(
+                name="prediction_gated_is_not_high_risk",
+                condition=models.Q(gate_reason="") | models.Q(high_risk=False),
+            ),
+            models.CheckConstraint(
                 name="prediction_probability_in_unit_range",
                 condition=models.Q(probability__isnull=True)
                 | (models.Q(probability__gte=0) & models.Q(probability__lte=1)),
@@ -63,3 +97,8 @@ class Prediction(models.Model):
     @property
     def in_progress(self) -> bool:
         return self.status in (PredictionStatus.PENDING, PredictionStatus.RUNNING)
+
+    @property
+    def needs_better_image(self) -> bool:
+        """Whether the score is done and the input gate turned the image away."""
+        return self.status == PredictionStatus.DONE and bool(self.gate_reason)

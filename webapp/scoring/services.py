@@ -5,24 +5,32 @@ and drains them until none are left. A Celery message only wakes a worker: it na
 a message lost, repeated or late changes nothing about what is scored. An upload sends one when
 it commits, and beat one every SCORING_WAKE_INTERVAL_SECONDS: that one picks up rows whose
 wake-up was lost with the broker, and claims left by a worker that died.
+
+Each score lands with the input gate's verdict and a heatmap of what drove it: the overlay PNG
+is drawn and stored beside the image while the next batch's forward pass runs, and its name is
+recorded in the same transaction as the score.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, Protocol
 
+import numpy as np
 from celery import current_app
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Case, F, FloatField, Q, Value, When
+from django.core.files.base import ContentFile
+from django.db import connection, models, transaction
+from django.db.models import Case, CharField, F, FloatField, Q, Value, When
 from django.utils import timezone
 
 from inference import ImageDecodeError
+from inference.explain import overlay_png
+from inference.gate import GateReason
 from webapp.accounts.models import User
 from webapp.audit.models import AuditAction
 from webapp.audit.services import PendingAuditEvent, audit_record, audit_record_many
@@ -61,6 +69,10 @@ class ScoreResult(Protocol):
     def label(self) -> str: ...
     @property
     def model_version(self) -> str: ...
+    @property
+    def gate_reason(self) -> GateReason | None: ...
+    @property
+    def heatmap(self) -> np.ndarray | None: ...
 
 
 class ScoringModel(Protocol):
@@ -245,12 +257,50 @@ def _batch_settle(
             _prediction_settle_error(prediction=prediction, exc=exc)
         return
     scored: list[Scored] = []
+    heatmaps: dict[int, str] = {}
     for prediction, result in zip(rows, results, strict=True):
         if isinstance(result, ImageDecodeError):
             _prediction_settle_error(prediction=prediction, exc=result)
-        else:
-            scored.append((prediction, result))
-    prediction_complete_many(scored=scored, classifier=classifier, inference_ms=inference_ms)
+            continue
+        try:
+            heatmap = _heatmap_store(prediction=prediction, result=result)
+        except Exception as exc:
+            logger.exception("Storing the heatmap of prediction %s failed", prediction.pk)
+            _prediction_settle_error(prediction=prediction, exc=exc)
+            continue
+        if heatmap:
+            heatmaps[prediction.pk] = heatmap
+        scored.append((prediction, result))
+    completed: dict[int, bool] = {}
+    try:
+        completed = prediction_complete_many(
+            scored=scored, classifier=classifier, inference_ms=inference_ms, heatmaps=heatmaps
+        )
+    finally:
+        # A heatmap whose score was not recorded (the transaction failed, or another worker
+        # holds the row now and writes its own) is no one's file.
+        for pk, name in heatmaps.items():
+            if not completed.get(pk):
+                _stored_file_delete(name)
+
+
+def _heatmap_store(*, prediction: Prediction, result: ScoreResult) -> str:
+    """Write a score's heatmap as an overlay PNG beside its image; the stored name, or ""."""
+    if result.heatmap is None:
+        return ""
+    png = overlay_png(result.heatmap, width=prediction.image.width, height=prediction.image.height)
+    field = Prediction._meta.get_field("heatmap")
+    assert isinstance(field, models.FileField)
+    return field.storage.save(field.generate_filename(prediction, "heatmap.png"), ContentFile(png))
+
+
+def _stored_file_delete(name: str) -> None:
+    field = Prediction._meta.get_field("heatmap")
+    assert isinstance(field, models.FileField)
+    try:
+        field.storage.delete(name)
+    except Exception:
+        logger.warning("Could not remove the unused heatmap %s", name, exc_info=True)
 
 
 def _prediction_settle_error(*, prediction: Prediction, exc: Exception) -> None:
@@ -272,15 +322,22 @@ def _prediction_settle_error(*, prediction: Prediction, exc: Exception) -> None:
 
 @transaction.atomic
 def prediction_complete_many(
-    *, scored: Sequence[Scored], classifier: ScoringModel, inference_ms: int
+    *,
+    scored: Sequence[Scored],
+    classifier: ScoringModel,
+    inference_ms: int,
+    heatmaps: Mapping[int, str] | None = None,
 ) -> dict[int, bool]:
     """Record a batch's scores in one transaction; False for a row no longer ours.
 
     Each row moves running -> done only if it is still the claim this worker made (same status
     and start time), as if alone. What the batch shares is the statements: one lock, one update
-    per group of rows that differ only in probability (usually two: flagged and not), one audit
-    insert and one queue refresh for all the batch's cases, so the database work per batch does
-    not grow with its size.
+    per group of rows that differ only in probability and heatmap (usually two: flagged and
+    not), one audit insert and one queue refresh for all the batch's cases, so the database
+    work per batch does not grow with its size.
+
+    `heatmaps` names each row's stored heatmap file, by prediction id. A row the input gate
+    turned away is recorded with its reason and never as high risk, whatever its probability.
     """
     if not scored:
         return {}
@@ -297,22 +354,28 @@ def prediction_complete_many(
         logger.warning("Predictions %s were reclaimed while scoring; results dropped", dropped)
     if not ours:
         return completed
+    heatmaps = heatmaps or {}
     # `bulk_update` would build a CASE over every row for every field; within a group only the
-    # probability differs.
-    groups: dict[tuple[bool, str, str], list[tuple[int, float]]] = {}
+    # probability and the heatmap's name differ.
+    groups: dict[tuple[bool, str, str, str], list[tuple[int, float]]] = {}
     for prediction, result in ours:
-        shared = (bool(result.high_risk), str(result.label), str(result.model_version))
+        shared = (_high_risk(result), str(result.label), str(result.model_version), _gate(result))
         groups.setdefault(shared, []).append((prediction.pk, float(result.probability)))
     finished_at = timezone.now()
-    for (high_risk, label, model_version), rows in groups.items():
+    for (high_risk, label, model_version, gate_reason), rows in groups.items():
         Prediction.objects.filter(pk__in=[pk for pk, _ in rows]).update(
             probability=Case(
                 *(When(pk=pk, then=Value(value)) for pk, value in rows), output_field=FloatField()
+            ),
+            heatmap=Case(
+                *(When(pk=pk, then=Value(heatmaps.get(pk, ""))) for pk, _ in rows),
+                output_field=CharField(),
             ),
             status=PredictionStatus.DONE,
             high_risk=high_risk,
             label=label,
             model_version=model_version,
+            gate_reason=gate_reason,
             model_name=classifier.display_name,
             threshold=float(classifier.threshold),
             inference_ms=inference_ms,
@@ -328,7 +391,8 @@ def prediction_complete_many(
                     "image_id": prediction.image_id,
                     "prediction_id": prediction.pk,
                     "probability": float(result.probability),
-                    "high_risk": bool(result.high_risk),
+                    "high_risk": _high_risk(result),
+                    "gate_reason": _gate(result) or None,
                     "threshold": float(classifier.threshold),
                     "model_version": str(result.model_version),
                 },
@@ -337,11 +401,22 @@ def prediction_complete_many(
         ]
     )
     # Every case the batch scored, flagged or not: its place in the queue follows from all its
-    # scores (a score the input gate turned away has its own), in the same three queries.
+    # scores (a score the input gate turned away sends it to the reviewers for a better image),
+    # in the same three queries.
     scored_cases = {prediction.image.case_id for prediction, _ in ours}
     if scored_cases:
         case_queue_refresh_many(case_ids=scored_cases)
     return completed
+
+
+def _gate(result: ScoreResult) -> str:
+    """The stored form of a result's gate verdict: its reason, or blank for an image it passed."""
+    return str(result.gate_reason) if result.gate_reason else ""
+
+
+def _high_risk(result: ScoreResult) -> bool:
+    # The classifier already says so; the database refuses anything else (a check constraint).
+    return bool(result.high_risk) and not result.gate_reason
 
 
 @transaction.atomic
@@ -373,11 +448,11 @@ def prediction_fail(*, prediction: Prediction, error: str) -> bool:
     return True
 
 
-def prediction_record_view(*, prediction: Prediction, viewer: User) -> None:
-    """Note in the case's history that someone read a score (through the API)."""
+def prediction_record_view(*, prediction: Prediction, viewer: User, via: str = "api") -> None:
+    """Note in the case's history that someone read a score (through the API) or its heatmap."""
     audit_record(
         action=AuditAction.PREDICTION_VIEWED,
         actor=viewer,
         case=prediction.image.case,
-        data={"via": "api", "prediction_id": prediction.pk, "image_id": prediction.image_id},
+        data={"via": via, "prediction_id": prediction.pk, "image_id": prediction.image_id},
     )
