@@ -146,16 +146,22 @@ class CaseImagesApi(generics.GenericAPIView):
         return Response(data, status=status.HTTP_201_CREATED)
 
 
-class ImageFileApi(generics.GenericAPIView):
+class StoredFileApi(generics.GenericAPIView):
+    """Streams a stored file under the API's authentication and role rules; errors answer in
+    JSON, the file as itself."""
+
+    permission_classes = (IsAuthenticated, HasRole)
+    renderer_classes = (JSONRenderer,)
+    content_negotiation_class = FileContentNegotiation
+
+
+class ImageFileApi(StoredFileApi):
     """Stream a stored image to an API client allowed to see its case: the `file_url`.
 
     The page's own image view (cases:image-file) takes only the browser's session; this one
     authenticates as the rest of the API does, under the same role and visibility rules.
     """
 
-    permission_classes = (IsAuthenticated, HasRole)
-    renderer_classes = (JSONRenderer,)  # for error answers; the file is the file
-    content_negotiation_class = FileContentNegotiation
     queryset = Image.objects.none()  # for the schema; rows come from the selectors
 
     @extend_schema(
@@ -175,13 +181,10 @@ class ImageFileApi(generics.GenericAPIView):
         return image_file_response(image)
 
 
-class PredictionHeatmapApi(generics.GenericAPIView):
+class PredictionHeatmapApi(StoredFileApi):
     """Stream a score's heatmap overlay to an API client allowed to see its case: the
     `heatmap_url`, under the same role and visibility rules as the image's `file_url`."""
 
-    permission_classes = (IsAuthenticated, HasRole)
-    renderer_classes = (JSONRenderer,)  # for error answers; the file is the file
-    content_negotiation_class = FileContentNegotiation
     queryset = Prediction.objects.none()  # for the schema; rows come from the selectors
 
     @extend_schema(
