@@ -1,22 +1,25 @@
-"""What the web and worker benchmarks share: the machine's description, a scratch database,
-Django set up against it, and percentiles.
+"""What the benchmarks share: the machine's description, timing, a scratch database, Django set
+up against it, and the JSON each run writes.
 
-Nothing here touches the developer's database: every benchmark creates its own PostgreSQL
-database (dropped afterwards unless asked to keep it) on the server that DATABASE_URL names.
+Nothing here touches the developer's database: a benchmark that needs one creates its own
+PostgreSQL database on the server that DATABASE_URL names and drops it afterwards.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import io
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
-import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,39 +34,32 @@ DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/14"
 BENCH_SECRET_KEY = "benchmark-only-key-not-secret"  # noqa: S105
 
 
-def machine(*, sample_busy: bool = True) -> dict[str, Any]:
-    """CPU model, cores, memory and load, so figures from different machines are not mixed.
+def arguments(doc: str, prog: str) -> argparse.ArgumentParser:
+    """A benchmark's parser, described by its docstring's first paragraph, with --json."""
+    parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=doc.split("\n\n")[0])
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    return parser
 
-    With `sample_busy`, also how busy the CPU is over the next second (see
-    `cpu_busy_fraction`): what a run about to start would compete with.
-    """
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, memory, load and how busy the CPU is, so that figures from different
+    machines, or from a machine doing other work, are not mixed."""
     cpu = cpu_model_name() or platform.processor() or platform.machine()
     vector = vector_unit(cpu_flags())
-    if vector:
-        cpu = f"{cpu} ({vector})"
-    memory_gib: float | None = None
     meminfo = Path("/proc/meminfo")
-    if meminfo.is_file():
-        for line in meminfo.read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory_gib = round(int(line.split()[1]) / 2**20, 1)
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    memory = [line for line in meminfo.read_text().splitlines() if line.startswith("MemTotal:")]
     return {
-        "cpu": cpu,
-        "logical_cores": os.cpu_count(),
-        "usable_cores": usable,
-        "memory_gib": memory_gib,
+        "cpu": f"{cpu} ({vector})" if vector else cpu,
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "memory_gib": round(int(memory[0].split()[1]) / 2**20, 1) if memory else None,
         "load_average_1_5_15": load_average(),
-        "cpu_busy_1s": cpu_busy_fraction() if sample_busy else None,
-        "platform": platform.platform(),
+        "cpu_busy_1s": cpu_busy_fraction(),
         "python": platform.python_version(),
     }
 
 
 def load_average() -> list[float]:
-    """The 1, 5 and 15 minute load averages."""
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return [round(value, 2) for value in load]
+    return [round(value, 2) for value in os.getloadavg()]
 
 
 def cpu_busy_fraction(seconds: float = 1.0) -> float | None:
@@ -78,8 +74,7 @@ def cpu_busy_fraction(seconds: float = 1.0) -> float | None:
 
     def times() -> tuple[int, int]:
         fields = [int(value) for value in stat.read_text().splitlines()[0].split()[1:]]
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-        return sum(fields[:8]), idle  # guest time is already counted in user time
+        return sum(fields[:8]), fields[3] + fields[4]  # guest time is counted in user; idle+iowait
 
     total_before, idle_before = times()
     time.sleep(seconds)
@@ -88,107 +83,109 @@ def cpu_busy_fraction(seconds: float = 1.0) -> float | None:
     return round(1 - (idle_after - idle_before) / total, 3) if total > 0 else None
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    """The value below which `fraction` of the values fall (linear interpolation)."""
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[round(fraction * 100) - 1]
+def durations_s(
+    calls: dict[str, Callable[[], object]], *, budget_s: float, most: int = 1000
+) -> dict[str, list[float]]:
+    """Seconds each call took, timed in turns so that each sees the same load: after one untimed
+    call each (tracing, allocation), at least three rounds, then until the budget per call is
+    spent or `most` rounds are done."""
+    for call in calls.values():
+        call()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    deadline = time.perf_counter() + budget_s * len(calls)
+    for round_number in range(most):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - started)
+        if round_number >= 2 and time.perf_counter() > deadline:
+            break
+    return times
+
+
+def images_per_s(call: Callable[[], object], images: int, *, budget_s: float = 3.0) -> float:
+    """Images per second through `call`, which handles `images` at a time (median call)."""
+    return round(
+        images / statistics.median(durations_s({"call": call}, budget_s=budget_s)["call"]), 2
+    )
 
 
 def summary_ms(seconds: list[float]) -> dict[str, float]:
-    """p50, p95, max and mean of durations given in seconds, in milliseconds."""
-    ms = [value * 1000 for value in seconds]
+    """p50, p95 and max of durations given in seconds, in milliseconds."""
+    ms = sorted(value * 1000 for value in seconds)
+    cuts = statistics.quantiles(ms, n=100, method="inclusive") if len(ms) > 1 else ms * 99
     return {
-        "p50_ms": round(percentile(ms, 0.50), 2),
-        "p95_ms": round(percentile(ms, 0.95), 2),
-        "max_ms": round(max(ms), 2),
-        "mean_ms": round(statistics.fmean(ms), 2),
+        "p50_ms": round(cuts[49], 2),
+        "p95_ms": round(cuts[94], 2),
+        "max_ms": round(ms[-1], 2),
         "n": len(ms),
     }
 
 
-def server_url() -> str:
-    """A URL of the PostgreSQL server to make scratch databases on (its database is ignored)."""
-    return (
-        os.environ.get("BENCH_DATABASE_URL")
-        or os.environ.get("DATABASE_URL")
-        or (DEFAULT_SERVER_URL)
-    )
-
-
 def database_url(name: str) -> str:
-    """The server's URL with the database name replaced."""
-    parts = urlsplit(server_url())
+    """The URL of database `name` on the server that DATABASE_URL (or BENCH_DATABASE_URL) names."""
+    server = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    parts = urlsplit(server or DEFAULT_SERVER_URL)
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
-def _admin_connection() -> Any:
-    import psycopg
-
-    return psycopg.connect(database_url("postgres"), autocommit=True)
-
-
-def database_exists(name: str) -> bool:
-    with closing(_admin_connection()) as admin:
-        row = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        return row is not None
-
-
-def database_drop(name: str) -> None:
-    from psycopg import sql
-
-    with closing(_admin_connection()) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
 @contextmanager
-def scratch_database(name: str, *, keep: bool = False, reuse: bool = False) -> Iterator[str]:
-    """Create a fresh database `name` (or reuse it), yield its URL, then drop it."""
+def scratch_django(purpose: str) -> Iterator[tuple[dict[str, str], Path]]:
+    """Set this process's Django up on a fresh database, folder and Celery queue of this run's
+    own; yield the environment its workers and servers run with, and the folder; then drop
+    them."""
+    import psycopg
     from psycopg import sql
 
-    if not name.startswith("dermatriage_bench"):
-        raise SystemExit(f"refusing to use {name!r}: scratch databases are dermatriage_bench*")
-    if not (reuse and database_exists(name)):
-        database_drop(name)
-        with closing(_admin_connection()) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield database_url(name)
-    finally:
-        if not keep:
-            database_drop(name)
-
-
-def bench_env(*, database_url: str, media_root: Path, queue: str | None = None) -> dict[str, str]:
-    """The environment a benchmark's Django processes (itself, workers, servers) run with."""
+    # The process id keeps two runs against one server apart.
+    name = f"dermatriage_bench_{purpose}_{os.getpid()}"
+    folder = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     env = {
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": database_url(name),
         "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or BENCH_SECRET_KEY,
         "DJANGO_DEBUG": "false",
-        "DJANGO_MEDIA_ROOT": str(media_root),
+        "DJANGO_MEDIA_ROOT": str(folder / "media"),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
-        "DJANGO_LOG_LEVEL": os.environ.get("DJANGO_LOG_LEVEL", "WARNING"),
+        "DJANGO_LOG_LEVEL": "WARNING",
         "DATABASE_CONN_MAX_AGE": "60",
         "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL") or DEFAULT_BROKER_URL,
+        "CELERY_TASK_DEFAULT_QUEUE": name,
     }
-    if queue is not None:
-        env["CELERY_TASK_DEFAULT_QUEUE"] = queue
-    return env
+    with closing(psycopg.connect(database_url("postgres"), autocommit=True)) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            os.environ.update(env, DJANGO_SETTINGS_MODULE="webapp.config.settings")
+            import django
+            from django.core.management import call_command
+
+            django.setup()
+            call_command("migrate", verbosity=0, interactive=False)
+            yield env, folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            admin.execute(drop.format(sql.Identifier(name)))
 
 
-def django_setup(env: dict[str, str]) -> None:
-    """Point this process's Django at the scratch database and start it."""
-    os.environ.update(env)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "webapp.config.settings"
-    import django
-    from django.core.management import call_command
+def lesion_jpegs(count: int) -> tuple[list[bytes], str]:
+    """Lesion JPEGs as uploads would bring them, and where they came from: dermoscopy images
+    spread over the data set (so that every source is likely represented) when it is here,
+    else synthetic lesions."""
+    from PIL import Image
 
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
+    from inference.synthetic import synthetic_lesion
+    from training.data import default_data_dir
+
+    files = sorted((default_data_dir() / "images").glob("*.jpg"))
+    if files:
+        chosen = files[:: max(1, len(files) // count)][:count]
+        return [path.read_bytes() for path in chosen], f"{len(chosen)} dermoscopy images"
+    jpegs = []
+    for seed in range(count):
+        buffer = io.BytesIO()
+        Image.fromarray(synthetic_lesion(seed)).save(buffer, format="JPEG", quality=90)
+        jpegs.append(buffer.getvalue())
+    return jpegs, f"{count} synthetic 256x256 lesions (no dermoscopy images here)"
 
 
 def free_port() -> int:
@@ -198,32 +195,18 @@ def free_port() -> int:
 
 
 def rss_mib(pid: int) -> float | None:
-    """Resident memory of a process and its children, in MiB (Linux /proc)."""
-    total_kib = 0
-    pids = [pid, *_children(pid)]
-    for each in pids:
-        status = Path(f"/proc/{each}/status")
-        try:
-            for line in status.read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kib += int(line.split()[1])
-        except OSError:
-            continue
-    return round(total_kib / 1024, 1) if total_kib else None
+    """Resident memory of a process, in MiB (Linux /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    kib = [int(line.split()[1]) for line in status if line.startswith("VmRSS:")]
+    return round(kib[0] / 1024, 1) if kib else None
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        children = task / "children"
-        try:
-            found += [int(child) for child in children.read_text().split()]
-        except OSError:
-            continue
-    return [*found, *(grand for child in found for grand in _children(child))]
-
-
-def wait_until(condition: Any, *, timeout: float, what: str, interval: float = 0.05) -> None:
+def wait_until(
+    condition: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -232,21 +215,18 @@ def wait_until(condition: Any, *, timeout: float, what: str, interval: float = 0
     raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def json_write(path: Path | None, report: dict[str, Any]) -> None:
-    """Write a benchmark's figures, with when it finished, where --json asked for them."""
-    if path is None:
-        return
-    finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**report, "finished_at": finished}, indent=2, default=str) + "\n")
-    print(f"\nwrote {path}")
-
-
-def command_line() -> str:
-    """How this benchmark was started, as someone would type it at the repository root."""
-    module = sys.modules["__main__"].__spec__
-    name = module.name if module is not None else sys.argv[0]
-    return " ".join([".venv/bin/python -m", name, *sys.argv[1:]])
+def finish(
+    report: dict[str, Any], figures: Callable[[dict[str, Any]], list[str]], path: Path | None
+) -> None:
+    """Print a run's figures as BENCHMARKS.md shows them; write them where --json asked."""
+    # Load at the end too: a reader can tell whether the background changed during the run.
+    report["machine"]["load_average_after"] = load_average()
+    report["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    print("\n".join(figures(report)))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        print(f"wrote {path}")
 
 
 def stop_process(process: subprocess.Popen[bytes], *, timeout: float = 30) -> None:

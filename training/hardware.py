@@ -92,10 +92,10 @@ def resolve_precision(requested: str, *, has_gpu: bool | None = None) -> str:
     """Turn "auto" into a Keras dtype policy name; pass explicit names through.
 
     "auto" is mixed float16 on a GPU and float32 on every CPU. A whole-network Lite0 step at
-    224 px, batch 32 (`python -m benchmarks.training_step`, 2 cores) was slower in mixed
-    bfloat16 than in float32 on each CPU measured: five times on AVX2 only, where oneDNN emulates
-    bfloat16; 1.6 times on a Zen 4 with AVX512-BF16; and 1.8 times (3.07 s against 1.70 s) even
-    on a Xeon with AMX bfloat16 tiles.
+    224 px, batch 32 on 2 cores (docs/history.md) was slower in mixed bfloat16 than in float32 on
+    each CPU measured: five times on AVX2 only, where oneDNN emulates bfloat16; 1.6 times on a
+    Zen 4 with AVX512-BF16; and 1.8 times (3.07 s against 1.70 s) even on a Xeon with AMX
+    bfloat16 tiles.
     """
     if requested != "auto":
         if requested not in PRECISIONS:

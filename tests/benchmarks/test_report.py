@@ -10,11 +10,33 @@ import pytest
 
 from benchmarks import report
 
-MACHINE = {"cpu": "a CPU", "usable_cores": 2, "memory_gib": 8.0, "cpu_busy_1s": 0.01}
+MACHINE = {
+    "cpu": "a CPU",
+    "usable_cores": 2,
+    "memory_gib": 8.0,
+    "load_average_1_5_15": [0.5, 0.4, 0.3],
+    "cpu_busy_1s": 0.01,
+}
 
 
 def _inference() -> dict[str, Any]:
-    forward = {"path": "litert (served)", "batch_size": 8, "median_ms_per_image": 9.1}
+    forward = {
+        "batch_size": 16,
+        "model_predict_ms_per_image": 24.3,
+        "served_ms_per_image": 9.2,
+        "served_images_per_s": 108.7,
+        "speedup": 2.64,
+        "repeats": 20,
+    }
+    upload = {
+        "upload": "1024x768 JPEG",
+        "jpeg_kib": 79.5,
+        "decode_resize_ms": 3.15,
+        "model_predict_ms": 84.67,
+        "served_ms": 12.69,
+        "speedup": 6.67,
+        "decode_share_of_served": 0.248,
+    }
     return {
         "machine": MACHINE,
         "versions": {"keras": "3"},
@@ -24,16 +46,12 @@ def _inference() -> dict[str, Any]:
             "input_size": 224,
             "test_time_augmentation": True,
         },
-        "interpreter_threads": 2,
-        "forward": [{**forward, "speedup_vs_naive": 2.6}],
-        "max_probability_difference_vs_keras": {"images": "24 images", "per_path": {"x": 2e-6}},
-        "upload": [{"upload": "256x256 JPEG", "decode_resize_ms": 2.6, "decode_share": 0.23}],
-        "end_to_end_single_upload": {
-            "naive_model_predict_ms": 84.7,
-            "keras_traced_ms": 31.6,
-            "served_tflite_ms": 12.7,
-            "speedup_served_vs_naive": 6.7,
-        },
+        "backend": "tflite",
+        "device": "CPU",
+        "threads": 2,
+        "forward": [forward],
+        "agreement": {"images": "24 dermoscopy images", "max_probability_difference": 2e-6},
+        "upload": [upload],
     }
 
 
@@ -55,11 +73,11 @@ def _throughput() -> dict[str, Any]:
     return {
         "machine": MACHINE,
         "batch_size": 16,
-        "workers": 1,
         "image_source": "synthetic",
         "raw": {
             "model_version": "v1",
             "backend": "tflite",
+            "device": "CPU",
             "forward_images_per_s": 115.8,
             "forward_batch_1_images_per_s": 116.2,
             "decode_and_forward_images_per_s": 99.2,
@@ -70,7 +88,7 @@ def _throughput() -> dict[str, Any]:
         "burst": burst,
         "ratio_to_raw": 0.777,
         "idle_latency": {"upload_to_scored": latency, "row_created_to_finished": latency},
-        "worker_rss_mib": [1087.0],
+        "worker_rss_mib": 1087.0,
     }
 
 
@@ -108,7 +126,9 @@ def rendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_every_figure_comes_with_its_baseline_and_command(rendered: str) -> None:
     for name in ("inference", "throughput", "queue_latency"):
         assert f"`.venv/bin/python -m benchmarks.{name} --json PATH`" in rendered
-    assert "6.7x the baseline" in rendered  # served against model.predict
+    assert "served on CPU by the tflite path" in rendered  # the device and path named
+    assert "| 16 | 24.3 | 9.2 | 108.7 | 2.64 | 20 |" in rendered  # served against model.predict
+    assert "| 1024x768 JPEG | 79.5 | 3.15 | 84.67 | 12.69 | 6.67 | 0.248 |" in rendered
     assert "| 79.8 | 102.6 | 102.9 | 0.78 |" in rendered  # a burst against its own baseline
     assert "| unreviewed by probability | 0.44 | 14.7 | 33.4x |" in rendered  # without indexes
 
