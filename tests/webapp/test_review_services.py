@@ -99,9 +99,9 @@ def test_a_newer_review_supersedes_the_standing_one(flagged_case, flagged_predic
     assert (first.standing, first.superseded_by) == (False, second)
     assert first.superseded_at is not None
     assert second.standing
-    recorded = AuditEvent.objects.filter(action=AuditAction.REVIEW_RECORDED).order_by("id")
-    assert recorded.last().data["supersedes_review_id"] == first.pk
-    assert "supersedes_review_id" not in recorded.first().data
+    earlier, later = AuditEvent.objects.filter(action=AuditAction.REVIEW_RECORDED).order_by("id")
+    assert later.data["supersedes_review_id"] == first.pk
+    assert "supersedes_review_id" not in earlier.data
     # The case stays reviewed: its flagged score still has one standing review.
     flagged_case.refresh_from_db()
     assert flagged_case.review_state == ReviewState.REVIEWED
