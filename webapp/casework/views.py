@@ -22,7 +22,7 @@ from webapp.casework.responses import heatmap_file_response, image_file_response
 from webapp.casework.selectors import case_image_list, case_scoring_in_progress
 from webapp.casework.services import case_images_upload
 from webapp.lib.htmx import HTMX_STOP_POLLING, HtmxHttpRequest
-from webapp.reviews.forms import DECISION_KEYS, CaseReviewForm
+from webapp.reviews.forms import CaseReviewForm
 from webapp.reviews.queries import CASE_PAGE_PARAMETER, QueueQuery
 from webapp.reviews.selectors import case_claim_get, case_review_predictions, review_list
 from webapp.reviews.services import case_claim, case_review_submit
@@ -129,7 +129,6 @@ def case_review_context(
     query = _queue_query(request)
     return {
         "review_form": review_form,
-        "decision_keys": DECISION_KEYS,
         "claim": claim,
         "claim_is_mine": claim is not None and claim.reviewer_id == request_user(request).pk,
         "queue_query": query.urlencode(),
