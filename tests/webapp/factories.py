@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from typing import Any
 
 import factory
 import numpy as np
@@ -136,6 +137,8 @@ class PredictionFactory(factory.django.DjangoModelFactory[Prediction]):
 
 
 class ReviewFactory(factory.django.DjangoModelFactory[Review]):
+    """A review row, superseding the score's standing one as reviews.services would."""
+
     class Meta:
         model = Review
 
@@ -143,3 +146,12 @@ class ReviewFactory(factory.django.DjangoModelFactory[Review]):
     case = factory.SelfAttribute("prediction.image.case")
     reviewer = factory.SubFactory(ReviewerFactory)
     decision = Decision.AGREE
+
+    @classmethod
+    def _create(cls, model_class: type[Review], *args: Any, **kwargs: Any) -> Review:
+        standing = Review.objects.filter(prediction=kwargs["prediction"], superseded_at=None)
+        previous = list(standing.values_list("pk", flat=True))
+        standing.update(superseded_at=timezone.now())
+        review = super()._create(model_class, *args, **kwargs)
+        Review.objects.filter(pk__in=previous).update(superseded_by=review)
+        return review

@@ -190,6 +190,46 @@ def test_it_records_a_review_through_the_api(reviewer, flagged_case, flagged_pre
     assert [review["id"] for review in listed["results"]] == [body["id"]]
 
 
+def test_a_review_through_the_api_supersedes_the_standing_one(
+    reviewer, flagged_case, flagged_prediction
+):
+    client = api_client(reviewer)
+
+    def post(decision: str) -> dict:
+        payload = {"case": flagged_case.pk, "prediction": flagged_prediction.pk}
+        response = client.post(
+            reverse("api:review-list"), {**payload, "decision": decision}, format="json"
+        )
+        assert response.status_code == 201
+        return response.json()
+
+    first, second = post("agree"), post("refer")
+    assert (second["standing"], second["superseded_at"], second["superseded_by"]) == (
+        True,
+        None,
+        None,
+    )
+    listed = {
+        review["id"]: review for review in client.get(reverse("api:review-list")).json()["results"]
+    }
+    assert listed[first["id"]]["standing"] is False
+    assert listed[first["id"]]["superseded_by"] == second["id"]
+    assert listed[first["id"]]["superseded_at"] is not None
+    standing = client.get(reverse("api:review-list"), {"standing": "true"}).json()
+    assert [review["id"] for review in standing["results"]] == [second["id"]]
+    superseded = client.get(reverse("api:review-list"), {"standing": "false"}).json()
+    assert [review["id"] for review in superseded["results"]] == [first["id"]]
+    # The case reads the standing review beside each image's latest score.
+    case = client.get(reverse("api:case-detail", args=[flagged_case.pk])).json()
+    assert case["images"][0]["review"]["id"] == second["id"]
+    assert case["images"][0]["review"]["decision"] == "refer"
+
+
+def test_an_image_without_a_review_has_none_in_the_case(flagged_case, reviewer):
+    case = api_client(reviewer).get(reverse("api:case-detail", args=[flagged_case.pk])).json()
+    assert case["images"][0]["review"] is None
+
+
 def test_it_refuses_a_review_of_a_score_from_another_case(reviewer, flagged_case):
     other = PredictionFactory.create(flagged=True)
     response = api_client(reviewer).post(

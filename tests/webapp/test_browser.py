@@ -165,9 +165,9 @@ def test_a_reviewer_sees_the_case_arrive_in_the_queue_and_records_a_decision(
     expect(page).to_have_url(re.compile(rf"/cases/{case.pk}/$"))
     expect_disclaimer(page)
     expect(page.locator("[data-testid=prediction-result]")).to_contain_text("High risk")
-    page.check("input[name=decision][value=refer]")
+    page.get_by_test_id("review-row").get_by_role("radio", name=re.compile("^Refer")).check()
     page.fill("textarea[name=note]", "Refer to dermatology.")
-    page.click("button:has-text('Record review')")
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_text("Review recorded.")).to_be_visible()
     expect(page.get_by_test_id("review")).to_contain_text("Refer")
 

@@ -125,10 +125,11 @@ def test_the_review_form_refuses_a_bad_decision_with_400(
 ):
     response = login(reviewer).post(
         reverse("cases:review", args=[flagged_case.pk]),
-        {"prediction": flagged_prediction.pk, "decision": "maybe"},
+        {f"decision_{flagged_prediction.pk}": "maybe"},
     )
     assert response.status_code == 400
-    assert "Decision" in response.text
+    # The message names the image whose decision was refused.
+    assert "Image 1 of 1 (lesion.jpg): Select a valid choice." in response.text
     assert not Review.objects.exists()
 
 

@@ -61,12 +61,13 @@ def test_the_case_page_names_the_image_alike_on_its_card_form_review_and_timelin
     page = login(reviewer).get(reverse("cases:detail", args=[case.pk])).text
     card = page[page.index(f'data-image-id="{flagged.image_id}"') :]
     assert f'alt="{LABEL}"' in card[: card.index("</figure>")]
-    reviews = page[page.index("<h2>Reviews</h2>") : page.index('id="review-form"')]
+    reviews = page[page.index("<h2>Reviews</h2>") : page.index('id="timeline"')]
     assert f"({LABEL})" in reviews
     form = page[
         page.index('id="review-form"') : page.index("</form>", page.index('id="review-form"'))
     ]
-    assert f"{LABEL}: 90.0% (high risk, reviewed)" in form
+    assert f"<legend>{LABEL}</legend>" in form
+    assert "Decided: <strong>Agree</strong>" in form
     timeline = page[page.index('id="timeline"') :]
     assert f"Image viewed · {LABEL}" in timeline
     assert f"Review recorded · {LABEL}" in timeline

@@ -14,6 +14,7 @@ class AuditAction(models.TextChoices):
     PREDICTION_SCORED = "prediction.scored", "Image scored"
     PREDICTION_FAILED = "prediction.failed", "Scoring failed"
     REVIEW_RECORDED = "review.recorded", "Review recorded"
+    CASE_CLAIMED = "case.claimed", "Case taken for review"
     USER_LOGGED_IN = "user.logged_in", "Signed in"
     USER_LOGGED_OUT = "user.logged_out", "Signed out"
     USER_LOGIN_FAILED = "user.login_failed", "Sign-in failed"

@@ -186,10 +186,14 @@ def image_record_view(*, image: Image, viewer: User) -> None:
 # A case is flagged by a finished high-risk score of one of its images, and sent for a better
 # image by a finished score the input gate turned away (its reason is not blank). Scores and
 # reviews are read through the relations scoring (Image.predictions) and reviews
-# (Prediction.reviews) declare, by name: cases sits below both and imports neither.
+# (Prediction.reviews) declare, by name: cases sits below both and imports neither. A score
+# counts as reviewed by its standing review, the one no newer review has superseded.
 FLAGGED_SCORE = Q(images__predictions__status="done", images__predictions__high_risk=True)
 GATED_SCORE = Q(images__predictions__status="done", images__predictions__gate_reason__gt="")
-UNREVIEWED_SCORE = Q(images__predictions__reviews__isnull=True)
+REVIEWED_SCORE = Q(
+    images__predictions__reviews__isnull=False,
+    images__predictions__reviews__superseded_at__isnull=True,
+)
 
 
 @transaction.atomic
@@ -202,8 +206,8 @@ def case_queue_refresh_many(*, case_ids: Iterable[int]) -> list[Case]:
     """Recompute cases' places in the reviewer queue from their flagged and gated scores and
     their reviews.
 
-    A case awaits review while any high-risk score of it has no review; otherwise it needs a
-    better image while any score the input gate turned away has no review, since the model
+    A case awaits review while any high-risk score of it has no standing review; otherwise it
+    needs a better image while any score the input gate turned away has none, since the model
     said nothing of that image. A case whose every such score is reviewed is reviewed, and a
     new one puts it back. Three queries whatever the number of cases, so a worker settling a
     batch of scores refreshes all their cases at once. Call inside a transaction; scoring calls
@@ -224,11 +228,13 @@ def case_queue_refresh_many(*, case_ids: Iterable[int]) -> list[Case]:
             top=Max("images__predictions__probability", filter=FLAGGED_SCORE),
             latest=Max("images__predictions__finished_at", filter=FLAGGED_SCORE | GATED_SCORE),
             queued=Count("images__predictions", filter=FLAGGED_SCORE | GATED_SCORE, distinct=True),
-            unreviewed=Count(
-                "images__predictions", filter=FLAGGED_SCORE & UNREVIEWED_SCORE, distinct=True
+            flagged=Count("images__predictions", filter=FLAGGED_SCORE, distinct=True),
+            flagged_reviewed=Count(
+                "images__predictions", filter=FLAGGED_SCORE & REVIEWED_SCORE, distinct=True
             ),
-            gated_unreviewed=Count(
-                "images__predictions", filter=GATED_SCORE & UNREVIEWED_SCORE, distinct=True
+            gated=Count("images__predictions", filter=GATED_SCORE, distinct=True),
+            gated_reviewed=Count(
+                "images__predictions", filter=GATED_SCORE & REVIEWED_SCORE, distinct=True
             ),
         )
     }
@@ -237,9 +243,9 @@ def case_queue_refresh_many(*, case_ids: Iterable[int]) -> list[Case]:
         summary = summaries[case.pk]
         if not summary["queued"]:
             case.review_state = ReviewState.NOT_FLAGGED
-        elif summary["unreviewed"]:
+        elif summary["flagged_reviewed"] < summary["flagged"]:
             case.review_state = ReviewState.UNREVIEWED
-        elif summary["gated_unreviewed"]:
+        elif summary["gated_reviewed"] < summary["gated"]:
             case.review_state = ReviewState.NEEDS_IMAGE
         else:
             case.review_state = ReviewState.REVIEWED

@@ -10,6 +10,8 @@ from webapp.cases.models import BodySite, Case, Image
 from webapp.cases.serializers import CaseSerializer
 from webapp.casework.forms import NOTES_MAX_LENGTH
 from webapp.lib.serializers import DisclaimerField, StrictInputSerializer
+from webapp.reviews.serializers import ReviewSerializer
+from webapp.scoring.models import Prediction
 from webapp.scoring.serializers import PredictionSerializer
 
 
@@ -17,6 +19,7 @@ class ImageSerializer(serializers.ModelSerializer):
     uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True)
     file_url = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
+    review = serializers.SerializerMethodField()
     disclaimer = DisclaimerField()
 
     class Meta:
@@ -33,6 +36,7 @@ class ImageSerializer(serializers.ModelSerializer):
             "uploaded_at",
             "file_url",
             "prediction",
+            "review",
             "disclaimer",
         )
         read_only_fields = fields
@@ -45,11 +49,30 @@ class ImageSerializer(serializers.ModelSerializer):
     @extend_schema_field(PredictionSerializer(allow_null=True))
     def get_prediction(self, image: Image) -> dict[str, Any] | None:
         """The latest prediction of the image."""
-        predictions = list(image.predictions.all())
-        if not predictions:
-            return None
-        latest = max(predictions, key=lambda prediction: (prediction.created_at, prediction.pk))
-        return PredictionSerializer(latest, context=self.context).data
+        latest = _latest_prediction(image)
+        return None if latest is None else PredictionSerializer(latest, context=self.context).data
+
+    @extend_schema_field(
+        ReviewSerializer(
+            allow_null=True,
+            help_text=(
+                "The standing review of the latest prediction: the decision that counts, "
+                "or null while it has none. Earlier ones are in the review list."
+            ),
+        )
+    )
+    def get_review(self, image: Image) -> dict[str, Any] | None:
+        latest = _latest_prediction(image)
+        # case_image_list prefetches only the standing reviews.
+        standing = list(latest.reviews.all()) if latest is not None else []
+        return ReviewSerializer(standing[0]).data if standing else None
+
+
+def _latest_prediction(image: Image) -> Prediction | None:
+    predictions = list(image.predictions.all())
+    if not predictions:
+        return None
+    return max(predictions, key=lambda prediction: (prediction.created_at, prediction.pk))
 
 
 class CaseDetailSerializer(CaseSerializer):

@@ -22,10 +22,10 @@ from webapp.casework.responses import heatmap_file_response, image_file_response
 from webapp.casework.selectors import case_image_list, case_scoring_in_progress
 from webapp.casework.services import case_images_upload
 from webapp.lib.htmx import HTMX_STOP_POLLING, HtmxHttpRequest
-from webapp.reviews.forms import ReviewForm
-from webapp.reviews.models import Decision
-from webapp.reviews.selectors import case_reviewable_predictions, review_list
-from webapp.reviews.services import review_create
+from webapp.reviews.forms import CaseReviewForm
+from webapp.reviews.queries import CASE_PAGE_PARAMETER, QueueQuery
+from webapp.reviews.selectors import case_claim_get, case_review_predictions, review_list
+from webapp.reviews.services import case_claim, case_review_submit
 from webapp.scoring.models import Prediction
 from webapp.scoring.selectors import prediction_heatmap_get
 from webapp.scoring.services import prediction_record_view
@@ -88,8 +88,11 @@ def case_timeline_context(case: Case, labels: ImageLabels) -> dict[str, object]:
     return {"timeline": timeline, "timeline_entries": entries, "timeline_length": TIMELINE_LENGTH}
 
 
-def case_detail_context(request: HttpRequest, case: Case) -> dict[str, object]:
-    """Everything the case page and its fragments render."""
+def case_detail_context(
+    request: HttpRequest, case: Case, review_form: CaseReviewForm | None = None
+) -> dict[str, object]:
+    """Everything the case page and its fragments render; `review_form` is a refused one to
+    show again, with what was chosen in it."""
     images = list(case_image_list(case=case))
     # Read after the images, so every image listed has its label.
     labels = image_labels(case_ids=[case.pk])
@@ -108,14 +111,36 @@ def case_detail_context(request: HttpRequest, case: Case) -> dict[str, object]:
         "can_review": user_can_review(request.user),
     }
     if context["can_review"]:
-        predictions = case_reviewable_predictions(case=case)
-        if predictions.exists():
-            context["review_form"] = ReviewForm(
-                predictions=predictions, image_labels=labels.by_prediction
-            )
+        context.update(case_review_context(request, case, labels, review_form))
     if context["can_upload"]:
         context["upload_form"] = ImageUploadForm()
     return context
+
+
+def case_review_context(
+    request: HttpRequest, case: Case, labels: ImageLabels, review_form: CaseReviewForm | None
+) -> dict[str, object]:
+    """The review form, who holds the case, and the queue the reviewer came from."""
+    if review_form is None:
+        predictions = list(case_review_predictions(case=case))
+        if predictions:
+            review_form = CaseReviewForm(predictions=predictions, image_labels=labels.by_prediction)
+    claim = case_claim_get(case=case)
+    query = _queue_query(request)
+    return {
+        "review_form": review_form,
+        "claim": claim,
+        "claim_is_mine": claim is not None and claim.reviewer_id == request_user(request).pk,
+        "queue_query": query.urlencode(),
+        "queue_url": query.queue_url(),
+        "next_case_url": query.next_url(),
+    }
+
+
+def _queue_query(request: HttpRequest) -> QueueQuery:
+    """The queue the reviewer opened the case from, carried in the page's URL and its form."""
+    data = request.POST if request.method == "POST" else request.GET
+    return QueueQuery.parse(data.get(CASE_PAGE_PARAMETER, ""))
 
 
 @require_GET
@@ -139,6 +164,10 @@ def case_detail_view(request: HtmxHttpRequest, case_id: int) -> HttpResponse:
         # Lets the history timeline refresh itself alongside the scores.
         return trigger_client_event(response, "case-updated")
     case_record_view(case=case, viewer=request_user(request))
+    if user_can_review(request.user):
+        # Opening a case that awaits a decision takes it (or renews the hold), so that the
+        # queue shows it taken and "next" sends no other reviewer here meanwhile.
+        case_claim(case=case, reviewer=request_user(request))
     return render(request, "casework/case_detail.html", case_detail_context(request, case))
 
 
@@ -173,40 +202,47 @@ def case_images_upload_view(request: HttpRequest, case_id: int) -> HttpResponse:
 @require_POST
 @role_required(user_can_review)
 def review_create_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    """Record the review form's decisions; "Save and next" then opens the queue's next case."""
     case = _visible_case(request, case_id)
-    form = ReviewForm(
+    form = CaseReviewForm(
         request.POST,
-        predictions=case_reviewable_predictions(case=case),
+        predictions=case_review_predictions(case=case),
         image_labels=image_labels(case_ids=[case.pk]).by_prediction,
     )
     if not form.is_valid():
-        errors = []
+        errors = [str(error) for error in form.non_field_errors()]
         for name, field_errors in form.errors.as_data().items():
-            text = " ".join(message for error in field_errors for message in error.messages)
-            label = form.fields[name].label if name in form.fields else None
-            errors.append(f"{label}: {text}" if label else text)
-        return case_page_refused(
-            request, case, ["Choose a score and a decision to record a review.", *errors]
-        )
+            if name in form.fields:
+                text = " ".join(message for error in field_errors for message in error.messages)
+                errors.append(f"{form.fields[name].label}: {text}")
+        return case_page_refused(request, case, errors, review_form=form)
     try:
-        review_create(
+        reviews = case_review_submit(
             case=case,
-            prediction=form.cleaned_data["prediction"],
             reviewer=request_user(request),
-            decision=Decision(form.cleaned_data["decision"]),
+            decisions=form.decisions(),
             note=form.cleaned_data["note"],
         )
     except ValidationError as exc:
-        return case_page_refused(request, case, exc.messages)
-    messages.success(request, "Review recorded.")
-    return redirect("cases:detail", case_id=case.pk)
+        return case_page_refused(request, case, exc.messages, review_form=form)
+    count = len(reviews)
+    messages.success(request, "Review recorded." if count == 1 else f"{count} reviews recorded.")
+    query = _queue_query(request)
+    if request.POST.get("then") == "next":
+        return redirect(query.next_url())
+    return redirect(query.case_url(case.pk))
 
 
-def case_page_refused(request: HttpRequest, case: Case, errors: list[str]) -> HttpResponse:
+def case_page_refused(
+    request: HttpRequest,
+    case: Case,
+    errors: list[str],
+    review_form: CaseReviewForm | None = None,
+) -> HttpResponse:
     """Answer a refused form of the case page with 400 and the page, its messages saying why."""
     for message in errors:
         messages.error(request, message)
-    context = case_detail_context(request, case)
+    context = case_detail_context(request, case, review_form=review_form)
     return render(request, "casework/case_detail.html", context, status=400)
 
 

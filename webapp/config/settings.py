@@ -289,6 +289,11 @@ try:
 except ValueError as exc:
     raise ImproperlyConfigured(f"DERMATRIAGE_HEALTH_PROBE_NETWORKS: {exc}") from exc
 
+# Reviewing (webapp.reviews): a reviewer who opens a queued case holds it for this many
+# minutes (renewed while the page is opened again, released when the review is saved); the
+# queue marks it taken and "next" sends no one else there meanwhile.
+REVIEW_CLAIM_MINUTES = env_int("DERMATRIAGE_CLAIM_MINUTES", 15, minimum=1)
+
 # Celery: Redis when CELERY_BROKER_URL is set, otherwise kombu's filesystem transport, which
 # needs no server and keeps messages under var/broker.
 CELERY_BROKER_URL_CONFIGURED = env_optional_str("CELERY_BROKER_URL")

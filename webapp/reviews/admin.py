@@ -8,7 +8,15 @@ from webapp.reviews.models import Review
 class ReviewAdmin(admin.ModelAdmin[Review]):
     """View-only: recording a review also updates the queue and the history (review_create)."""
 
-    list_display = ("id", "case", "prediction", "reviewer", "decision", "created_at")
+    list_display = (
+        "id",
+        "case",
+        "prediction",
+        "reviewer",
+        "decision",
+        "created_at",
+        "superseded_at",
+    )
     list_filter = ("decision",)
     list_select_related = ("case", "prediction", "reviewer")
     raw_id_fields = ("case", "prediction")

@@ -71,15 +71,23 @@ class QueueApi(AuditedListApi):
 class ReviewFilter(django_filters.FilterSet):
     case = django_filters.NumberFilter(field_name="case_id")
     decision = django_filters.ChoiceFilter(choices=Decision.choices)
+    standing = django_filters.BooleanFilter(
+        field_name="superseded_at",
+        lookup_expr="isnull",
+        label="true: only the reviews that stand; false: only those superseded.",
+    )
 
     class Meta:
         model = Review
-        fields = ("case", "decision")
+        fields = ("case", "decision", "standing")
 
 
 @extend_schema_view(
     get=extend_schema(
-        description="Reviews of the cases you may see, newest first.",
+        description=(
+            "Reviews of the cases you may see, newest first, superseded ones included: "
+            "`standing=true` lists only the decisions that count."
+        ),
         responses={200: ReviewSerializer(many=True), **error_responses(400, 401, 404)},
     )
 )
@@ -107,10 +115,12 @@ class ReviewListCreateApi(AuditedListApi):
 
     @extend_schema(
         description=(
-            "Record a decision on one score of a case (reviewers and admins); the case leaves "
-            "the queue of unreviewed cases once each flagged score has a review, and the "
-            "needs-a-better-image bucket once each score of an image the model cannot judge "
-            "has one."
+            "Record a decision on one score of a case (reviewers and admins). It supersedes "
+            "the score's standing review, if any, which stays in the history with `standing` "
+            "false. The case leaves the queue of unreviewed cases once each flagged score has "
+            "a standing review, and the needs-a-better-image bucket once each score of an "
+            "image the model cannot judge has one; recording it releases the reviewer's "
+            "claim on the case."
         ),
         request=ReviewCreateSerializer,
         responses={201: ReviewSerializer, **error_responses(400, 401, 403, 404)},

@@ -1,12 +1,12 @@
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
 
-from webapp.reviews.models import Decision
+from webapp.reviews.models import Decision, Review
 from webapp.reviews.selectors import QueueFilter, QueueOrdering
 from webapp.scoring.models import Prediction
 
@@ -34,51 +34,103 @@ def flag_dates_in_order(flagged_from: dt.date | None, flagged_to: dt.date | None
         raise ValidationError({"flagged_to": FLAG_DATES_REVERSED}, code="date_range_reversed")
 
 
-class PredictionChoiceField(forms.ModelChoiceField[Prediction]):
-    # Filled by ReviewForm: each score's image label, keyed by the score's id.
-    image_labels: Mapping[int, str] = {}
+# What each decision means for the image it is given on: for a flagged one, a verdict on the
+# model's high-risk flag; for one the model cannot judge, a verdict on its input gate.
+FLAGGED_DECISIONS = [
+    (Decision.AGREE, "Agree \u2014 the model\u2019s high-risk flag stands"),
+    (Decision.DISAGREE, "Disagree \u2014 not high risk"),
+    (Decision.FOLLOW_UP, "Needs follow-up"),
+    (Decision.REFER, "Refer"),
+]
+GATED_DECISIONS = [
+    (Decision.AGREE, "Agree \u2014 the model cannot judge this image: a better one is needed"),
+    (Decision.DISAGREE, "Disagree \u2014 this image is good enough to judge"),
+    (Decision.FOLLOW_UP, "Needs follow-up"),
+    (Decision.REFER, "Refer"),
+]
 
-    def label_from_instance(self, obj: Prediction) -> str:
-        reviewed = ", reviewed" if getattr(obj, "reviewed", False) else ""
-        image = self.image_labels.get(obj.pk, "Image")
-        if obj.gate_reason:
-            # No number: the model could not judge this image, so its score says nothing.
-            reason = obj.get_gate_reason_display().rstrip(".")
-            return f"{image}: needs a better image ({reason}{reviewed})"
-        flag = "high risk" if obj.high_risk else "low risk"
-        return f"{image}: {obj.probability:.1%} ({flag}{reviewed})"
+# The keys of the case page's shortcuts (webapp/lib/static/js/review-keys.js), by decision.
+DECISION_KEYS = {
+    Decision.AGREE: "a",
+    Decision.DISAGREE: "d",
+    Decision.FOLLOW_UP: "f",
+    Decision.REFER: "r",
+}
+
+NO_DECISION = "Choose a decision for at least one image to record a review."
 
 
-class ReviewForm(forms.Form):
-    prediction = PredictionChoiceField(queryset=Prediction.objects.none(), label="Score reviewed")
-    decision = forms.ChoiceField(choices=Decision.choices, widget=forms.RadioSelect)
+@dataclass(frozen=True)
+class ReviewRow:
+    """One image's line of the case review form."""
+
+    prediction: Prediction
+    field_name: str
+    label: str
+    standing: Review | None
+
+
+class CaseReviewForm(forms.Form):
+    """A decision for each score of a case that asks for one, and one note for all of them.
+
+    A score left without a decision keeps its standing review, if it has one; at least one
+    decision is needed.
+    """
+
     note = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=NOTE_MAX_LENGTH
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        max_length=NOTE_MAX_LENGTH,
+        help_text="Optional; kept with each decision recorded now.",
     )
 
     def __init__(
         self,
         *args: Any,
-        predictions: QuerySet[Prediction],
+        predictions: Iterable[Prediction],
         image_labels: Mapping[int, str],
         **kwargs: Any,
     ) -> None:
-        """`image_labels` maps each score's id to its image's label (see cases.image_labels)."""
+        """`predictions` come from reviews.selectors.case_review_predictions; `image_labels`
+        maps each score's id to its image's label (see cases.image_labels)."""
         super().__init__(*args, **kwargs)
-        field = self.fields["prediction"]
-        assert isinstance(field, PredictionChoiceField)
-        field.queryset = predictions
-        field.image_labels = image_labels
-        # Only a score still waiting for its review (flagged, or of an image the model could
-        # not judge) is chosen in advance: preselecting one already reviewed invites a second
-        # review of it by mistake.
-        waiting = (
-            predictions.filter(Q(high_risk=True) | ~Q(gate_reason=""))
-            .filter(reviews__isnull=True)
-            .first()
-        )
-        field.initial = waiting.pk if waiting is not None else None
-        field.empty_label = "Choose a score"
+        self.rows: list[ReviewRow] = []
+        for prediction in predictions:
+            name = f"decision_{prediction.pk}"
+            label = image_labels.get(prediction.pk, "Image")
+            self.fields[name] = forms.ChoiceField(
+                label=label,
+                choices=GATED_DECISIONS if prediction.gate_reason else FLAGGED_DECISIONS,
+                widget=forms.RadioSelect,
+                required=False,
+            )
+            standing = getattr(prediction, "standing_reviews", None) or [None]
+            self.rows.append(ReviewRow(prediction, name, label, standing[0]))
+        # Drawn last, under the decisions.
+        self.order_fields([row.field_name for row in self.rows])
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not self.errors and not self.decisions():
+            raise ValidationError(NO_DECISION, code="required")
+        return cleaned
+
+    def decisions(self) -> list[tuple[Prediction, Decision]]:
+        """The decisions chosen, each with its score, in the form's order."""
+        return [
+            (row.prediction, Decision(self.cleaned_data[row.field_name]))
+            for row in self.rows
+            if self.cleaned_data.get(row.field_name)
+        ]
+
+    def bound_rows(self) -> list[tuple[ReviewRow, forms.BoundField, list[tuple[Any, str]]]]:
+        """Each row with its field, and the field's radio buttons each with its key."""
+        rows = []
+        for row in self.rows:
+            field = self[row.field_name]
+            radios = [(radio, DECISION_KEYS[Decision(radio.data["value"])]) for radio in field]
+            rows.append((row, field, radios))
+        return rows
 
 
 class QueueFilterForm(forms.Form):

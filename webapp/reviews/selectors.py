@@ -4,15 +4,19 @@ import datetime as dt
 import enum
 
 from django.db import models
-from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from webapp.accounts.models import User
 from webapp.accounts.roles import user_sees_all_cases
-from webapp.cases.models import QUEUED_STATES, Case, ReviewState
+from webapp.cases.models import QUEUED_STATES, Case, Image, ReviewState
 from webapp.cases.selectors import case_list
-from webapp.reviews.models import Review
+from webapp.reviews.models import CaseClaim, Review
 from webapp.scoring.models import Prediction, PredictionStatus
+
+# A finished score that asks a reviewer for a decision: flagged high risk, or of an image the
+# model cannot judge (the input gate gave a reason).
+QUEUED_SCORE = Q(status=PredictionStatus.DONE) & (Q(high_risk=True) | ~Q(gate_reason=""))
 
 
 class QueueFilter(enum.StrEnum):
@@ -37,18 +41,30 @@ _ORDER_BY: dict[QueueOrdering, tuple[str, ...]] = {
 }
 
 
+class SubqueryCount(Subquery):
+    """The number of rows a subquery finds, 0 for none (a Count would need a GROUP BY)."""
+
+    template = "(SELECT COUNT(*) FROM (%(subquery)s) _count)"
+    output_field = models.IntegerField()
+
+
 def queue_list(
     *,
     state: QueueFilter = QueueFilter.UNREVIEWED,
     ordering: QueueOrdering = QueueOrdering.PROBABILITY_DESC,
     flagged_from: dt.date | None = None,
     flagged_to: dt.date | None = None,
+    with_images: bool = False,
 ) -> QuerySet[Case]:
     """Return the queued cases, filtered by review state and flag date, in queue order.
 
-    Each carries the model and image of its top flagged score (top_model_name,
-    top_model_version, top_image_id) and, when an image of it needs a better one, the newest
-    such image and the input gate's reason (gated_image_id, gate_reason).
+    Each carries the model, threshold and image of its top flagged score (top_model_name,
+    top_model_version, top_threshold, top_image_id); when an image of it needs a better one,
+    the newest such image and the input gate's reason (gated_image_id, gate_reason); how many
+    images it has, how many scores ask for a decision and how many of those have a standing
+    review (image_count, queued_count, reviewed_count); who holds it while a claim on it lasts
+    (claim_reviewer_id, claim_reviewer_name, claim_expires_at); and `with_images`, in
+    `queued_images`, the images whose scores ask for a decision, in upload order.
     """
     states = {
         QueueFilter.UNREVIEWED: [ReviewState.UNREVIEWED],
@@ -66,17 +82,40 @@ def queue_list(
         .exclude(gate_reason="")
         .order_by("-finished_at", "-id")
     )
+    queued_scores = Prediction.objects.filter(QUEUED_SCORE, image__case=OuterRef("pk"))
+    live_claim = CaseClaim.objects.filter(case=OuterRef("pk"), expires_at__gt=timezone.now())
     cases = (
         Case.objects.filter(review_state__in=states)
         .select_related("created_by")
         .annotate(
             top_model_name=Subquery(top_flag.values("model_name")[:1]),
             top_model_version=Subquery(top_flag.values("model_version")[:1]),
+            top_threshold=Subquery(top_flag.values("threshold")[:1]),
             top_image_id=Subquery(top_flag.values("image_id")[:1]),
             gated_image_id=Subquery(gated.values("image_id")[:1]),
             gate_reason=Subquery(gated.values("gate_reason")[:1]),
+            image_count=SubqueryCount(Image.objects.filter(case=OuterRef("pk")).values("pk")),
+            queued_count=SubqueryCount(queued_scores.values("pk")),
+            reviewed_count=SubqueryCount(
+                queued_scores.filter(
+                    Exists(Review.objects.filter(prediction=OuterRef("pk"), superseded_at=None))
+                ).values("pk")
+            ),
+            claim_reviewer_id=Subquery(live_claim.values("reviewer_id")[:1]),
+            claim_reviewer_name=Subquery(live_claim.values("reviewer__username")[:1]),
+            claim_expires_at=Subquery(live_claim.values("expires_at")[:1]),
         )
     )
+    if with_images:
+        cases = cases.prefetch_related(
+            Prefetch(
+                "images",
+                queryset=Image.objects.filter(
+                    Exists(Prediction.objects.filter(QUEUED_SCORE, image=OuterRef("pk")))
+                ).order_by("uploaded_at", "id"),
+                to_attr="queued_images",
+            )
+        )
     # Day bounds as instants in the current time zone: a range on flagged_at itself can use
     # the queue indexes, where flagged_at__date would compute a date for every row.
     if flagged_from is not None:
@@ -86,13 +125,48 @@ def queue_list(
     return cases.order_by(*_ORDER_BY[ordering])
 
 
+def queue_unclaimed(
+    *,
+    state: QueueFilter = QueueFilter.UNREVIEWED,
+    ordering: QueueOrdering = QueueOrdering.PROBABILITY_DESC,
+    flagged_from: dt.date | None = None,
+    flagged_to: dt.date | None = None,
+) -> QuerySet[Case]:
+    """Return the cases of a queue, as filtered and ordered, that await a decision and that no
+    one holds: where "next" sends a reviewer.
+
+    A case the reviewer holds themselves is left out too, so that moving on from a case without
+    reviewing it leads to another one rather than back to it.
+    """
+    live_claims = CaseClaim.objects.filter(case=OuterRef("pk"), expires_at__gt=timezone.now())
+    return (
+        queue_list(state=state, ordering=ordering, flagged_from=flagged_from, flagged_to=flagged_to)
+        .filter(review_state__in=[ReviewState.UNREVIEWED, ReviewState.NEEDS_IMAGE])
+        .exclude(Exists(live_claims))
+    )
+
+
+def case_claim_get(*, case: Case) -> CaseClaim | None:
+    """Return the claim on a case while it lasts, with its reviewer; None when no one holds it."""
+    return (
+        CaseClaim.objects.filter(case=case, expires_at__gt=timezone.now())
+        .select_related("reviewer")
+        .first()
+    )
+
+
 def _day_start(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
 def review_list(*, user: User, case_id: int | None = None) -> QuerySet[Review]:
-    """Return the reviews of cases the user may see, newest first."""
-    reviews = Review.objects.select_related("reviewer", "prediction", "case")
+    """Return the reviews of cases the user may see, newest first, superseded ones included.
+
+    Each superseded review carries the one that replaced it (superseded_by, with its reviewer).
+    """
+    reviews = Review.objects.select_related(
+        "reviewer", "prediction", "case", "superseded_by__reviewer"
+    )
     if not user_sees_all_cases(user):
         # Those who see every case skip the filter: a semi-join over every case would make
         # each page (and its count) scan the whole case table.
@@ -102,18 +176,21 @@ def review_list(*, user: User, case_id: int | None = None) -> QuerySet[Review]:
     return reviews.order_by("-created_at", "-id")
 
 
-def case_reviewable_predictions(*, case: Case) -> QuerySet[Prediction]:
-    """Return the finished scores of a case, flagged and unreviewed ones first, then those of
-    images that need a better one.
+def case_review_predictions(*, case: Case) -> QuerySet[Prediction]:
+    """Return the finished scores of a case that ask for a decision, in image upload order.
 
-    Each carries `reviewed`: whether it has a review yet.
+    Those are the flagged scores and the scores of images the model cannot judge; each carries
+    its standing review, if any, in `standing_reviews` (a list of at most one).
     """
-    gated_first = models.Case(
-        models.When(gate_reason="", then=1), default=0, output_field=models.IntegerField()
-    )
     return (
-        Prediction.objects.filter(image__case=case, status=PredictionStatus.DONE)
+        Prediction.objects.filter(QUEUED_SCORE, image__case=case)
         .select_related("image")
-        .annotate(reviewed=Exists(Review.objects.filter(prediction=OuterRef("pk"))))
-        .order_by("-high_risk", gated_first, "reviewed", "-probability", "-id")
+        .prefetch_related(
+            Prefetch(
+                "reviews",
+                queryset=Review.objects.filter(superseded_at=None).select_related("reviewer"),
+                to_attr="standing_reviews",
+            )
+        )
+        .order_by("image__uploaded_at", "image_id", "-created_at", "-id")
     )

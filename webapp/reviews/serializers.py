@@ -15,6 +15,24 @@ MAX_ID = 2**63 - 1
 
 class ReviewSerializer(serializers.ModelSerializer):
     reviewer = serializers.CharField(source="reviewer.username", read_only=True)
+    standing = serializers.BooleanField(
+        read_only=True,
+        help_text=(
+            "Whether this is the decision that counts for its score. A newer review of the "
+            "same score supersedes it; the superseded one stays in the history."
+        ),
+    )
+    superseded_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When a newer review superseded it; null while it stands.",
+    )
+    superseded_by = serializers.IntegerField(
+        source="superseded_by_id",
+        read_only=True,
+        allow_null=True,
+        help_text="The id of the review that superseded it; null while it stands.",
+    )
     disclaimer = DisclaimerField()
 
     class Meta:
@@ -27,6 +45,9 @@ class ReviewSerializer(serializers.ModelSerializer):
             "decision",
             "note",
             "created_at",
+            "standing",
+            "superseded_at",
+            "superseded_by",
             "disclaimer",
         )
         read_only_fields = fields

@@ -6,4 +6,5 @@ app_name = "reviews"
 
 urlpatterns = [
     path("queue/", views.queue_view, name="queue"),
+    path("queue/next/", views.queue_next_view, name="next"),
 ]

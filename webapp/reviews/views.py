@@ -1,22 +1,44 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from webapp.accounts.decorators import role_required
 from webapp.accounts.roles import request_user, user_can_review
 from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record_list_view
-from webapp.cases.models import Case, ReviewState
+from webapp.cases.models import Case, Image, ReviewState
 from webapp.cases.selectors import image_labels
 from webapp.lib.htmx import HtmxHttpRequest
 from webapp.reviews.forms import QueueFilterForm
-from webapp.reviews.selectors import QueueFilter, QueueOrdering, queue_list
+from webapp.reviews.queries import QueueQuery
+from webapp.reviews.risk import RiskBand, risk_band
+from webapp.reviews.selectors import queue_list
+from webapp.reviews.services import queue_next_claim
 from webapp.scoring.models import GATE_MESSAGES
 
 QUEUE_PAGE_SIZE = 20
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """A case as its queue row shows it."""
+
+    case: Case
+    url: str
+    # The image the row names, and why the model could not judge it when that is what the
+    # case waits for.
+    image_label: str
+    gate_message: str
+    band: RiskBand | None
+    thumbnails: list[tuple[Image, str]]
+    taken_by_me: bool
 
 
 @require_GET
@@ -24,40 +46,71 @@ QUEUE_PAGE_SIZE = 20
 def queue_view(request: HtmxHttpRequest) -> HttpResponse:
     form = QueueFilterForm(request.GET)
     if form.is_valid():
-        filters = form.cleaned_data
-        cases = queue_list(
-            state=QueueFilter(filters.get("state") or QueueFilter.UNREVIEWED),
-            ordering=QueueOrdering(filters.get("ordering") or QueueOrdering.PROBABILITY_DESC),
-            flagged_from=filters.get("flagged_from"),
-            flagged_to=filters.get("flagged_to"),
-        )
+        query = QueueQuery.from_form(form)
+        cases = queue_list(**query.as_kwargs(), with_images=True)
     else:
         # Refused filters list nothing: a queue shown without them would pass for the
         # filtered one. The page says what to fix instead.
+        query = QueueQuery()
         cases = Case.objects.none()
     page = Paginator(cases, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    viewer = request_user(request)
     audit_record_list_view(
         action=AuditAction.QUEUE_VIEWED,
-        viewer=request_user(request),
+        viewer=viewer,
         via="poll" if request.htmx else "page",
         case_ids=[case.pk for case in page],
     )
     labels = image_labels(case_ids=[case.pk for case in page]).by_image
-    query = request.GET.copy()
-    query.pop("page", None)
+    rows = [
+        QueueRow(
+            case=case,
+            url=query.case_url(case.pk),
+            image_label=labels.get(_queue_image_id(case), ""),
+            gate_message=GATE_MESSAGES.get(_gate_reason(case), ""),
+            band=risk_band(
+                probability=case.top_probability, threshold=getattr(case, "top_threshold", None)
+            ),
+            thumbnails=[
+                (image, labels.get(image.pk, "")) for image in getattr(case, "queued_images", [])
+            ],
+            taken_by_me=getattr(case, "claim_reviewer_id", None) == viewer.pk,
+        )
+        for case in page
+    ]
+    raw_query = request.GET.copy()
+    raw_query.pop("page", None)
     context = {
         "form": form,
         "page": page,
-        # Each case with the label of the image its row names, and why the model could not
-        # judge that image when the case needs a better one.
-        "labelled_cases": [
-            (case, labels.get(_queue_image_id(case)), GATE_MESSAGES.get(_gate_reason(case), ""))
-            for case in page
-        ],
-        "query": query.urlencode(),
+        "rows": rows,
+        "query": raw_query.urlencode(),
+        # "Start reviewing" works through the queue as filtered and ordered here.
+        "next_url": query.next_url(),
     }
     template = "reviews/queue.html#queue" if request.htmx else "reviews/queue.html"
     return render(request, template, context, status=200 if form.is_valid() else 400)
+
+
+@require_GET
+@role_required(user_can_review)
+def queue_next_view(request: HtmxHttpRequest) -> HttpResponse:
+    """Take the first case of the queue that no one holds and open it; back to the queue
+    when none is left."""
+    form = QueueFilterForm(request.GET)
+    if not form.is_valid():
+        # The queue page shows what is wrong with the filters.
+        return redirect(f"{reverse('reviews:queue')}?{request.GET.urlencode()}")
+    query = QueueQuery.from_form(form)
+    case = queue_next_claim(reviewer=request_user(request), **query.as_kwargs())
+    if case is None:
+        messages.info(
+            request,
+            "No case is left to review in this queue: each one is reviewed or taken by "
+            "another reviewer.",
+        )
+        return redirect(query.queue_url())
+    return redirect(query.case_url(case.pk))
 
 
 def _queue_image_id(case: Case) -> int:
