@@ -1,14 +1,16 @@
 """The input gate: whether an image is one the model can judge, decided before its score counts.
 
-Two kinds of check, both fitted by `training` on real dermoscopic images and shipped in the
-artifact (`gate.npz`, its sha256 in `metadata.json`):
+Two kinds of check, all fitted by `training` on real dermoscopic images and shipped in the
+artifact (`gate.npz`, its sha256 in `metadata.json`), each limit in the tail of what
+dermoscopic validation images show:
 
-- Cheap image checks on the model's input pixels: too blurred (variance of the Laplacian), too
-  dark or too bright (mean grey level). Their limits sit in the tails of what dermoscopic
-  validation images show.
-- Whether the model's own pooled features look like those of its training images: the
-  Mahalanobis distance to their mean under a shrunk covariance. A page of text or a solid
-  colour gives features far from any lesion's, whatever score the head then makes of them.
+- Cheap image checks on the model's input pixels: too blurred or too noisy (variance of the
+  Laplacian), too dark or too bright (mean grey level), and too much of the image perfectly
+  flat (pages, screenshots and drawings have large areas of one colour; skin never does).
+- Whether the model's own pooled features look like those of its training images, measured
+  two ways that fail differently: the Mahalanobis distance to their mean under a shrunk
+  covariance (far for solid colours, noise and patterns), and the cosine distance to the
+  nearest training images (far for photographs and screenshots, which can sit near the mean).
 
 An image failing a check gets a reason instead of a trusted score.
 """
@@ -50,18 +52,35 @@ class ImageMeasures:
 
     sharpness: np.ndarray  # variance of the Laplacian of the grey image, in (0..1 grey)^2
     brightness: np.ndarray  # mean grey level, 0..1
+    flatness: np.ndarray  # share of pixels whose Laplacian is below FLAT_STEP
+
+
+# Half a grey level: what is flatter than this is one colour, not skin with its fine texture
+# and its camera's noise.
+FLAT_STEP = 0.5 / 255.0
+# Neighbours whose cosine distance is the feature check's second measure; one alone would make
+# a lone odd training image a safe harbour for everything near it.
+NEIGHBOURS = 20
 
 
 def image_measures(pixels: np.ndarray) -> ImageMeasures:
-    """Sharpness and brightness of a (N, H, W, 3) uint8 batch of model input pixels."""
+    """Sharpness, brightness and flatness of a (N, H, W, 3) uint8 batch of model input pixels."""
     grey = pixels.astype(np.float32).mean(axis=-1) / 255.0
     laplacian = (
-        grey[:, :-2, 1:-1] + grey[:, 2:, 1:-1] + grey[:, 1:-1, :-2] + grey[:, 1:-1, 2:]
-    ) - 4.0 * grey[:, 1:-1, 1:-1]
+        (grey[:, :-2, 1:-1] + grey[:, 2:, 1:-1] + grey[:, 1:-1, :-2] + grey[:, 1:-1, 2:])
+        - 4.0 * grey[:, 1:-1, 1:-1]
+    ).reshape(len(pixels), -1)
     return ImageMeasures(
-        sharpness=laplacian.reshape(len(pixels), -1).var(axis=1).astype(np.float64),
+        sharpness=laplacian.var(axis=1).astype(np.float64),
         brightness=grey.reshape(len(pixels), -1).mean(axis=1).astype(np.float64),
+        flatness=(np.abs(laplacian) < FLAT_STEP).mean(axis=1).astype(np.float64),
     )
+
+
+def unit_rows(features: np.ndarray) -> np.ndarray:
+    """Rows scaled to length one, for cosine distances."""
+    rows = np.asarray(features, dtype=np.float32)
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 
 @dataclass(frozen=True)
@@ -72,29 +91,56 @@ class InputGate:
     # W such that ||(f - mean) @ W|| is the Mahalanobis distance: the inverse Cholesky factor
     # of the shrunk covariance, transposed.
     whitening: np.ndarray  # (D, D)
+    # Pooled features of training images, each of length one: (M, D).
+    reference_features: np.ndarray
     max_distance: float
+    max_neighbour_distance: float
     min_sharpness: float
+    max_sharpness: float
     min_brightness: float
     max_brightness: float
+    max_flatness: float
 
     def distances(self, features: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of each (N, D) pooled feature row to the training images'."""
         centred = np.asarray(features, dtype=np.float64) - self.feature_mean
         return np.linalg.norm(centred @ self.whitening, axis=1)
 
+    def neighbour_distances(self, features: np.ndarray) -> np.ndarray:
+        """Cosine distance of each (N, D) pooled feature row to its NEIGHBOURS-th nearest
+        training image."""
+        similarity = unit_rows(features) @ self.reference_features.astype(np.float32).T
+        k = min(NEIGHBOURS, similarity.shape[1])
+        kth = np.partition(similarity, similarity.shape[1] - k, axis=1)[:, -k]
+        return (1.0 - kth).astype(np.float64)
+
     def reasons(self, pixels: np.ndarray, features: np.ndarray) -> list[GateReason | None]:
         """Per image, why it is turned away, or None when the model may judge it."""
-        return self.decide(image_measures(pixels), self.distances(features))
+        return self.decide(
+            image_measures(pixels), self.distances(features), self.neighbour_distances(features)
+        )
 
-    def decide(self, measures: ImageMeasures, distances: np.ndarray) -> list[GateReason | None]:
-        """`reasons`, from measurements already taken. Foreign features come first: a page of
-        text or a blue square is not a dermoscopic image, whatever its sharpness; a blurred or
-        dark photo of a lesion, whose features still look like one, is told what is wrong."""
+    def decide(
+        self, measures: ImageMeasures, distances: np.ndarray, neighbour_distances: np.ndarray
+    ) -> list[GateReason | None]:
+        """`reasons`, from measurements already taken. Foreign features and noise come first:
+        a page of text is not a dermoscopic image, whatever its brightness; a blurred or dark
+        photo of a lesion, whose features still look like one, is told what is wrong. Flatness
+        comes last, so that a blurred lesion is called blurred."""
         verdicts: list[GateReason | None] = []
-        for sharpness, brightness, distance in zip(
-            measures.sharpness, measures.brightness, distances, strict=True
+        for sharpness, brightness, flatness, distance, neighbour in zip(
+            measures.sharpness,
+            measures.brightness,
+            measures.flatness,
+            distances,
+            neighbour_distances,
+            strict=True,
         ):
-            if distance > self.max_distance:
+            if (
+                distance > self.max_distance
+                or neighbour > self.max_neighbour_distance
+                or sharpness > self.max_sharpness
+            ):
                 verdicts.append(GateReason.NOT_DERMOSCOPIC)
             elif brightness < self.min_brightness:
                 verdicts.append(GateReason.TOO_DARK)
@@ -102,9 +148,15 @@ class InputGate:
                 verdicts.append(GateReason.TOO_BRIGHT)
             elif sharpness < self.min_sharpness:
                 verdicts.append(GateReason.TOO_BLURRED)
+            elif flatness > self.max_flatness:
+                verdicts.append(GateReason.NOT_DERMOSCOPIC)
             else:
                 verdicts.append(None)
         return verdicts
+
+    def limits(self) -> dict[str, float]:
+        """Every limit by name, as recorded in the artifact's metadata."""
+        return {name: float(getattr(self, name)) for name in LIMITS}
 
     def save(self, path: Path) -> None:
         with path.open("wb") as handle:
@@ -112,15 +164,9 @@ class InputGate:
                 handle,
                 feature_mean=self.feature_mean.astype(np.float32),
                 whitening=self.whitening.astype(np.float32),
-                limits=np.array(
-                    [
-                        self.max_distance,
-                        self.min_sharpness,
-                        self.min_brightness,
-                        self.max_brightness,
-                    ],
-                    dtype=np.float64,
-                ),
+                # Half precision: a cosine similarity needs no more, and it halves the file.
+                reference_features=self.reference_features.astype(np.float16),
+                limits=np.array([getattr(self, name) for name in LIMITS], dtype=np.float64),
             )
 
     @classmethod
@@ -129,10 +175,33 @@ class InputGate:
             with np.load(path, allow_pickle=False) as archive:
                 mean = archive["feature_mean"].astype(np.float64)
                 whitening = archive["whitening"].astype(np.float64)
+                reference = archive["reference_features"]
                 limits = archive["limits"].astype(np.float64)
         except (OSError, KeyError, ValueError) as exc:
             raise ModelArtifactError(f"cannot read the input gate {path}: {exc}") from exc
-        if mean.ndim != 1 or whitening.shape != (mean.size, mean.size) or limits.shape != (4,):
+        if (
+            mean.ndim != 1
+            or whitening.shape != (mean.size, mean.size)
+            or reference.ndim != 2
+            or reference.shape[1] != mean.size
+            or limits.shape != (len(LIMITS),)
+        ):
             raise ModelArtifactError(f"input gate {path} has arrays of the wrong shape")
-        max_distance, min_sharpness, min_brightness, max_brightness = (float(v) for v in limits)
-        return cls(mean, whitening, max_distance, min_sharpness, min_brightness, max_brightness)
+        return cls(
+            feature_mean=mean,
+            whitening=whitening,
+            reference_features=reference,
+            **{name: float(value) for name, value in zip(LIMITS, limits, strict=True)},
+        )
+
+
+# The limits in the order gate.npz stores them.
+LIMITS = (
+    "max_distance",
+    "max_neighbour_distance",
+    "min_sharpness",
+    "max_sharpness",
+    "min_brightness",
+    "max_brightness",
+    "max_flatness",
+)

@@ -286,6 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--models-dir", type=Path, default=REPO_ROOT / "models")
 
+    gate = commands.add_parser(
+        "gate",
+        help="fit a model artifact's input gate again on the split it was trained with, and "
+        "print what it turns away",
+    )
+    gate.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "efficientnet_lite0")
+    gate.add_argument("--data", type=Path, action="append", default=None, help="a data folder")
+
     evaluate = commands.add_parser(
         "evaluate",
         help="score a model artifact on your own data folders, or on a subset of a saved split, "
@@ -357,4 +365,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(args)
     elif args.command == "evaluate":
         _evaluate(args)
+    elif args.command == "gate":
+        _gate(args)
     return 0
+
+
+def _gate(args: argparse.Namespace) -> None:
+    from training.pipeline import refit_input_gate
+
+    record = refit_input_gate(args.model, load_dataset(args.data or default_data_dirs()))
+    for name, entry in record["real_images_turned_away"].items():
+        print(f"real {name}: {entry['turned_away']} of {entry['images']} turned away")
+    caught = record["not_dermoscopic_caught"]
+    print(f"not dermoscopic: {caught['caught']} of {caught['images']} caught")

@@ -264,11 +264,14 @@ def _gate_section(gate: dict[str, Any] | None) -> list[str]:
     )
     return [
         "## Input gate",
-        "Before a score is trusted, the worker checks the image: too dark, too bright or too "
-        "blurred (limits in the tails of the validation images), and whether the model's "
-        "pooled features lie as far from its training images' as real dermoscopic images ever "
-        "do (Mahalanobis distance, limit at a high quantile of the validation images). An image "
-        "that fails is given a reason instead of a risk.",
+        "Before a score is trusted, the worker checks the image: too dark, too bright, too "
+        "blurred or too noisy, or with more of it perfectly flat than skin ever is (pages, "
+        "screenshots); and whether the model's pooled features lie as far from its training "
+        "images' as real dermoscopic images ever do, both from their mean (Mahalanobis "
+        "distance) and from the nearest of them (cosine distance). Every limit sits in the "
+        "tail of the validation images. An image that fails is given a reason instead of a "
+        "risk. The images that are not dermoscopic are drawn afresh, not those the checks were "
+        "designed on.",
         "",
         "| real dermoscopic images | images | turned away | share |",
         "|---|---|---|---|",

@@ -19,6 +19,7 @@ import numpy as np
 
 from inference.artifact import FORMAT_VERSION, file_sha256, read_metadata, write_metadata
 from inference.disclaimer import DISCLAIMER
+from inference.gate import GATE_FILE
 from training import evaluation, plots
 from training.backbones import DISPLAY_NAMES, count_parameters
 from training.batches import ImageBatches, predict_logits, predict_rows
@@ -29,6 +30,7 @@ from training.data import (
     Dataset,
     Split,
     balanced_sample_weights,
+    read_split_csv,
     subsample,
     write_split_csv,
 )
@@ -291,6 +293,23 @@ def finalize(
             artifact_dir, run_dir, config, dataset, split, record, model if changed else None
         )
     return record
+
+
+def refit_input_gate(artifact_dir: Path, dataset: Dataset) -> dict[str, Any]:
+    """Fit a served artifact's input gate again, on the split and recipe it was trained with,
+    and rewrite its model card; the model and its scores are left as they are."""
+    saved_config = json.loads((artifact_dir / "training_config.json").read_text())
+    config = TrainingConfig.from_dict(saved_config)
+    split = read_split_csv(artifact_dir / "split.csv", dataset)
+    # The classifier is loaded without the gate being replaced, which may be of an older form.
+    stale = {k: v for k, v in read_metadata(artifact_dir).raw.items() if k != "input_gate"}
+    write_metadata(artifact_dir, stale)
+    (artifact_dir / GATE_FILE).unlink(missing_ok=True)
+    _fit_input_gate(artifact_dir, config, split)
+    metadata = read_metadata(artifact_dir).raw
+    record = json.loads((artifact_dir / EVALUATION_FILE).read_text())
+    write_model_card(artifact_dir / "MODEL_CARD.md", metadata, record)
+    return dict(metadata["input_gate"])
 
 
 def _fit_input_gate(artifact_dir: Path, config: TrainingConfig, split: Split) -> None:

@@ -94,22 +94,41 @@ def test_the_overlay_keeps_the_images_aspect_ratio_and_is_clear_where_cool() -> 
     assert alpha[85, 128] > 150
 
 
+REFERENCES = np.eye(3)
+
+
 def _gate(**limits: float) -> InputGate:
-    values = {"max_distance": 10.0, "min_sharpness": 1e-4, "min_brightness": 0.1}
-    values["max_brightness"] = 0.9
+    values = {
+        "max_distance": 10.0,
+        "max_neighbour_distance": 1.5,
+        "min_sharpness": 1e-4,
+        "max_sharpness": 0.02,
+        "min_brightness": 0.1,
+        "max_brightness": 0.9,
+        "max_flatness": 0.6,
+    }
     values.update(limits)
-    return InputGate(feature_mean=np.zeros(3), whitening=np.eye(3), **values)
+    return InputGate(
+        feature_mean=np.zeros(3), whitening=np.eye(3), reference_features=REFERENCES, **values
+    )
 
 
 def test_the_gate_says_why_it_turns_an_image_away() -> None:
     rng = np.random.default_rng(0)
-    textured = rng.integers(60, 200, (1, 32, 32, 3), dtype=np.uint8)
+    # Skin-like texture: gentle random steps, neither flat nor noise.
+    textured = (128 + np.cumsum(rng.normal(0, 2.0, (1, 32, 32, 1)), axis=2)).clip(0, 255)
+    textured = np.repeat(textured, 3, axis=3).astype(np.uint8)
     dark = np.full((1, 32, 32, 3), 5, np.uint8)
     bright = np.full((1, 32, 32, 3), 250, np.uint8)
     flat = np.full((1, 32, 32, 3), 128, np.uint8)
-    pixels = np.concatenate([textured, dark, bright, flat, textured])
-    features = np.zeros((5, 3))
-    features[4] = [20.0, 0.0, 0.0]  # far from the training images' features
+    noise = rng.integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
+    # A page: white paper, flat, with one sharp line of text across it.
+    page = np.full((1, 32, 32, 3), 200, np.uint8)
+    page[:, 16, 4:28] = 20
+    pixels = np.concatenate([textured, dark, bright, flat, textured, textured, noise, page])
+    features = np.tile([[1.0, 0.1, 0.1]], (8, 1))  # near the first training image
+    features[4] = [20.0, 0.0, 0.0]  # far from the training images' mean
+    features[5] = [-1.0, -1.0, -1.0]  # near the mean, but unlike any training image
 
     assert _gate().reasons(pixels, features) == [
         None,
@@ -117,30 +136,42 @@ def test_the_gate_says_why_it_turns_an_image_away() -> None:
         GateReason.TOO_BRIGHT,
         GateReason.TOO_BLURRED,
         GateReason.NOT_DERMOSCOPIC,
+        GateReason.NOT_DERMOSCOPIC,
+        GateReason.NOT_DERMOSCOPIC,
+        GateReason.NOT_DERMOSCOPIC,
     ]
     # Foreign features are named as such, whatever else is wrong with the image.
     assert _gate().reasons(flat, np.array([[20.0, 0.0, 0.0]])) == [GateReason.NOT_DERMOSCOPIC]
 
 
+def test_the_neighbour_distance_is_to_the_kth_nearest_training_image() -> None:
+    gate = _gate()
+    # Fewer references than NEIGHBOURS: the farthest of them counts.
+    np.testing.assert_allclose(gate.neighbour_distances(np.array([[2.0, 0.0, 0.0]])), [1.0])
+    one = InputGate(**{**gate.__dict__, "reference_features": np.array([[0.0, 1.0, 0.0]])})
+    np.testing.assert_allclose(one.neighbour_distances(np.array([[0.0, 5.0, 0.0]])), [0.0])
+
+
 def test_the_gate_measures_mahalanobis_distance() -> None:
     gate = _gate()
     gate = InputGate(
-        feature_mean=np.array([1.0, 0.0, 0.0]),
-        whitening=np.diag([0.5, 1.0, 1.0]),  # the first feature varies twice as much
-        max_distance=gate.max_distance,
-        min_sharpness=gate.min_sharpness,
-        min_brightness=gate.min_brightness,
-        max_brightness=gate.max_brightness,
+        **{
+            **gate.__dict__,
+            "feature_mean": np.array([1.0, 0.0, 0.0]),
+            # The first feature varies twice as much as the others.
+            "whitening": np.diag([0.5, 1.0, 1.0]),
+        }
     )
     np.testing.assert_allclose(gate.distances(np.array([[3.0, 0.0, 0.0], [1.0, 2.0, 0.0]])), [1, 2])
 
 
 def test_the_gate_round_trips_through_its_file(tmp_path: Path) -> None:
-    gate = _gate(max_distance=42.5)
+    gate = _gate(max_distance=42.5, max_flatness=0.25)
     gate.save(tmp_path / GATE_FILE)
     loaded = InputGate.load(tmp_path / GATE_FILE)
-    assert loaded.max_distance == 42.5
+    assert loaded.limits() == gate.limits()
     np.testing.assert_array_equal(loaded.whitening, gate.whitening)
+    np.testing.assert_array_equal(loaded.reference_features, gate.reference_features)
 
 
 def _with_gate(artifact: Path, gate: InputGate, *, sha256: str | None = None) -> None:

@@ -189,11 +189,7 @@ def test_a_trained_run_becomes_an_artifact_that_inference_loads(
 
     classifier = load_classifier(artifact)
     assert classifier.gate is not None
-    limits = gate_record["limits"]
-    assert classifier.gate.max_distance == pytest.approx(limits["max_feature_distance"])
-    assert classifier.gate.min_sharpness == pytest.approx(limits["min_sharpness"])
-    assert classifier.gate.min_brightness == pytest.approx(limits["min_brightness"])
-    assert classifier.gate.max_brightness == pytest.approx(limits["max_brightness"])
+    assert classifier.gate.limits() == pytest.approx(gate_record["limits"])
     image = dataset.samples[0].path
     by_path, by_bytes = classifier.predict([image, image.read_bytes()])
     assert by_path == by_bytes

@@ -206,7 +206,7 @@ def test_a_reviewers_pages_fit_a_phone_and_name_every_control(
     assert sizes["box"] <= PHONE["width"] < sizes["table"], sizes
 
     check_page(phone, f"{live_server.url}/cases/{flagged_case_with_heatmap.pk}/")
-    expect(phone.get_by_role("button", name="Record review")).to_be_visible()
+    expect(phone.get_by_role("button", name="Save and next")).to_be_visible()
     expect(phone.get_by_label("Show heatmap")).to_be_visible()
 
 
