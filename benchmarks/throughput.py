@@ -355,7 +355,7 @@ class Uploader:
             # A case per request, as a clinician would upload a lesion's images together:
             # one case collecting every upload would make each queue refresh scan them all.
             stored = case_images_upload(case=self._new_case(), files=files, uploaded_by=self.user)
-            image_ids += [image.pk for image in stored]
+            image_ids += [image.pk for image in stored.images]
         return list(Prediction.objects.filter(image_id__in=image_ids).values_list("pk", flat=True))
 
     def finished(self, prediction_ids: list[int]) -> int:
