@@ -127,12 +127,12 @@ def _event_label(event: AuditEvent, labels: ImageLabels) -> str | None:
 
 def case_timeline_context(case: Case, labels: ImageLabels) -> dict[str, object]:
     """The history timeline: recent entries (runs of views folded into one), each with the
-    label of the image it concerns when all its events concern the same one."""
+    labels of the images it concerns, oldest first."""
     timeline = audit_timeline(case=case)
     entries = []
     for entry in timeline.entries:
-        entry_labels = {_event_label(event, labels) for event in entry.events}
-        entries.append((entry, entry_labels.pop() if len(entry_labels) == 1 else None))
+        entry_labels = (_event_label(event, labels) for event in reversed(entry.events))
+        entries.append((entry, ", ".join(dict.fromkeys(label for label in entry_labels if label))))
     return {
         "timeline": timeline.entries,
         "timeline_entries": entries,
