@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from tests.webapp.factories import ClinicianFactory, PredictionFactory, jpeg_bytes
-from tests.webapp.test_browser import browser, log_in, page  # noqa: F401 (fixtures)
+from tests.webapp.test_browser import log_in
 from webapp.cases.models import Image
 from webapp.scoring.models import Prediction
 
@@ -63,7 +63,9 @@ def transform_of(stage: Any) -> tuple[float, float, float]:
     return scale, x, y
 
 
-def test_the_viewer_zooms_pans_overlays_and_compares(live_server, page):  # noqa: F811 (fixture)
+def test_a_clinician_zooms_pans_overlays_the_heatmap_and_compares_an_earlier_image(
+    live_server, page
+):
     from playwright.sync_api import expect
 
     refused: list[str] = []
@@ -143,9 +145,11 @@ def test_the_viewer_zooms_pans_overlays_and_compares(live_server, page):  # noqa
     expect(compare.get_by_role("img", name="Image 1 of 3 (lesion.jpg)")).to_have_js_property(
         "complete", True
     )
-    # The compared pane zooms on its own.
+    # The compared pane zooms on its own (once the new page's script has set Panzoom up).
+    compare_stage = compare.get_by_test_id("zoom-stage")
+    expect(compare_stage).to_have_attribute("style", re.compile("transform"))
     compare.get_by_role("button", name="Zoom in").click()
-    assert transform_of(compare.get_by_test_id("zoom-stage"))[0] > 1
+    assert transform_of(compare_stage)[0] > 1
     assert transform_of(page.get_by_test_id("viewer-main").get_by_test_id("zoom-stage"))[0] == 1
 
     # Previous and next walk the case's images.
