@@ -215,7 +215,7 @@ class Uploader:
                 body_site=BodySite.TRUNK_POSTERIOR,
             )
             stored = case_images_upload(case=case, files=files, uploaded_by=self.user)
-            image_ids += [image.pk for image in stored]
+            image_ids += [image.pk for image in stored.images]
         return list(Prediction.objects.filter(image_id__in=image_ids).values_list("pk", flat=True))
 
     def wait_scored(self, ids: list[int], *, timeout: float, interval: float = 0.1) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 from typing import Any
 
 import factory
@@ -20,12 +21,21 @@ from webapp.scoring.models import Prediction, PredictionStatus
 PASSWORD = "correct-horse-battery-staple"
 
 
+_colours = itertools.count()
+
+
+def distinct_colour() -> tuple[int, int, int]:
+    """A colour no earlier call gave (for thousands of calls), far enough apart to survive JPEG."""
+    n = next(_colours) % 3000
+    return (100 + (n // 60) * 3, 40 + (n % 60) * 3, 60)
+
+
 def jpeg_bytes(
-    *, size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (160, 90, 60)
+    *, size: tuple[int, int] = (64, 48), color: tuple[int, int, int] | None = None
 ) -> bytes:
-    """A small, valid JPEG made with Pillow."""
+    """A small, valid JPEG, of a colour of its own unless given: two uploads, two images."""
     buffer = io.BytesIO()
-    PIL.Image.new("RGB", size, color).save(buffer, format="JPEG")
+    PIL.Image.new("RGB", size, color or distinct_colour()).save(buffer, format="JPEG")
     return buffer.getvalue()
 
 

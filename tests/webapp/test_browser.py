@@ -1,11 +1,12 @@
-"""Real browser (Debian's chromium via Playwright) against the live server and a real worker."""
+"""Real browser (Debian's chromium via Playwright) against the live server and a real worker.
+
+The `browser` and `page` fixtures live in conftest.py, so every browser test module shares
+the one Playwright instance a test session may run.
+"""
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,49 +23,6 @@ from webapp.reviews.models import Review
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SCORING_TIMEOUT_MS = 180_000
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    executable = Path(os.environ.get("DERMATRIAGE_CHROMIUM", "/usr/bin/chromium"))
-    if not executable.exists():
-        message = f"no chromium at {executable} (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    # Playwright's sync API runs an event loop in this thread; the ORM calls made by the test
-    # itself are still plain synchronous code.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(executable), headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def log_in(page: Any, base_url: str, user: User) -> None:

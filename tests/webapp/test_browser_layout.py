@@ -17,13 +17,11 @@ from django.template.loader import render_to_string
 
 from inference.disclaimer import DISCLAIMER
 from tests.webapp.factories import PASSWORD, ClinicianFactory, PredictionFactory, ReviewerFactory
-from tests.webapp.test_browser import browser, expect_disclaimer, log_in
+from tests.webapp.test_browser import expect_disclaimer, log_in
 from webapp.cases.models import Case
 from webapp.cases.services import case_queue_refresh
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-__all__ = ["browser"]  # The shared fixture, which pytest finds by its name here.
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from tests.webapp import test_browser
 from tests.webapp.factories import PASSWORD, CaseFactory, PredictionFactory, ReviewerFactory
 from webapp.accounts.models import User
 from webapp.cases.models import Case, ReviewState
@@ -18,10 +17,6 @@ from webapp.cases.services import case_queue_refresh
 from webapp.reviews.models import CaseClaim, Review
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-# The browser tests' own fixtures: one chromium per session, a fresh page per test.
-browser = test_browser.browser
-page = test_browser.page
 
 
 def flagged_case(*probabilities: float) -> Case:

@@ -41,7 +41,7 @@ def test_it_stores_each_image_with_a_pending_prediction(
     with django_capture_on_commit_callbacks() as callbacks:
         images = case_images_upload(
             case=case, files=[upload("a.jpg"), upload("b.jpg")], uploaded_by=clinician
-        )
+        ).images
     assert [image.original_filename for image in images] == ["a.jpg", "b.jpg"]
     assert all(image.width == 64 and image.height == 48 for image in images)
     assert all(len(image.sha256) == 64 for image in images)
@@ -57,7 +57,7 @@ def test_it_stores_images_under_random_names(clinician):
     case = CaseFactory.create(created_by=clinician)
     [image] = case_images_upload(
         case=case, files=[upload("Jane Doe arm.jpg")], uploaded_by=clinician
-    )
+    ).images
     assert "Jane" not in str(image.file.name)
     assert image.original_filename == "Jane Doe arm.jpg"
 

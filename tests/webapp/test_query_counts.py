@@ -43,6 +43,7 @@ def counts_at_two_sizes(request_queries: Callable[[], int]) -> tuple[int, int]:
         reverse("reviews:queue") + "?state=all&ordering=-flagged",
         reverse("reviews:queue") + "?state=reviewed&ordering=probability",
         reverse("cases:list"),
+        reverse("cases:list") + "?q=1&page=2",
     ],
 )
 def test_the_review_pages_run_a_constant_number_of_queries(reviewer: User, url: str):

@@ -9,8 +9,10 @@ from django.db import models
 class AuditAction(models.TextChoices):
     CASE_CREATED = "case.created", "Case created"
     CASE_VIEWED = "case.viewed", "Case viewed"
+    CASE_UPDATED = "case.updated", "Case edited"
     IMAGE_UPLOADED = "image.uploaded", "Image uploaded"
     IMAGE_VIEWED = "image.viewed", "Image viewed"
+    IMAGE_WITHDRAWN = "image.withdrawn", "Image withdrawn"
     PREDICTION_SCORED = "prediction.scored", "Image scored"
     PREDICTION_FAILED = "prediction.failed", "Scoring failed"
     REVIEW_RECORDED = "review.recorded", "Review recorded"

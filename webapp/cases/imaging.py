@@ -38,6 +38,8 @@ class SanitizedImage:
     format: str
     extension: str
     sha256: str
+    # A small JPEG of the same pixels (see image_thumbnail).
+    thumbnail: bytes
 
 
 def image_format_sniff(*, data: bytes) -> str | None:
@@ -136,6 +138,7 @@ def image_sanitize(*, data: bytes) -> SanitizedImage:
         format=output_format,
         extension=extension,
         sha256=hashlib.sha256(content).hexdigest(),
+        thumbnail=_thumbnail_encode(pixels),
     )
 
 
@@ -196,3 +199,30 @@ def _pixels_only(image: PIL.Image.Image) -> PIL.Image.Image:
     fresh = PIL.Image.new("RGB", rgb.size)
     fresh.paste(rgb)
     return fresh
+
+
+# The longer side of a thumbnail: sharp in a grid cell or a picker strip on a high-density
+# screen, and a small fraction of a dermoscopy image's bytes.
+THUMBNAIL_SIDE = 320
+
+
+def image_thumbnail(*, data: bytes) -> bytes:
+    """A small JPEG of a stored image (already sanitized), its aspect ratio kept.
+
+    An image no larger than a thumbnail is re-encoded at its own size, never enlarged.
+    """
+    with PIL.Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as opened:
+        # A JPEG decodes straight to a reduced scale: far less work than the full image.
+        opened.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        opened.load()
+        return _thumbnail_encode(to_rgb(opened))
+
+
+def _thumbnail_encode(pixels: PIL.Image.Image) -> bytes:
+    scale = min(1.0, THUMBNAIL_SIDE / max(pixels.size))
+    size = (max(1, round(pixels.width * scale)), max(1, round(pixels.height * scale)))
+    # reducing_gap shrinks by whole factors first, so a large image resizes quickly.
+    small = pixels.resize(size, PIL.Image.Resampling.LANCZOS, reducing_gap=3.0)
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=82, optimize=True)
+    return buffer.getvalue()

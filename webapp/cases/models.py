@@ -96,8 +96,18 @@ def image_upload_to(image: Image, filename: str) -> str:
     return f"cases/{image.case_id}/{uuid.uuid4().hex}{suffix}"
 
 
+def thumbnail_upload_to(image: Image, filename: str) -> str:
+    """Beside the image's own file, under a name of its own for each attempt to make one."""
+    image_name = PurePosixPath(image.file.name or "")
+    return str(image_name.with_name(f"{image_name.stem}-thumb-{uuid.uuid4().hex[:12]}.jpg"))
+
+
 class Image(models.Model):
-    """One stored image of a case, with its metadata stripped and orientation applied."""
+    """One stored image of a case, with its metadata stripped and orientation applied.
+
+    A withdrawn image (taken back by its case's creator or an admin, with a reason) keeps its
+    file, scores and reviews, but is no longer scored and no longer counts in the review queue.
+    """
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="images")
     file = models.FileField(upload_to=image_upload_to, max_length=255)
@@ -110,10 +120,33 @@ class Image(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="uploaded_images"
     )
     uploaded_at = models.DateTimeField(auto_now_add=True)
+    # A small JPEG for lists and pickers, made at upload or on first request for older images.
+    thumbnail = models.FileField(upload_to=thumbnail_upload_to, max_length=255, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="withdrawn_images",
+    )
+    withdrawal_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ("uploaded_at", "id")
         indexes = [models.Index(fields=["case", "uploaded_at"], name="image_case_uploaded_idx")]
+        constraints = [
+            # A withdrawal always names who made it.
+            models.CheckConstraint(
+                name="image_withdrawal_has_actor",
+                condition=models.Q(withdrawn_at__isnull=True, withdrawn_by__isnull=True)
+                | models.Q(withdrawn_at__isnull=False, withdrawn_by__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Image {self.pk} of case {self.case_id}"
+
+    @property
+    def withdrawn(self) -> bool:
+        return self.withdrawn_at is not None

@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from django.conf import settings
@@ -14,8 +15,8 @@ from django.db import DatabaseError, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from webapp.accounts.models import User
-from webapp.accounts.roles import user_can_upload
+from webapp.accounts.models import Role, User
+from webapp.accounts.roles import user_can_upload, user_role
 from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record
 from webapp.cases.imaging import (
@@ -23,8 +24,9 @@ from webapp.cases.imaging import (
     image_header_pixels,
     image_sanitize,
     image_shape_check,
+    image_thumbnail,
 )
-from webapp.cases.models import BodySite, Case, Image, ReviewState
+from webapp.cases.models import BodySite, Case, Image, ReviewState, thumbnail_upload_to
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,48 @@ def case_create(
         actor=created_by,
         case=case,
         data={"subject_ref": case.subject_ref, "body_site": case.body_site},
+    )
+    return case
+
+
+def case_editable_by(*, case: Case, user: User) -> bool:
+    """Whether the user may edit the case and withdraw its images: its creator, or an admin."""
+    if not user_can_upload(user):
+        return False
+    return user_role(user) == Role.ADMIN or case.created_by_id == user.pk
+
+
+# What an edit may change, in the order the history lists them.
+CASE_EDITABLE_FIELDS = ("subject_ref", "body_site", "notes")
+
+
+@transaction.atomic
+def case_update(
+    *, case: Case, updated_by: User, subject_ref: str, body_site: BodySite, notes: str
+) -> Case:
+    """Change a case's subject reference, body site or notes, recording before and after."""
+    if not case_editable_by(case=case, user=updated_by):
+        raise PermissionDenied("Only the case's creator or an admin edits it.")
+    case = Case.objects.select_for_update().get(pk=case.pk)
+    before = {name: getattr(case, name) for name in CASE_EDITABLE_FIELDS}
+    case.subject_ref = subject_ref.strip()
+    case.body_site = body_site
+    case.notes = notes
+    case.full_clean()
+    after = {name: getattr(case, name) for name in CASE_EDITABLE_FIELDS}
+    changed = [name for name in CASE_EDITABLE_FIELDS if before[name] != after[name]]
+    if not changed:
+        # Nothing to record: saving the same values is not an edit.
+        return case
+    case.save(update_fields=[*changed, "updated_at"])
+    audit_record(
+        action=AuditAction.CASE_UPDATED,
+        actor=updated_by,
+        case=case,
+        data={
+            "before": {name: before[name] for name in changed},
+            "after": {name: after[name] for name in changed},
+        },
     )
     return case
 
@@ -92,21 +136,58 @@ def case_images_sanitize(
     return sanitized
 
 
+@dataclass(frozen=True)
+class DuplicateUpload:
+    """A file of an upload whose bytes the case already holds, in an image not withdrawn."""
+
+    filename: str
+    existing: Image
+
+
+@dataclass
+class StoredUpload:
+    """What an upload stored, and which of its files were already stored."""
+
+    images: list[Image] = field(default_factory=list)
+    duplicates: list[DuplicateUpload] = field(default_factory=list)
+    # Every file's image in upload order: the new one, or (True) the one already holding it.
+    in_order: list[tuple[Image, bool]] = field(default_factory=list)
+
+
 @contextmanager
 def case_images_store(
     *, case: Case, sanitized: Sequence[tuple[str, SanitizedImage]], uploaded_by: User
-) -> Iterator[list[Image]]:
+) -> Iterator[StoredUpload]:
     """Write sanitized images' files and rows in a transaction the caller's block joins.
 
-    Either every image is stored or none is: if the transaction does not commit, whatever in
-    it failed, the files written for it are deleted too.
+    A file whose bytes the case already holds (or that came earlier in the same upload) is
+    not stored again: it is listed among the duplicates with the image that holds it. Every
+    other image is stored, or none is: if the transaction does not commit, whatever in it
+    failed, the files written for it are deleted too.
     """
     stored_names: list[str] = []
     body_finished = False
     try:
         with transaction.atomic():
-            images: list[Image] = []
+            # Locked so that two uploads of the same bytes at once cannot both store them.
+            Case.objects.select_for_update().filter(pk=case.pk).first()
+            held = {
+                image.sha256: image
+                for image in Image.objects.filter(
+                    case=case,
+                    sha256__in={clean.sha256 for _, clean in sanitized},
+                    withdrawn_at__isnull=True,
+                ).order_by("-uploaded_at", "-id")
+            }
+            result = StoredUpload()
             for original_filename, clean in sanitized:
+                if clean.sha256 in held:
+                    existing = held[clean.sha256]
+                    result.duplicates.append(
+                        DuplicateUpload(filename=original_filename, existing=existing)
+                    )
+                    result.in_order.append((existing, True))
+                    continue
                 image = Image(
                     case=case,
                     sha256=clean.sha256,
@@ -118,9 +199,13 @@ def case_images_store(
                 )
                 image.file.save(f"upload{clean.extension}", ContentFile(clean.content), save=False)
                 stored_names.append(image.file.name or "")
+                image.thumbnail.save("thumb.jpg", ContentFile(clean.thumbnail), save=False)
+                stored_names.append(image.thumbnail.name or "")
                 image.save()
-                images.append(image)
-            yield images
+                held[clean.sha256] = image
+                result.images.append(image)
+                result.in_order.append((image, False))
+            yield result
             body_finished = True
     except BaseException as exc:
         if _upload_rolled_back(body_finished=body_finished, exc=exc):
@@ -173,23 +258,89 @@ def case_record_view(*, case: Case, viewer: User, via: str = "page") -> None:
     audit_record(action=AuditAction.CASE_VIEWED, actor=viewer, case=case, data={"via": via})
 
 
-def image_record_view(*, image: Image, viewer: User) -> None:
-    """Note in the history that someone opened an image file."""
-    audit_record(
-        action=AuditAction.IMAGE_VIEWED,
-        actor=viewer,
-        case=image.case,
-        data={"image_id": image.pk},
+def image_record_view(*, image: Image, viewer: User, via: str | None = None) -> None:
+    """Note in the history that someone opened an image file (or, `via`, a page of it)."""
+    data: dict[str, object] = {"image_id": image.pk}
+    if via is not None:
+        data["via"] = via
+    audit_record(action=AuditAction.IMAGE_VIEWED, actor=viewer, case=image.case, data=data)
+
+
+def image_thumbnail_ensure(*, image: Image) -> Image:
+    """Return the image with its thumbnail, making one first if it has none (older uploads).
+
+    Two requests may both find none and both make one: each writes a file of its own name,
+    and only the first to set the row keeps it; the other deletes its file and takes the
+    first's. A file the row names is never overwritten.
+    """
+    if image.thumbnail:
+        return image
+    with image.file.open("rb") as handle:
+        content = image_thumbnail(data=handle.read())
+    name = image.thumbnail.storage.save(
+        thumbnail_upload_to(image, "thumb.jpg"), ContentFile(content)
     )
+    claimed = Image.objects.filter(pk=image.pk, thumbnail="").update(thumbnail=name)
+    if claimed != 1:
+        _stored_file_delete(name)
+    image.thumbnail.name = Image.objects.values_list("thumbnail", flat=True).get(pk=image.pk)
+    return image
+
+
+# A reason is a sentence or two, not a document.
+WITHDRAWAL_REASON_MAX_LENGTH = 1000
+
+
+@transaction.atomic
+def image_withdraw(*, image: Image, withdrawn_by: User, reason: str) -> Image:
+    """Take an image out of scoring and the review queue, keeping it and its history.
+
+    Its scores and reviews stay as they are; the case's place in the queue is recomputed
+    without them.
+    """
+    if not case_editable_by(case=image.case, user=withdrawn_by):
+        raise PermissionDenied("Only the case's creator or an admin withdraws its images.")
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the image is withdrawn."}, code="required")
+    if len(reason) > WITHDRAWAL_REASON_MAX_LENGTH:
+        raise ValidationError(
+            {"reason": f"Keep the reason under {WITHDRAWAL_REASON_MAX_LENGTH} characters."},
+            code="max_length",
+        )
+    image = Image.objects.select_for_update().select_related("case").get(pk=image.pk)
+    if image.withdrawn_at is not None:
+        raise ValidationError(
+            f"This image was already withdrawn on {image.withdrawn_at:%Y-%m-%d %H:%M}.",
+            code="already_withdrawn",
+        )
+    image.withdrawn_at = timezone.now()
+    image.withdrawn_by = withdrawn_by
+    image.withdrawal_reason = reason
+    image.save(update_fields=["withdrawn_at", "withdrawn_by", "withdrawal_reason"])
+    audit_record(
+        action=AuditAction.IMAGE_WITHDRAWN,
+        actor=withdrawn_by,
+        case=image.case,
+        data={"image_id": image.pk, "reason": reason},
+    )
+    case_queue_refresh(case_id=image.case_id)
+    return image
 
 
 # A case is flagged by a finished high-risk score of one of its images, and sent for a better
-# image by a finished score the input gate turned away (its reason is not blank). Scores and
-# reviews are read through the relations scoring (Image.predictions) and reviews
-# (Prediction.reviews) declare, by name: cases sits below both and imports neither. A score
-# counts as reviewed by its standing review, the one no newer review has superseded.
-FLAGGED_SCORE = Q(images__predictions__status="done", images__predictions__high_risk=True)
-GATED_SCORE = Q(images__predictions__status="done", images__predictions__gate_reason__gt="")
+# image by a finished score the input gate turned away (its reason is not blank); a withdrawn
+# image's scores count for neither. Scores and reviews are read through the relations scoring
+# (Image.predictions) and reviews (Prediction.reviews) declare, by name: cases sits below both
+# and imports neither. A score counts as reviewed by its standing review, the one no newer
+# review has superseded.
+ACTIVE_IMAGE = Q(images__withdrawn_at__isnull=True)
+FLAGGED_SCORE = ACTIVE_IMAGE & Q(
+    images__predictions__status="done", images__predictions__high_risk=True
+)
+GATED_SCORE = ACTIVE_IMAGE & Q(
+    images__predictions__status="done", images__predictions__gate_reason__gt=""
+)
 REVIEWED_SCORE = Q(
     images__predictions__reviews__isnull=False,
     images__predictions__reviews__superseded_at__isnull=True,

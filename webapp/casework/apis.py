@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
@@ -21,17 +22,26 @@ from webapp.audit.models import AuditAction
 from webapp.cases.models import BodySite, Case, Image, ReviewState
 from webapp.cases.selectors import case_get, case_image_get, case_list
 from webapp.cases.serializers import CaseSerializer
-from webapp.cases.services import case_create, case_record_view, image_record_view
+from webapp.cases.services import (
+    case_create,
+    case_record_view,
+    case_update,
+    image_record_view,
+    image_withdraw,
+)
 from webapp.casework.responses import heatmap_file_response, image_file_response
 from webapp.casework.selectors import case_image_list
 from webapp.casework.serializers import (
     CaseCreateSerializer,
     CaseDetailSerializer,
+    CaseUpdateSerializer,
     ImageSerializer,
     ImageUploadSerializer,
+    ImageWithdrawSerializer,
+    UploadedImageSerializer,
 )
 from webapp.casework.services import case_images_upload
-from webapp.lib.api import FileContentNegotiation, error_responses
+from webapp.lib.api import Conflict, FileContentNegotiation, error_responses
 from webapp.lib.filters import UtcIsoDateTimeFilter
 from webapp.scoring.models import Prediction
 from webapp.scoring.selectors import prediction_heatmap_get
@@ -88,6 +98,7 @@ class CaseListCreateApi(AuditedListApi):
 
 class CaseDetailApi(generics.GenericAPIView):
     permission_classes = (IsAuthenticated, HasRole)
+    role_checks = {"PATCH": user_can_upload}
     queryset = Case.objects.none()  # for the schema; rows come from the selectors
     serializer_class = CaseDetailSerializer
 
@@ -98,6 +109,29 @@ class CaseDetailApi(generics.GenericAPIView):
     def get(self, request: Request, case_id: int) -> Response:
         case = case_get(user=request_user(request), case_id=case_id)
         case_record_view(case=case, viewer=request_user(request), via="api")
+        context = {**self.get_serializer_context(), "images": case_image_list(case=case)}
+        return Response(CaseDetailSerializer(case, context=context).data)
+
+    @extend_schema(
+        description=(
+            "Edit a case's subject reference, body site or notes (its creator, or an admin); "
+            "fields left out keep their value. The history records each change, before and "
+            "after."
+        ),
+        request=CaseUpdateSerializer,
+        responses={200: CaseDetailSerializer, **error_responses(400, 401, 403, 404)},
+    )
+    def patch(self, request: Request, case_id: int) -> Response:
+        user = request_user(request)
+        case = case_get(user=user, case_id=case_id)
+        payload = CaseUpdateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        current = {
+            "subject_ref": case.subject_ref,
+            "body_site": case.body_site,
+            "notes": case.notes,
+        }
+        case = case_update(case=case, updated_by=user, **{**current, **payload.validated_data})
         context = {**self.get_serializer_context(), "images": case_image_list(case=case)}
         return Response(CaseDetailSerializer(case, context=context).data)
 
@@ -125,12 +159,20 @@ class CaseImagesApi(generics.GenericAPIView):
     @extend_schema(
         description=(
             "Upload one or more images (multipart field `images`; JPEG, PNG or WebP) and "
-            "queue each for scoring. Either every file is accepted or none is. The answer lists "
-            "the new images; poll each one's prediction until its status is done or failed. "
-            "The field's former name, `files`, is deprecated but still accepted."
+            "queue each for scoring. Either every file is accepted or none is. A file whose "
+            "bytes this case already holds (in an image not withdrawn) is not stored again: "
+            "the answer (201) has one entry per file, in order, each new image with "
+            "`duplicate` false and, for a duplicate, the image already holding it with "
+            "`duplicate` true. When every file is a duplicate nothing is stored and the answer "
+            "is 409, its details naming each file and the image that holds it. Poll each new "
+            "image's prediction until its status is done or failed. The field's former name, "
+            "`files`, is deprecated but still accepted."
         ),
         request={"multipart/form-data": ImageUploadSerializer},
-        responses={201: ImageSerializer(many=True), **error_responses(400, 401, 403, 404, 413)},
+        responses={
+            201: UploadedImageSerializer(many=True),
+            **error_responses(400, 401, 403, 404, 409, 413),
+        },
     )
     def post(self, request: Request, case_id: int) -> Response:
         case = case_get(user=request_user(request), case_id=case_id)
@@ -138,12 +180,62 @@ class CaseImagesApi(generics.GenericAPIView):
             data={name: request.FILES.getlist(name) for name in ("images", "files")}
         )
         payload.is_valid(raise_exception=True)
-        images = case_images_upload(
+        stored = case_images_upload(
             case=case, files=payload.validated_data["images"], uploaded_by=request_user(request)
         )
-        fresh = case_image_list(case=case).filter(pk__in=[image.pk for image in images])
-        data: Any = ImageSerializer(fresh, many=True, context={"request": request}).data
+        if not stored.images:
+            held = ", ".join(
+                f"{duplicate.filename} (image {duplicate.existing.pk})"
+                for duplicate in stored.duplicates
+            )
+            raise Conflict(
+                f"Nothing was stored: every file is already stored in this case: {held}.",
+                code="duplicate_images",
+            )
+        rows = {
+            image.pk: image
+            for image in case_image_list(case=case).filter(
+                pk__in=[image.pk for image, _ in stored.in_order]
+            )
+        }
+        context = {"request": request}
+        data: Any = [
+            UploadedImageSerializer(
+                rows[image.pk], context={**context, "duplicate": duplicate}
+            ).data
+            for image, duplicate in stored.in_order
+        ]
         return Response(data, status=status.HTTP_201_CREATED)
+
+
+class ImageWithdrawalApi(generics.GenericAPIView):
+    permission_classes = (IsAuthenticated, HasRole)
+    role_checks = {"POST": user_can_upload}
+    queryset = Image.objects.none()  # for the schema; rows come from the selectors
+    serializer_class = ImageSerializer
+
+    @extend_schema(
+        description=(
+            "Withdraw an image (its case's creator, or an admin), saying why. The image is "
+            "kept, with its scores and reviews, and marked `withdrawn`; it is no longer scored "
+            "and no longer counts toward the review queue. 409 if it is already withdrawn."
+        ),
+        request=ImageWithdrawSerializer,
+        responses={200: ImageSerializer, **error_responses(400, 401, 403, 404, 409)},
+    )
+    def post(self, request: Request, case_id: int, image_id: int) -> Response:
+        user = request_user(request)
+        image = case_image_get(user=user, case_id=case_id, image_id=image_id)
+        payload = ImageWithdrawSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            image_withdraw(image=image, withdrawn_by=user, reason=payload.validated_data["reason"])
+        except ValidationError as exc:
+            if exc.code == "already_withdrawn":
+                raise Conflict(" ".join(exc.messages), code="already_withdrawn") from exc
+            raise
+        fresh = case_image_list(case=image.case).get(pk=image.pk)
+        return Response(ImageSerializer(fresh, context={"request": request}).data)
 
 
 class StoredFileApi(generics.GenericAPIView):

@@ -4,6 +4,7 @@ from django import forms
 from django.core.validators import MaxLengthValidator
 
 from webapp.cases.models import Case
+from webapp.cases.services import WITHDRAWAL_REASON_MAX_LENGTH
 
 # Free text is bounded so a pasted document cannot bloat every page that shows it.
 NOTES_MAX_LENGTH = 5000
@@ -49,3 +50,27 @@ class MultipleImageField(forms.FileField):
 
 class ImageUploadForm(forms.Form):
     images = MultipleImageField(label="Images")
+
+
+class CaseSearchForm(forms.Form):
+    q = forms.CharField(
+        label="Subject reference",
+        required=False,
+        max_length=64,
+        strip=True,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Search by subject"}),
+    )
+
+
+class ImageWithdrawForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason for withdrawing",
+        max_length=WITHDRAWAL_REASON_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2, "maxlength": WITHDRAWAL_REASON_MAX_LENGTH}),
+    )
+
+
+class CompareForm(forms.Form):
+    """Which other image of the case the viewer's second pane shows."""
+
+    compare = forms.IntegerField(required=False, min_value=1, max_value=2**31 - 1)

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from webapp.cases.models import BodySite, Case, Image
 from webapp.cases.serializers import CaseSerializer
+from webapp.cases.services import WITHDRAWAL_REASON_MAX_LENGTH
 from webapp.casework.forms import NOTES_MAX_LENGTH
 from webapp.lib.serializers import DisclaimerField, StrictInputSerializer
 from webapp.reviews.serializers import ReviewSerializer
@@ -17,6 +18,16 @@ from webapp.scoring.serializers import PredictionSerializer
 
 class ImageSerializer(serializers.ModelSerializer):
     uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True)
+    withdrawn = serializers.BooleanField(
+        read_only=True,
+        help_text=(
+            "Whether the image was withdrawn: kept with its scores and reviews, but no longer "
+            "scored and no longer counted in the review queue."
+        ),
+    )
+    withdrawn_by = serializers.CharField(
+        source="withdrawn_by.username", read_only=True, allow_null=True, default=None
+    )
     file_url = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
     review = serializers.SerializerMethodField()
@@ -24,7 +35,7 @@ class ImageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Image
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "case_id",
             "original_filename",
@@ -34,6 +45,10 @@ class ImageSerializer(serializers.ModelSerializer):
             "sha256",
             "uploaded_by",
             "uploaded_at",
+            "withdrawn",
+            "withdrawn_at",
+            "withdrawn_by",
+            "withdrawal_reason",
             "file_url",
             "prediction",
             "review",
@@ -75,6 +90,22 @@ def _latest_prediction(image: Image) -> Prediction | None:
     return max(predictions, key=lambda prediction: (prediction.created_at, prediction.pk))
 
 
+class UploadedImageSerializer(ImageSerializer):
+    duplicate = serializers.SerializerMethodField(
+        help_text=(
+            "True when the file's bytes were already stored in this case: nothing new was "
+            "stored, and this is the image that already holds them."
+        ),
+    )
+
+    class Meta(ImageSerializer.Meta):
+        fields = (*ImageSerializer.Meta.fields, "duplicate")
+        read_only_fields = fields
+
+    def get_duplicate(self, image: Image) -> bool:
+        return bool(self.context.get("duplicate", False))
+
+
 class CaseDetailSerializer(CaseSerializer):
     images = serializers.SerializerMethodField()
 
@@ -95,6 +126,24 @@ class CaseCreateSerializer(StrictInputSerializer):
     body_site = serializers.ChoiceField(choices=BodySite.choices)
     notes = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=NOTES_MAX_LENGTH
+    )
+
+
+class CaseUpdateSerializer(StrictInputSerializer):
+    """The fields of a case an edit may change; those left out keep their value."""
+
+    subject_ref = serializers.CharField(
+        max_length=64,
+        required=False,
+        help_text="A pseudonymous reference for the person. Never a name.",
+    )
+    body_site = serializers.ChoiceField(choices=BodySite.choices, required=False)
+    notes = serializers.CharField(required=False, allow_blank=True, max_length=NOTES_MAX_LENGTH)
+
+
+class ImageWithdrawSerializer(StrictInputSerializer):
+    reason = serializers.CharField(
+        max_length=WITHDRAWAL_REASON_MAX_LENGTH, help_text="Why the image is withdrawn."
     )
 
 

@@ -7,22 +7,24 @@ from django.core.files.uploadedfile import UploadedFile
 from webapp.accounts.models import User
 from webapp.audit.models import AuditAction
 from webapp.audit.services import audit_record
-from webapp.cases.models import Case, Image
-from webapp.cases.services import case_images_sanitize, case_images_store
+from webapp.cases.models import Case
+from webapp.cases.services import StoredUpload, case_images_sanitize, case_images_store
 from webapp.scoring.services import prediction_create
 
 
 def case_images_upload(
     *, case: Case, files: Sequence[UploadedFile], uploaded_by: User
-) -> list[Image]:
+) -> StoredUpload:
     """Store uploaded images of a case and queue each for scoring.
 
-    All images and their pending predictions are created in one transaction, so either every
-    file of the upload is accepted or none is; scoring tasks are queued only once it commits.
+    A file whose bytes the case already holds is not stored again; the answer lists it among
+    the duplicates, with the image that holds it. The other images and their pending
+    predictions are created in one transaction, so either every one of them is accepted or
+    none is; scoring tasks are queued only once it commits.
     """
     sanitized = case_images_sanitize(files=files, uploaded_by=uploaded_by)
-    with case_images_store(case=case, sanitized=sanitized, uploaded_by=uploaded_by) as images:
-        for image in images:
+    with case_images_store(case=case, sanitized=sanitized, uploaded_by=uploaded_by) as stored:
+        for image in stored.images:
             prediction = prediction_create(image=image)
             audit_record(
                 action=AuditAction.IMAGE_UPLOADED,
@@ -35,4 +37,4 @@ def case_images_upload(
                     "sha256": image.sha256,
                 },
             )
-    return images
+    return stored

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlencode
+
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -11,22 +14,45 @@ from django_htmx.http import trigger_client_event
 
 from webapp.accounts.decorators import role_required
 from webapp.accounts.roles import request_user, user_can_review, user_can_upload
-from webapp.audit.models import AuditAction
-from webapp.audit.selectors import TIMELINE_LENGTH, audit_event_list
+from webapp.audit.models import AuditAction, AuditEvent
+from webapp.audit.selectors import TIMELINE_LENGTH, VIEW_ACTIONS, audit_timeline
 from webapp.audit.services import audit_record_list_view
 from webapp.cases.models import Case, Image
-from webapp.cases.selectors import ImageLabels, case_get, case_image_get, case_list, image_labels
-from webapp.cases.services import case_create, case_record_view, image_record_view
-from webapp.casework.forms import CaseForm, ImageUploadForm
-from webapp.casework.responses import heatmap_file_response, image_file_response
-from webapp.casework.selectors import case_image_list, case_scoring_in_progress
+from webapp.cases.selectors import ImageLabels, case_get, case_image_get, image_labels
+from webapp.cases.services import (
+    case_create,
+    case_editable_by,
+    case_record_view,
+    case_update,
+    image_record_view,
+    image_thumbnail_ensure,
+    image_withdraw,
+)
+from webapp.casework.forms import (
+    CaseForm,
+    CaseSearchForm,
+    CompareForm,
+    ImageUploadForm,
+    ImageWithdrawForm,
+)
+from webapp.casework.responses import (
+    heatmap_file_response,
+    image_file_response,
+    thumbnail_file_response,
+)
+from webapp.casework.selectors import (
+    case_image_list,
+    case_overview_list,
+    case_scoring_in_progress,
+)
 from webapp.casework.services import case_images_upload
 from webapp.lib.htmx import HTMX_STOP_POLLING, HtmxHttpRequest
 from webapp.reviews.forms import CaseReviewForm
+from webapp.reviews.models import Decision
 from webapp.reviews.queries import CASE_PAGE_PARAMETER, QueueQuery
 from webapp.reviews.selectors import case_claim_get, case_review_predictions, review_list
 from webapp.reviews.services import case_claim, case_review_submit
-from webapp.scoring.models import Prediction
+from webapp.scoring.models import Prediction, PredictionStatus
 from webapp.scoring.selectors import prediction_heatmap_get
 from webapp.scoring.services import prediction_record_view
 
@@ -48,15 +74,33 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def case_list_view(request: HttpRequest) -> HttpResponse:
-    paginator = Paginator(case_list(user=request_user(request)), 20)
-    page = paginator.get_page(request.GET.get("page"))
+    search = CaseSearchForm(request.GET)
+    if not search.is_valid():
+        # A refused search shows the form with its error and no rows, as a 400.
+        context: dict[str, object] = {"search": search, "page": None, "query": ""}
+        return render(request, "casework/case_list.html", context, status=400)
+    term = search.cleaned_data["q"]
+    cases = case_overview_list(user=request_user(request), search=term)
+    page = Paginator(cases, 20).get_page(request.GET.get("page"))
     audit_record_list_view(
         action=AuditAction.CASE_LIST_VIEWED,
         viewer=request_user(request),
         via="page",
         case_ids=[case.pk for case in page],
+        data={"search": term} if term else None,
     )
-    return render(request, "casework/case_list.html", {"page": page})
+    context = {
+        "search": search,
+        "page": page,
+        "rows": [(case, _decision_label(case)) for case in page],
+        "query": urlencode({"q": term}) if term else "",
+    }
+    return render(request, "casework/case_list.html", context)
+
+
+def _decision_label(case: Any) -> str:
+    """The latest review's decision, as the page names it (case_overview_list reads it)."""
+    return Decision(case.latest_decision).label if case.latest_decision else ""
 
 
 @require_http_methods(["GET", "POST"])
@@ -72,20 +116,31 @@ def case_create_view(request: HttpRequest) -> HttpResponse:
     return render(request, "casework/case_create.html", {"form": form}, status=status)
 
 
+def _event_label(event: AuditEvent, labels: ImageLabels) -> str | None:
+    data = event.data if isinstance(event.data, dict) else {}
+    image_id, prediction_id = data.get("image_id"), data.get("prediction_id")
+    if isinstance(image_id, int):
+        return labels.by_image.get(image_id)
+    if isinstance(prediction_id, int):
+        return labels.by_prediction.get(prediction_id)
+    return None
+
+
 def case_timeline_context(case: Case, labels: ImageLabels) -> dict[str, object]:
-    """The history timeline: recent events, each with the label of the image it concerns."""
-    timeline = list(audit_event_list(case=case, limit=TIMELINE_LENGTH))
+    """The history timeline: recent entries (runs of views folded into one), each with the
+    labels of the images it concerns, oldest first."""
+    timeline = audit_timeline(case=case)
     entries = []
-    for event in timeline:
-        data = event.data if isinstance(event.data, dict) else {}
-        image_id, prediction_id = data.get("image_id"), data.get("prediction_id")
-        label = None
-        if isinstance(image_id, int):
-            label = labels.by_image.get(image_id)
-        elif isinstance(prediction_id, int):
-            label = labels.by_prediction.get(prediction_id)
-        entries.append((event, label))
-    return {"timeline": timeline, "timeline_entries": entries, "timeline_length": TIMELINE_LENGTH}
+    for entry in timeline.entries:
+        entry_labels = (_event_label(event, labels) for event in reversed(entry.events))
+        entries.append((entry, ", ".join(dict.fromkeys(label for label in entry_labels if label))))
+    return {
+        "timeline": timeline.entries,
+        "timeline_entries": entries,
+        "timeline_truncated": timeline.truncated,
+        "timeline_length": TIMELINE_LENGTH,
+        "view_actions": [str(action) for action in VIEW_ACTIONS],
+    }
 
 
 def case_detail_context(
@@ -109,6 +164,7 @@ def case_detail_context(
         **case_timeline_context(case, labels),
         "can_upload": user_can_upload(request.user),
         "can_review": user_can_review(request.user),
+        "can_edit": case_editable_by(case=case, user=request_user(request)),
     }
     if context["can_review"]:
         context.update(case_review_context(request, case, labels, review_form))
@@ -187,15 +243,25 @@ def case_images_upload_view(request: HttpRequest, case_id: int) -> HttpResponse:
     if not form.is_valid():
         return case_page_refused(request, case, ["Choose one or more image files to upload."])
     try:
-        images = case_images_upload(
+        stored = case_images_upload(
             case=case, files=form.cleaned_data["images"], uploaded_by=request_user(request)
         )
     except ValidationError as exc:
         return case_page_refused(request, case, exc.messages)
-    count = len(images)
-    messages.success(
-        request, f"{count} image{'s' if count != 1 else ''} uploaded; scoring started."
-    )
+    count = len(stored.images)
+    if count:
+        messages.success(
+            request, f"{count} image{'s' if count != 1 else ''} uploaded; scoring started."
+        )
+    if stored.duplicates:
+        labels = image_labels(case_ids=[case.pk]).by_image
+        for duplicate in stored.duplicates:
+            existing = labels.get(duplicate.existing.pk, f"image {duplicate.existing.pk}")
+            messages.warning(
+                request,
+                f"{duplicate.filename} is already stored in this case as {existing}; "
+                "it was not stored again.",
+            )
     return redirect("cases:detail", case_id=case.pk)
 
 
@@ -255,6 +321,131 @@ def image_file_view(request: HttpRequest, case_id: int, image_id: int) -> FileRe
         raise Http404("No such image.") from exc
     image_record_view(image=image, viewer=request_user(request))
     return image_file_response(image)
+
+
+@require_GET
+def image_thumbnail_view(request: HttpRequest, case_id: int, image_id: int) -> FileResponse:
+    """Stream an image's thumbnail, making it first for an image stored before thumbnails.
+
+    Not recorded as a view of the image: thumbnails are what the case page and the viewer
+    show of every image at once, and those pages record that the case was read.
+    """
+    try:
+        image = case_image_get(user=request_user(request), case_id=case_id, image_id=image_id)
+    except (Case.DoesNotExist, Image.DoesNotExist) as exc:
+        raise Http404("No such image.") from exc
+    return thumbnail_file_response(image_thumbnail_ensure(image=image))
+
+
+@require_GET
+def image_viewer_view(request: HttpRequest, case_id: int, image_id: int) -> HttpResponse:
+    """One image large, to zoom and pan, beside another image of the same lesion."""
+    case = _visible_case(request, case_id)
+    compare_form = CompareForm(request.GET)
+    compare_id = compare_form.cleaned_data["compare"] if compare_form.is_valid() else None
+    context = image_viewer_context(request, case, image_id, compare_id=compare_id)
+    error = None
+    if not compare_form.is_valid():
+        error = "Choose one of this case's images to compare."
+    elif compare_id is not None and context["compared"] is None:
+        error = f"This case has no other image {compare_id} to compare."
+    image_record_view(image=context["image"], viewer=request_user(request), via="viewer")
+    if error:
+        # Shown with the comparison it would show without the bad choice, as a 400.
+        messages.error(request, error)
+        context = image_viewer_context(request, case, image_id, compare_id=None)
+        return render(request, "casework/image_viewer.html", context, status=400)
+    return render(request, "casework/image_viewer.html", context)
+
+
+def image_viewer_context(
+    request: HttpRequest, case: Case, image_id: int, *, compare_id: int | None
+) -> dict[str, Any]:
+    """The viewer page: the image, the image compared with it, the strip to choose another.
+
+    Without `compare_id` the image just before this one is compared, the lesion as it last
+    looked; an id that is not another image of the case compares nothing.
+    """
+    images = list(case_image_list(case=case))
+    position = next((n for n, image in enumerate(images) if image.pk == image_id), None)
+    if position is None:
+        raise Http404("No such image.")
+    image = images[position]
+    others = [other for other in images if other.pk != image.pk]
+    if compare_id is None:
+        compared = images[position - 1] if position > 0 else None
+    else:
+        compared = next((other for other in others if other.pk == compare_id), None)
+    labels = image_labels(case_ids=[case.pk]).by_image
+    prediction = _latest_prediction(image)
+    return {
+        "case": case,
+        "image": image,
+        "label": labels.get(image.pk, image.original_filename),
+        "prediction": prediction,
+        "has_heatmap": bool(
+            prediction and prediction.status == PredictionStatus.DONE and prediction.heatmap
+        ),
+        "compared": compared,
+        "compared_label": labels.get(compared.pk, "") if compared else "",
+        "compared_prediction": _latest_prediction(compared) if compared else None,
+        "strip": [(other, labels.get(other.pk, ""), _latest_prediction(other)) for other in others],
+        "previous_image": images[position - 1] if position > 0 else None,
+        "next_image": images[position + 1] if position + 1 < len(images) else None,
+        "can_edit": case_editable_by(case=case, user=request_user(request)),
+        "withdraw_form": ImageWithdrawForm(),
+    }
+
+
+def _latest_prediction(image: Image) -> Prediction | None:
+    # The images come with their predictions, newest first (case_image_list).
+    predictions = list(image.predictions.all())
+    return predictions[0] if predictions else None
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(user_can_upload)
+def case_edit_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    case = _visible_case(request, case_id)
+    user = request_user(request)
+    if not case_editable_by(case=case, user=user):
+        raise PermissionDenied("Only the case's creator or an admin edits it.")
+    form = CaseForm(request.POST or None, instance=case)
+    if request.method == "POST" and form.is_valid():
+        case_update(case=case, updated_by=user, **form.cleaned_data)
+        messages.success(request, "Case updated.")
+        return redirect("cases:detail", case_id=case.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "casework/case_edit.html", {"case": case, "form": form}, status=status)
+
+
+@require_POST
+@role_required(user_can_upload)
+def image_withdraw_view(request: HttpRequest, case_id: int, image_id: int) -> HttpResponse:
+    case = _visible_case(request, case_id)
+    user = request_user(request)
+    if not case_editable_by(case=case, user=user):
+        raise PermissionDenied("Only the case's creator or an admin withdraws its images.")
+    context = image_viewer_context(request, case, image_id, compare_id=None)
+    form = ImageWithdrawForm(request.POST)
+    errors: list[str] = []
+    if form.is_valid():
+        try:
+            image_withdraw(
+                image=context["image"], withdrawn_by=user, reason=form.cleaned_data["reason"]
+            )
+        except ValidationError as exc:
+            errors = exc.messages
+        else:
+            messages.success(
+                request, "Image withdrawn: it is kept, but no longer scored or queued."
+            )
+            return redirect("cases:detail", case_id=case.pk)
+    # A refused withdrawal is the viewer again, its form saying why, as a 400.
+    for message in errors:
+        messages.error(request, f"The image was not withdrawn: {message}")
+    context["withdraw_form"] = form
+    return render(request, "casework/image_viewer.html", context, status=400)
 
 
 @require_GET

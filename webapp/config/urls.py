@@ -9,6 +9,7 @@ from webapp.casework.apis import (
     CaseImagesApi,
     CaseListCreateApi,
     ImageFileApi,
+    ImageWithdrawalApi,
     PredictionHeatmapApi,
 )
 from webapp.health.views import health_view
@@ -24,6 +25,11 @@ api_v1 = [
         "cases/<int:case_id>/images/<int:image_id>/file/",
         ImageFileApi.as_view(),
         name="image-file",
+    ),
+    path(
+        "cases/<int:case_id>/images/<int:image_id>/withdrawal/",
+        ImageWithdrawalApi.as_view(),
+        name="image-withdrawal",
     ),
     path(
         "predictions/<int:prediction_id>/", PredictionDetailApi.as_view(), name="prediction-detail"

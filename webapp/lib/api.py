@@ -40,6 +40,14 @@ class RequestTooLarge(exceptions.APIException):
     default_code = "request_too_large"
 
 
+class Conflict(exceptions.APIException):
+    """The request clashes with what is stored (the same thing twice); nothing was changed."""
+
+    status_code = 409
+    default_code = "conflict"
+    default_detail = "The request conflicts with what is already stored."
+
+
 class TooManyParts(exceptions.APIException):
     status_code = 400
     default_code = "too_many_parts"

@@ -126,9 +126,10 @@ def predictions_claim(*, limit: int) -> list[Prediction]:
     """Move up to `limit` due predictions to running for this worker; oldest first.
 
     Due: pending and never tried or past its retry delay, or running on a claim older than
-    SCORING_STALE_AFTER_SECONDS (its worker died) with attempts left. SKIP LOCKED lets workers
-    claim side by side without waiting on each other; every row locked here is moved, so each
-    claim has one owner, told apart from a later one by its start time.
+    SCORING_STALE_AFTER_SECONDS (its worker died) with attempts left; of an image not
+    withdrawn. SKIP LOCKED lets workers claim side by side without waiting on each other;
+    every row locked here is moved, so each claim has one owner, told apart from a later one
+    by its start time.
     """
     now = timezone.now()
     stale_before = now - timedelta(seconds=settings.SCORING_STALE_AFTER_SECONDS)
@@ -138,9 +139,11 @@ def predictions_claim(*, limit: int) -> list[Prediction]:
     abandoned = Q(
         status=PredictionStatus.RUNNING, started_at__lt=stale_before, attempts__lt=MAX_ATTEMPTS
     )
+    # A withdrawn image is no longer scored: its waiting rows stay as they are, unclaimed.
+    # Only the predictions are locked, not the images joined to read that.
     ids = list(
-        Prediction.objects.select_for_update(skip_locked=True)
-        .filter(pending | abandoned)
+        Prediction.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(pending | abandoned, image__withdrawn_at__isnull=True)
         .order_by("created_at", "id")
         .values_list("pk", flat=True)[:limit]
     )

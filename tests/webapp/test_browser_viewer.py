@@ -1,0 +1,158 @@
+"""The image viewer in a real browser (Debian's chromium via Playwright): zoom, pan, heatmap,
+and an earlier image of the lesion chosen for comparison."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from tests.webapp.factories import ClinicianFactory, PredictionFactory, jpeg_bytes
+from tests.webapp.test_browser import log_in
+from webapp.cases.models import Image
+from webapp.scoring.models import Prediction
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+TRANSFORM = re.compile(r"scale\(([\d.]+)\) translate\((-?[\d.]+)px, (-?[\d.]+)px\)")
+
+
+def lesion_followed_over_time() -> list[Prediction]:
+    """Three scored images of one lesion, a month apart; the newest flagged, with a heatmap."""
+    clinician = ClinicianFactory.create()
+    first = PredictionFactory.create(
+        image__case__created_by=clinician,
+        image__content=jpeg_bytes(size=(640, 480)),
+        image__width=640,
+        image__height=480,
+        done=True,
+        probability=0.21,
+    )
+    case = first.image.case
+    second = PredictionFactory.create(
+        image__case=case,
+        image__content=jpeg_bytes(size=(640, 480)),
+        image__width=640,
+        image__height=480,
+        done=True,
+        probability=0.43,
+    )
+    third = PredictionFactory.create(
+        image__case=case,
+        image__content=jpeg_bytes(size=(640, 480)),
+        image__width=640,
+        image__height=480,
+        flagged=True,
+        with_heatmap=True,
+    )
+    now = timezone.now()
+    for months_ago, prediction in zip((2, 1, 0), (first, second, third), strict=True):
+        Image.objects.filter(pk=prediction.image_id).update(
+            uploaded_at=now - dt.timedelta(days=30 * months_ago)
+        )
+    return [first, second, third]
+
+
+def transform_of(stage: Any) -> tuple[float, float, float]:
+    match = TRANSFORM.search(stage.evaluate("element => element.style.transform"))
+    assert match, stage.evaluate("element => element.style.transform")
+    scale, x, y = (float(group) for group in match.groups())
+    return scale, x, y
+
+
+def test_a_clinician_zooms_pans_overlays_the_heatmap_and_compares_an_earlier_image(
+    live_server, page
+):
+    from playwright.sync_api import expect
+
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    first, _, third = lesion_followed_over_time()
+    case_id = third.image.case_id
+    log_in(page, live_server.url, third.image.case.created_by)
+
+    # From the case page's thumbnail to the viewer.
+    page.goto(f"{live_server.url}/cases/{case_id}/")
+    page.get_by_role("link", name="Image 3 of 3 (lesion.jpg)").click()
+    expect(page).to_have_url(re.compile(rf"/cases/{case_id}/images/{third.image_id}/view/$"))
+
+    main = page.get_by_test_id("viewer-main")
+    stage = main.get_by_test_id("zoom-stage")
+    image = main.get_by_role("img", name="Image 3 of 3 (lesion.jpg)", exact=True)
+    expect(image).to_have_js_property("complete", True)
+    expect(stage).to_have_attribute("style", re.compile("transform"))
+    assert transform_of(stage)[0] == 1
+
+    # Zoom in with the button, the keyboard and the wheel; 0 resets.
+    main.get_by_role("button", name="Zoom in").click()
+    after_button = transform_of(stage)[0]
+    assert after_button > 1
+    main.get_by_test_id("zoom-viewport").focus()
+    page.keyboard.type("+")
+    after_key = transform_of(stage)[0]
+    assert after_key > after_button
+    page.keyboard.type("0")
+    assert transform_of(stage)[0] == 1
+    box = main.get_by_test_id("zoom-viewport").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -300)
+    page.wait_for_function(
+        "element => !element.style.transform.startsWith('scale(1)')", arg=stage.element_handle()
+    )
+    zoomed, x, y = transform_of(stage)
+    assert zoomed > 1
+
+    # Drag to pan: the image moves with the pointer.
+    centre = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.move(*centre)
+    page.mouse.down()
+    page.mouse.move(centre[0] + 60, centre[1] + 40, steps=6)
+    page.mouse.up()
+    scale, panned_x, panned_y = transform_of(stage)
+    assert scale == zoomed
+    assert panned_x > x
+    assert panned_y > y
+
+    # The heatmap lies over the zoomed and panned image, and fades with its slider.
+    overlay = main.get_by_test_id("heatmap")
+    expect(overlay).to_be_hidden()
+    main.get_by_label("Show heatmap").check()
+    expect(overlay).to_be_visible()
+    expect(overlay).to_have_js_property("naturalWidth", 256)
+    image_box, overlay_box = image.bounding_box(), overlay.bounding_box()
+    assert image_box["width"] > box["width"] / 2  # zoomed in
+    for side in ("x", "y", "width", "height"):
+        assert overlay_box[side] == pytest.approx(image_box[side], abs=1)
+    main.get_by_label("Heatmap opacity").fill("30")
+    expect(overlay).to_have_css("opacity", "0.3")
+
+    # The image before this one is compared by default; the strip chooses the first instead.
+    compare = page.get_by_test_id("viewer-compare")
+    expect(compare.get_by_test_id("facts-label")).to_have_text("Image 2 of 3 (lesion.jpg)")
+    page.get_by_test_id("image-strip").get_by_role("link", name=re.compile("Image 1 of 3")).click()
+    expect(compare.get_by_test_id("facts-label")).to_have_text("Image 1 of 3 (lesion.jpg)")
+    expect(compare.get_by_test_id("facts-score")).to_contain_text("0.210")
+    first_date = timezone.localtime(Image.objects.get(pk=first.image_id).uploaded_at)
+    expect(compare.get_by_test_id("facts-date")).to_have_text(first_date.strftime("%Y-%m-%d %H:%M"))
+    expect(compare.get_by_role("img", name="Image 1 of 3 (lesion.jpg)")).to_have_js_property(
+        "complete", True
+    )
+    # The compared pane zooms on its own (once the new page's script has set Panzoom up).
+    compare_stage = compare.get_by_test_id("zoom-stage")
+    expect(compare_stage).to_have_attribute("style", re.compile("transform"))
+    compare.get_by_role("button", name="Zoom in").click()
+    assert transform_of(compare_stage)[0] > 1
+    assert transform_of(page.get_by_test_id("viewer-main").get_by_test_id("zoom-stage"))[0] == 1
+
+    # Previous and next walk the case's images.
+    page.get_by_role("link", name="Previous image").click()
+    expect(page.get_by_role("heading", name="Image 2 of 3 (lesion.jpg)")).to_be_visible()
+    assert refused == []
