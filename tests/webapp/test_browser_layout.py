@@ -150,12 +150,12 @@ def expect_tab_order_to_follow_the_layout(page: Any, url: str) -> None:
     sections = [part for index, part in enumerate(parts) if index == 0 or parts[index - 1] != part]
     assert sections == ["skip link", "navigation", "main"], sections
     # Each stop after the skip link (which is drawn over the page) is further along the
-    # page than the last: to its right on the same line, or below it.
+    # page than the last: to its right (on the same line, or the top of the next column, as
+    # the review form beside a case's images), or below it.
     for before, after in itertools.pairwise(stops[1:]):
         same_line = after["top"] < before["bottom"] and after["bottom"] > before["top"]
-        further = (
-            after["left"] >= before["right"] - 1 if same_line else after["top"] >= before["top"]
-        )
+        to_the_right = after["left"] >= before["right"] - 1
+        further = to_the_right or (not same_line and after["top"] >= before["top"])
         assert further, f"{after['html']} comes after {before['html']} but is drawn before it"
 
 

@@ -121,6 +121,19 @@ def test_withdrawing_the_flagged_image_takes_the_case_out_of_the_queue(clinician
     assert "Withdrawn</span>" in page
 
 
+def test_a_withdrawn_images_score_is_no_longer_offered_for_review_nor_counted(clinician):
+    from webapp.reviews.selectors import QueueFilter, case_review_predictions, queue_list
+
+    image = flagged_image(clinician)
+    kept = PredictionFactory.create(image__case=image.case, flagged=True)
+    case_queue_refresh(case_id=image.case_id)
+    image_withdraw(image=image, withdrawn_by=clinician, reason="Wrong lesion.")
+
+    assert list(case_review_predictions(case=image.case)) == [kept]
+    [row] = queue_list(state=QueueFilter.UNREVIEWED)
+    assert (row.image_count, row.queued_count, row.top_image_id) == (1, 1, kept.image_id)
+
+
 def test_a_withdrawn_image_is_no_longer_scored(clinician):
     pending = PredictionFactory.create(image__case__created_by=clinician)
     image_withdraw(image=pending.image, withdrawn_by=clinician, reason="Blurred.")

@@ -16,7 +16,10 @@ from webapp.scoring.models import Prediction, PredictionStatus
 
 # A finished score that asks a reviewer for a decision: flagged high risk, or of an image the
 # model cannot judge (the input gate gave a reason).
-QUEUED_SCORE = Q(status=PredictionStatus.DONE) & (Q(high_risk=True) | ~Q(gate_reason=""))
+# A finished score asking for a reviewer's decision: flagged, or turned away by the input gate,
+# of an image that has not been withdrawn.
+ACTIVE_SCORE = Q(status=PredictionStatus.DONE, image__withdrawn_at=None)
+QUEUED_SCORE = ACTIVE_SCORE & (Q(high_risk=True) | ~Q(gate_reason=""))
 
 
 class QueueFilter(enum.StrEnum):
@@ -74,11 +77,11 @@ def queue_list(
     }[state]
     # The model behind each case's top score, so the queue names it beside the number.
     top_flag = Prediction.objects.filter(
-        image__case=OuterRef("pk"), status=PredictionStatus.DONE, high_risk=True
+        ACTIVE_SCORE, image__case=OuterRef("pk"), high_risk=True
     ).order_by("-probability", "-id")
     # An image the model could not judge has no number to show: the queue says why instead.
     gated = (
-        Prediction.objects.filter(image__case=OuterRef("pk"), status=PredictionStatus.DONE)
+        Prediction.objects.filter(ACTIVE_SCORE, image__case=OuterRef("pk"))
         .exclude(gate_reason="")
         .order_by("-finished_at", "-id")
     )
@@ -94,7 +97,9 @@ def queue_list(
             top_image_id=Subquery(top_flag.values("image_id")[:1]),
             gated_image_id=Subquery(gated.values("image_id")[:1]),
             gate_reason=Subquery(gated.values("gate_reason")[:1]),
-            image_count=SubqueryCount(Image.objects.filter(case=OuterRef("pk")).values("pk")),
+            image_count=SubqueryCount(
+                Image.objects.filter(case=OuterRef("pk"), withdrawn_at=None).values("pk")
+            ),
             queued_count=SubqueryCount(queued_scores.values("pk")),
             reviewed_count=SubqueryCount(
                 queued_scores.filter(
