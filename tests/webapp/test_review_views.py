@@ -219,10 +219,10 @@ def test_each_queue_row_shows_its_flagged_images_and_counts(reviewer):
     row = row[: row.index("</tr>")]
     thumbnails = re.findall(r'data-testid="queue-thumbnail" src="([^"]+)"', row)
     assert thumbnails == [
-        reverse("cases:image-file", args=[case.pk, image.pk])
+        reverse("cases:image-thumbnail", args=[case.pk, image.pk])
         for image in (flagged.image, gated.image)
     ]
-    assert reverse("cases:image-file", args=[case.pk, low.image_id]) not in row
+    assert reverse("cases:image-thumbnail", args=[case.pk, low.image_id]) not in row
     # Two reviews of one score: one stands, so one is counted.
     assert "3 images · 2 flagged · 1 reviewed" in row
     assert '<strong data-testid="queue-total">1 case</strong> matches' in text
