@@ -208,6 +208,32 @@ def test_a_reviewers_pages_fit_a_phone_and_name_every_control(
     expect(phone.get_by_label("Show heatmap")).to_be_visible()
 
 
+def test_a_reviewers_desktop_keeps_the_keys_readable_and_the_buttons_in_sight(live_server, desktop):
+    from playwright.sync_api import expect
+
+    case = PredictionFactory.create(flagged=True, probability=0.9).image.case
+    for _ in range(3):
+        PredictionFactory.create(image__case=case, flagged=True)
+    case_queue_refresh(case_id=case.pk)
+    log_in(desktop, live_server.url, ReviewerFactory.create())
+    desktop.goto(f"{live_server.url}/cases/{case.pk}/")
+    expect(desktop.locator(".review-row.current-image")).to_have_count(1)
+
+    # A key's letter is not drawn in its key cap's colour.
+    colours = desktop.locator("#review-form kbd").first.evaluate(
+        "key => [getComputedStyle(key).color, getComputedStyle(key).backgroundColor]"
+    )
+    assert colours[0] != colours[1], colours
+    # Four images make the form taller than the window; its buttons stay in sight.
+    panel = desktop.locator("#review-panel")
+    assert panel.evaluate("panel => panel.scrollHeight > panel.clientHeight")
+    expect(desktop.get_by_role("button", name="Save and next")).to_be_in_viewport()
+    # The highlighted row's text keeps the page's colour, on a background close to the card's.
+    row = desktop.locator(".review-row.current-image")
+    text = row.locator("legend").evaluate("legend => getComputedStyle(legend).color")
+    assert text == desktop.locator("body").evaluate("body => getComputedStyle(body).color")
+
+
 def test_the_navigation_wraps_on_a_phone_for_a_user_with_every_link(live_server, phone):
     from tests.webapp.factories import AdminFactory
 

@@ -103,6 +103,14 @@ def test_a_reviewer_works_through_the_queue_with_the_keyboard_alone(live_server,
     # A decision moves on to the next image.
     page.keyboard.press("d")
     expect(rows.nth(1)).to_have_class(re.compile(r"\bcurrent-image\b"))
+    # Saved with the second image undecided: the case opens again, saying what is left, and
+    # the highlight starts on the image still waiting rather than the one just decided.
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("1 image of this case still needs a decision.")).to_be_visible()
+    expect_case_page(page, cases[1])
+    expect(rows.nth(0).get_by_test_id("standing-review")).to_contain_text("Disagree")
+    expect(rows.nth(1)).to_have_class(re.compile(r"\bcurrent-image\b"))
+    expect(cards.nth(1)).to_have_class(re.compile(r"\bcurrent-image\b"))
     page.keyboard.press("r")
     page.keyboard.press("Control+Enter")
 

@@ -156,3 +156,77 @@ def test_a_clinician_zooms_pans_overlays_the_heatmap_and_compares_an_earlier_ima
     page.get_by_role("link", name="Previous image").click()
     expect(page.get_by_role("heading", name="Image 2 of 3 (lesion.jpg)")).to_be_visible()
     assert refused == []
+
+
+# The size an <img> draws its picture at inside its box, as object-fit: contain draws it.
+DRAWN = """image => {
+  const ratio = Math.min(image.clientWidth / image.naturalWidth,
+                         image.clientHeight / image.naturalHeight);
+  return {ratio: ratio, width: image.naturalWidth * ratio, height: image.naturalHeight * ratio};
+}"""
+
+
+def test_a_small_image_fills_its_pane_with_its_heatmap_over_it(live_server, page):
+    from playwright.sync_api import expect
+
+    # The factory's image is a few dozen pixels wide: far smaller than the pane.
+    prediction = PredictionFactory.create(flagged=True, with_heatmap=True)
+    image = prediction.image
+    log_in(page, live_server.url, image.case.created_by)
+    page.goto(f"{live_server.url}/cases/{image.case_id}/images/{image.pk}/view/")
+
+    # Nothing to compare: a line says so, and no empty pane takes half the width.
+    expect(page.get_by_test_id("no-comparison")).to_be_visible()
+    expect(page.get_by_test_id("viewer-compare")).to_have_count(0)
+    main = page.get_by_test_id("viewer-main")
+    viewport = main.get_by_test_id("zoom-viewport").bounding_box()
+    assert viewport["width"] > page.viewport_size["width"] * 0.6
+
+    picture = main.get_by_role("img", name=re.compile("^Image 1 of 1"))
+    expect(picture).to_have_js_property("complete", True)
+    drawn = picture.evaluate(DRAWN)
+    # Grown to the pane at the start zoom, its shape kept: it touches two of the pane's sides.
+    assert drawn["ratio"] > 2
+    assert drawn["width"] == pytest.approx(viewport["width"], abs=2) or drawn["height"] == (
+        pytest.approx(viewport["height"], abs=2)
+    )
+    main.get_by_label("Show heatmap").check()
+    overlay = main.get_by_test_id("heatmap")
+    expect(overlay).to_be_visible()
+    expect(overlay).to_have_js_property("complete", True)
+    main.get_by_role("button", name="Zoom in").click()
+    # Both boxes read at one moment: the zoom may still be easing in.
+    boxes = main.get_by_test_id("zoom-stage").evaluate(
+        """stage => Array.from(stage.querySelectorAll("img"), (image) => {
+             const box = image.getBoundingClientRect();
+             return [box.x, box.y, box.width, box.height];
+           })"""
+    )
+    assert boxes[1] == pytest.approx(boxes[0], abs=1)
+    # The same shape fitted into the same box: drawn the same size, so exactly over it.
+    overlay_drawn, picture_drawn = overlay.evaluate(DRAWN), picture.evaluate(DRAWN)
+    for side in ("width", "height"):
+        assert overlay_drawn[side] == pytest.approx(picture_drawn[side], abs=1)
+
+
+def test_the_compare_strip_keeps_each_pictures_shape(live_server, page):
+    from playwright.sync_api import expect
+
+    _, _, third = lesion_followed_over_time()
+    log_in(page, live_server.url, third.image.case.created_by)
+    page.goto(f"{live_server.url}/cases/{third.image.case_id}/images/{third.image_id}/view/")
+    thumbnails = page.get_by_test_id("image-strip").get_by_role("img")
+    expect(thumbnails).to_have_count(2)
+    for thumbnail in thumbnails.all():
+        expect(thumbnail).to_have_js_property("complete", True)
+        shape = thumbnail.evaluate(
+            """image => ({box: image.clientWidth / image.clientHeight,
+                         natural: image.naturalWidth / image.naturalHeight,
+                         fit: getComputedStyle(image).objectFit})"""
+        )
+        # Drawn at its own shape, never stretched to the width of the label beside it: its
+        # box has that shape, or the picture is fitted into the box.
+        assert shape["fit"] in ("contain", "cover") or shape["box"] == pytest.approx(
+            shape["natural"], rel=0.02
+        ), shape
+        assert thumbnail.bounding_box()["height"] <= 100

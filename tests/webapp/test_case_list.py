@@ -15,7 +15,7 @@ def row_of(page: str, case_id: int) -> str:
     return page[start : page.index("</tr>", start)]
 
 
-def test_each_case_shows_its_latest_score_review_status_and_image_count(clinician, reviewer):
+def test_each_case_shows_its_top_score_review_status_and_image_count(clinician, reviewer):
     flagged = PredictionFactory.create(image__case__created_by=clinician, flagged=True)
     case = flagged.image.case
     ImageFactory.create(case=case)
@@ -34,6 +34,27 @@ def test_each_case_shows_its_latest_score_review_status_and_image_count(clinicia
     quiet_row = row_of(page, quiet.pk)
     assert 'data-testid="image-count">0<' in quiet_row
     assert "None yet" in quiet_row
+
+
+def test_a_flagged_case_shows_its_highest_score_not_its_newest(clinician):
+    flagged = PredictionFactory.create(
+        image__case__created_by=clinician, flagged=True, probability=0.8
+    )
+    case = flagged.image.case
+    # Uploaded and scored later: a lower score, and an image the input gate turned away.
+    PredictionFactory.create(image__case=case, done=True, probability=0.026)
+    PredictionFactory.create(image__case=case, gated=True, probability=0.95)
+    case_queue_refresh(case_id=case.pk)
+
+    page = login(clinician).get(reverse("cases:list")).text
+
+    assert "<th>Top score</th>" in page
+    row = row_of(page, case.pk)
+    assert 'data-testid="top-score">0.800 <span class="badge high-risk">High risk</span>' in row
+    assert "0.026" not in row
+    # The gated image's number is no risk: it shows as the image it is missing.
+    assert "0.950" not in row
+    assert "Needs a better image" in row
 
 
 def test_a_withdrawn_image_counts_for_neither_score_nor_images(clinician):

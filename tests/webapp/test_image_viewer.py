@@ -10,6 +10,7 @@ from tests.webapp.factories import CaseFactory, ImageFactory, PredictionFactory
 from webapp.accounts.models import User
 from webapp.audit.models import AuditAction, AuditEvent
 from webapp.cases.models import Case, Image
+from webapp.cases.services import image_withdraw
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +56,9 @@ def test_the_first_image_has_nothing_compared_until_one_is_chosen(clinician):
     plain = client.get(viewer_url(first))
     assert plain.context["compared"] is None
     assert "Choose an image below to compare" in plain.text
+    # One line says so; no empty pane takes half the screen beside the image.
+    assert 'data-testid="no-comparison"' in plain.text
+    assert 'data-testid="viewer-compare"' not in plain.text
 
     chosen = client.get(viewer_url(first, compare=second.pk))
     assert chosen.status_code == 200
@@ -88,6 +92,25 @@ def test_it_offers_the_heatmap_of_a_scored_image(clinician):
     page = login(clinician).get(viewer_url(prediction.image)).text
     assert reverse("cases:heatmap-file", args=[prediction.image.case_id, prediction.pk]) in page
     assert 'data-testid="heatmap-toggle"' in page
+
+
+def test_no_heatmap_is_offered_for_a_gated_or_withdrawn_image(clinician):
+    gated = PredictionFactory.create(
+        image__case__created_by=clinician, gated=True, with_heatmap=True
+    )
+    case = gated.image.case
+    withdrawn = PredictionFactory.create(image__case=case, flagged=True, with_heatmap=True)
+    image_withdraw(image=withdrawn.image, withdrawn_by=clinician, reason="Wrong lesion.")
+    client = login(clinician)
+    for prediction in (gated, withdrawn):
+        page = client.get(viewer_url(prediction.image)).text
+        assert 'data-testid="heatmap-toggle"' not in page
+        assert reverse("cases:heatmap-file", args=[case.pk, prediction.pk]) not in page
+    # Nor on the case page's cards.
+    assert (
+        'data-testid="heatmap-toggle"'
+        not in client.get(reverse("cases:detail", args=[case.pk])).text
+    )
 
 
 def test_opening_the_viewer_is_recorded_as_a_view_of_the_image(clinician):

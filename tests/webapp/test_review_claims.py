@@ -86,6 +86,25 @@ def test_clinicians_do_not_claim_cases(clinician):
         case_claim(case=queued_case(), reviewer=clinician)
 
 
+def test_taking_a_case_lets_go_of_the_reviewers_other_cases(reviewer):
+    first, second, others = queued_case(), queued_case(), queued_case()
+    other = ReviewerFactory.create()
+    case_claim(case=others, reviewer=other)
+    case_claim(case=first, reviewer=reviewer)
+    case_claim(case=second, reviewer=reviewer)
+    # One case at a time: the first is free again for anyone's "next"; the other reviewer's
+    # claim is not the reviewer's to release.
+    assert dict(CaseClaim.objects.values_list("case_id", "reviewer_id")) == {
+        second.pk: reviewer.pk,
+        others.pk: other.pk,
+    }
+    # Opening a case someone else holds takes nothing, so lets go of nothing.
+    held = case_claim(case=others, reviewer=reviewer)
+    assert held is not None
+    assert held.reviewer == other
+    assert CaseClaim.objects.get(reviewer=reviewer).case == second
+
+
 def test_submitting_the_review_releases_the_claim(reviewer):
     case = queued_case()
     case_claim(case=case, reviewer=reviewer)
@@ -99,15 +118,17 @@ def test_next_takes_the_first_case_no_one_holds_in_queue_order(reviewer):
     other = ReviewerFactory.create()
     case_claim(case=top, reviewer=other)
     assert queue_next_claim(reviewer=reviewer) == middle
-    # The reviewer now holds it: moving on without reviewing it leads further down the queue.
+    # The reviewer now holds it: moving on without reviewing it leads further down the queue,
+    # and lets go of it, so past the last case "next" comes round to it again.
     assert queue_next_claim(reviewer=reviewer) == low
-    assert queue_next_claim(reviewer=reviewer) is None
-    # In another order, the same rule.
+    assert queue_next_claim(reviewer=reviewer) == middle
+    assert queue_next_claim(reviewer=reviewer) == low
+    # In another order, the same rule: the lowest score no one holds comes first.
     expire(top)
     oldest_first = queue_next_claim(
         reviewer=ReviewerFactory.create(), ordering=QueueOrdering.PROBABILITY_ASC
     )
-    assert oldest_first == top
+    assert oldest_first == middle
     assert queue_next_claim(reviewer=reviewer, state=QueueFilter.REVIEWED) is None
 
 

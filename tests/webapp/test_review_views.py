@@ -27,6 +27,20 @@ def test_it_answers_queue_polls_with_the_fragment_only(reviewer, flagged_case):
     assert "state=all" in response.text
 
 
+def test_applying_the_filters_pushes_an_address_without_the_blank_fields(reviewer, flagged_case):
+    response = login(reviewer).get(
+        reverse("reviews:queue"),
+        {"state": "all", "ordering": "-probability", "flagged_from": "", "flagged_to": ""},
+        headers={**HTMX, "HX-Trigger": "queue-filters"},
+    )
+    assert response.status_code == 200
+    assert response["HX-Push-Url"] == reverse("reviews:queue") + "?state=all&ordering=-probability"
+    # The poll keeps the same short query, and a poll pushes nothing.
+    assert "flagged_from=" not in response.text
+    poll = login(reviewer).get(reverse("reviews:queue"), {"flagged_to": ""}, headers=HTMX)
+    assert "HX-Push-Url" not in poll
+
+
 def test_it_sorts_the_queue_by_probability(reviewer):
     cases = []
     for probability in (0.55, 0.99, 0.7):
@@ -135,10 +149,27 @@ def test_an_image_left_without_a_decision_keeps_the_case_waiting(reviewer):
     assert case.review_state == ReviewState.UNREVIEWED
 
 
+def test_save_and_next_says_how_many_images_of_the_case_still_need_a_decision(reviewer):
+    first = PredictionFactory.create(flagged=True)
+    case = first.image.case
+    for _ in range(2):
+        PredictionFactory.create(image__case=case, flagged=True)
+    case_queue_refresh(case_id=case.pk)
+    response = login(reviewer).post(
+        reverse("cases:review", args=[case.pk]),
+        {f"decision_{first.pk}": "agree", "then": "next"},
+        follow=True,
+    )
+    # The case still heads the queue, so "next" opens it again, saying why.
+    assert response.redirect_chain[-1][0].startswith(reverse("cases:detail", args=[case.pk]))
+    assert "Review recorded. 2 images of this case still need a decision." in response.text
+
+
 def test_a_form_without_any_decision_is_refused_with_400(reviewer, flagged_case):
     response = login(reviewer).post(reverse("cases:review", args=[flagged_case.pk]), {"note": "x"})
     assert response.status_code == 400
-    assert "Choose a decision for at least one image" in response.text
+    # Said once, in the review panel, not again in a banner above the page.
+    assert response.text.count("Choose a decision for at least one image") == 1
     assert not Review.objects.exists()
 
 
@@ -226,6 +257,28 @@ def test_each_queue_row_shows_its_flagged_images_and_counts(reviewer):
     # Two reviews of one score: one stands, so one is counted.
     assert "3 images · 2 flagged · 1 reviewed" in row
     assert '<strong data-testid="queue-total">1 case</strong> matches' in text
+
+
+def test_a_flagged_row_says_how_many_images_still_need_a_better_one(reviewer):
+    flagged = PredictionFactory.create(flagged=True)
+    case = flagged.image.case
+    gated = [PredictionFactory.create(image__case=case, gated=True) for _ in range(2)]
+    quiet = PredictionFactory.create(flagged=True)
+    case_queue_refresh(case_id=quiet.image.case_id)
+    case_queue_refresh(case_id=case.pk)
+    client = login(reviewer)
+
+    def marker(case_id: int) -> str:
+        text = client.get(reverse("reviews:queue")).text
+        row = text[text.index(f'data-case-id="{case_id}"') :]
+        found = re.search(r'data-testid="queue-needs-image">([^<]+)<', row[: row.index("</tr>")])
+        return found.group(1) if found else ""
+
+    # The flagged score heads the row; the images the gate turned away are counted beside it.
+    assert marker(case.pk) == "2 images need a better image"
+    assert marker(quiet.image.case_id) == ""
+    ReviewFactory.create(prediction=gated[0], case=case, decision="follow_up")
+    assert marker(case.pk) == "1 image needs a better image"
 
 
 def test_the_queue_says_how_many_cases_match_and_starts_at_the_first_free_one(reviewer):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from webapp.accounts.models import User
@@ -44,17 +44,20 @@ def case_scoring_in_progress(*, case: Case) -> bool:
 def case_overview_list(*, user: User, search: str = "") -> QuerySet[Case]:
     """Return the cases the user may see, as case_list does, for the case list page.
 
-    Each carries its latest finished score of an image not withdrawn (latest_probability,
-    latest_high_risk, latest_gate_reason), its latest review's decision (latest_decision) and
-    how many of its images are not withdrawn (image_count). `search` keeps the cases whose
-    subject reference contains it. Subqueries, so a page costs the same queries however many
-    cases or images there are.
+    Each carries the highest finished score of an image neither withdrawn nor turned away by
+    the input gate (top_score, top_score_high_risk), whether an image of it needs a better one
+    (needs_image), its latest review's decision (latest_decision) and how many of its images are
+    not withdrawn (image_count). `search` keeps the cases whose subject reference contains it.
+    Subqueries, so a page costs the same queries however many cases or images there are.
     """
-    latest_score = Prediction.objects.filter(
+    # The highest score rather than the newest: the one that put the case in the queue, so a
+    # flagged case never shows a low number from a later, quieter image beside its status.
+    finished = Prediction.objects.filter(
         image__case=OuterRef("pk"),
         image__withdrawn_at__isnull=True,
         status=PredictionStatus.DONE,
-    ).order_by("-finished_at", "-id")
+    )
+    highest = finished.filter(gate_reason="").order_by("-probability", "-id")
     latest_review = Review.objects.filter(case=OuterRef("pk")).order_by("-created_at", "-id")
     image_count = (
         Image.objects.filter(case=OuterRef("pk"), withdrawn_at__isnull=True)
@@ -67,9 +70,9 @@ def case_overview_list(*, user: User, search: str = "") -> QuerySet[Case]:
     if search:
         cases = cases.filter(subject_ref__icontains=search)
     return cases.annotate(
-        latest_probability=Subquery(latest_score.values("probability")[:1]),
-        latest_high_risk=Subquery(latest_score.values("high_risk")[:1]),
-        latest_gate_reason=Subquery(latest_score.values("gate_reason")[:1]),
+        top_score=Subquery(highest.values("probability")[:1]),
+        top_score_high_risk=Subquery(highest.values("high_risk")[:1]),
+        needs_image=Exists(finished.exclude(gate_reason="")),
         latest_decision=Subquery(latest_review.values("decision")[:1]),
         image_count=Coalesce(Subquery(image_count, output_field=IntegerField()), 0),
     )

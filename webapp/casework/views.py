@@ -50,7 +50,12 @@ from webapp.lib.htmx import HTMX_STOP_POLLING, HtmxHttpRequest
 from webapp.reviews.forms import CaseReviewForm
 from webapp.reviews.models import Decision
 from webapp.reviews.queries import CASE_PAGE_PARAMETER, QueueQuery
-from webapp.reviews.selectors import case_claim_get, case_review_predictions, review_list
+from webapp.reviews.selectors import (
+    case_claim_get,
+    case_review_predictions,
+    case_undecided_count,
+    review_list,
+)
 from webapp.reviews.services import case_claim, case_review_submit
 from webapp.scoring.models import Prediction, PredictionStatus
 from webapp.scoring.selectors import prediction_heatmap_get
@@ -276,12 +281,8 @@ def review_create_view(request: HttpRequest, case_id: int) -> HttpResponse:
         image_labels=image_labels(case_ids=[case.pk]).by_prediction,
     )
     if not form.is_valid():
-        errors = [str(error) for error in form.non_field_errors()]
-        for name, field_errors in form.errors.as_data().items():
-            if name in form.fields:
-                text = " ".join(message for error in field_errors for message in error.messages)
-                errors.append(f"{form.fields[name].label}: {text}")
-        return case_page_refused(request, case, errors, review_form=form)
+        # The review panel shows the form's errors beside its fields: a banner would repeat them.
+        return case_page_refused(request, case, [], review_form=form)
     try:
         reviews = case_review_submit(
             case=case,
@@ -292,7 +293,16 @@ def review_create_view(request: HttpRequest, case_id: int) -> HttpResponse:
     except ValidationError as exc:
         return case_page_refused(request, case, exc.messages, review_form=form)
     count = len(reviews)
-    messages.success(request, "Review recorded." if count == 1 else f"{count} reviews recorded.")
+    recorded = "Review recorded." if count == 1 else f"{count} reviews recorded."
+    # "Save and next" leads back to this case while an image of it awaits a decision (it still
+    # heads the queue): say so, or the reviewer sees the same page and thinks nothing happened.
+    undecided = case_undecided_count(case=case)
+    if undecided:
+        waiting = (
+            "image of this case still needs" if undecided == 1 else "images of this case still need"
+        )
+        recorded = f"{recorded} {undecided} {waiting} a decision."
+    messages.success(request, recorded)
     query = _queue_query(request)
     if request.POST.get("then") == "next":
         return redirect(query.next_url())
@@ -383,8 +393,14 @@ def image_viewer_context(
         "image": image,
         "label": labels.get(image.pk, image.original_filename),
         "prediction": prediction,
+        # What drove a score the input gate set aside, or a score of a withdrawn image, is no
+        # reading of the lesion: no heatmap is offered for either.
         "has_heatmap": bool(
-            prediction and prediction.status == PredictionStatus.DONE and prediction.heatmap
+            prediction
+            and prediction.status == PredictionStatus.DONE
+            and prediction.heatmap
+            and not prediction.gate_reason
+            and not image.withdrawn
         ),
         "compared": compared,
         "compared_label": labels.get(compared.pk, "") if compared else "",

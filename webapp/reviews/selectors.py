@@ -65,7 +65,8 @@ def queue_list(
     top_model_version, top_threshold, top_image_id); when an image of it needs a better one,
     the newest such image and the input gate's reason (gated_image_id, gate_reason); how many
     images it has, how many scores ask for a decision and how many of those have a standing
-    review (image_count, queued_count, reviewed_count); who holds it while a claim on it lasts
+    review (image_count, queued_count, reviewed_count); how many of its images need a better
+    one and have no decision yet (needs_image_count); who holds it while a claim on it lasts
     (claim_reviewer_id, claim_reviewer_name, claim_expires_at); and `with_images`, in
     `queued_images`, the images whose scores ask for a decision, in upload order.
     """
@@ -86,6 +87,16 @@ def queue_list(
         .order_by("-finished_at", "-id")
     )
     queued_scores = Prediction.objects.filter(QUEUED_SCORE, image__case=OuterRef("pk"))
+    standing_review = Review.objects.filter(prediction=OuterRef("pk"), superseded_at=None)
+    # Counted apart from the gated image named above: a flagged case's row shows its score, and
+    # would otherwise hide that some of its images still need a better one.
+    needs_image = Image.objects.filter(case=OuterRef("pk"), withdrawn_at=None).filter(
+        Exists(
+            Prediction.objects.filter(ACTIVE_SCORE, image=OuterRef("pk"))
+            .exclude(gate_reason="")
+            .exclude(Exists(standing_review))
+        )
+    )
     live_claim = CaseClaim.objects.filter(case=OuterRef("pk"), expires_at__gt=timezone.now())
     cases = (
         Case.objects.filter(review_state__in=states)
@@ -102,10 +113,9 @@ def queue_list(
             ),
             queued_count=SubqueryCount(queued_scores.values("pk")),
             reviewed_count=SubqueryCount(
-                queued_scores.filter(
-                    Exists(Review.objects.filter(prediction=OuterRef("pk"), superseded_at=None))
-                ).values("pk")
+                queued_scores.filter(Exists(standing_review)).values("pk")
             ),
+            needs_image_count=SubqueryCount(needs_image.values("pk")),
             claim_reviewer_id=Subquery(live_claim.values("reviewer_id")[:1]),
             claim_reviewer_name=Subquery(live_claim.values("reviewer__username")[:1]),
             claim_expires_at=Subquery(live_claim.values("expires_at")[:1]),
@@ -148,6 +158,15 @@ def queue_unclaimed(
         queue_list(state=state, ordering=ordering, flagged_from=flagged_from, flagged_to=flagged_to)
         .filter(review_state__in=[ReviewState.UNREVIEWED, ReviewState.NEEDS_IMAGE])
         .exclude(Exists(live_claims))
+    )
+
+
+def case_undecided_count(*, case: Case) -> int:
+    """Return how many scores of a case ask for a decision and have no standing review."""
+    return (
+        Prediction.objects.filter(QUEUED_SCORE, image__case=case)
+        .exclude(Exists(Review.objects.filter(prediction=OuterRef("pk"), superseded_at=None)))
+        .count()
     )
 
 

@@ -126,7 +126,8 @@ def case_claim(*, case: Case, reviewer: User) -> CaseClaim | None:
 
     Return the claim on the case after the attempt: the reviewer's own, or another reviewer's
     that has not expired (then nothing changed). None for a case that awaits no decision.
-    Two reviewers racing for a case end with one claim between them.
+    Two reviewers racing for a case end with one claim between them. A reviewer holds one case
+    at a time: holding this one lets go of any other they held.
     """
     if not user_can_review(reviewer):
         raise PermissionDenied("Only reviewers and admins take cases for review.")
@@ -154,6 +155,10 @@ def case_claim(*, case: Case, reviewer: User) -> CaseClaim | None:
                 # Someone else holds it: there was a live claim, or one was inserted just now.
                 pass
         claim = claims.select_related("reviewer").get()
+        if claim.reviewer_id == reviewer.pk:
+            # A reviewer works on one case at a time: holding every case they opened until
+            # each claim ran out would keep the others' "next" away from all of them.
+            CaseClaim.objects.filter(reviewer=reviewer).exclude(case=case).delete()
         if taken:
             audit_record(
                 action=AuditAction.CASE_CLAIMED,

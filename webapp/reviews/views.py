@@ -4,10 +4,11 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
+from django_htmx.http import push_url
 
 from webapp.accounts.decorators import role_required
 from webapp.accounts.roles import request_user, user_can_review
@@ -24,6 +25,9 @@ from webapp.reviews.services import queue_next_claim
 from webapp.scoring.models import GATE_MESSAGES
 
 QUEUE_PAGE_SIZE = 20
+
+# The queue page's filter form, as htmx names the element that sent a request.
+QUEUE_FILTER_FORM_ID = "queue-filters"
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,12 @@ def queue_view(request: HtmxHttpRequest) -> HttpResponse:
         )
         for case in page
     ]
-    raw_query = request.GET.copy()
-    raw_query.pop("page", None)
+    # The filters as given, less the page and the fields left blank: a blank field is the
+    # default, and "&flagged_from=&flagged_to=" would only clutter the address.
+    raw_query = QueryDict(mutable=True)
+    for key, values in request.GET.lists():
+        if key != "page" and any(values):
+            raw_query.setlist(key, [value for value in values if value])
     context = {
         "form": form,
         "page": page,
@@ -89,7 +97,12 @@ def queue_view(request: HtmxHttpRequest) -> HttpResponse:
         "next_url": query.next_url(),
     }
     template = "reviews/queue.html#queue" if request.htmx else "reviews/queue.html"
-    return render(request, template, context, status=200 if form.is_valid() else 400)
+    response = render(request, template, context, status=200 if form.is_valid() else 400)
+    if request.htmx and request.htmx.trigger == QUEUE_FILTER_FORM_ID:
+        # htmx would push the form's every field; the address bar gets the same short query.
+        query_string = raw_query.urlencode()
+        push_url(response, reverse("reviews:queue") + (f"?{query_string}" if query_string else ""))
+    return response
 
 
 @require_GET

@@ -164,9 +164,42 @@
     });
   }
 
-  // Start on the first image still without a decision chosen.
+  // The panel scrolls within itself, and its buttons stick to its bottom. The stylesheet can
+  // size it only for once it has stuck to the window's top; until the page is scrolled that
+  // far, the panel starts lower and its bottom, buttons and all, would lie below the window.
+  // So it is given the height the window leaves below its top, on load and as the page moves.
+  const panel = document.getElementById("review-panel");
+  let fitting = false;
+  function fitPanel() {
+    fitting = false;
+    if (getComputedStyle(panel).position !== "sticky") {
+      // Stacked under the images on a narrow screen: it takes the height it needs.
+      panel.style.maxHeight = "";
+      return;
+    }
+    const top = Math.max(panel.getBoundingClientRect().top, 0);
+    const margin = parseFloat(getComputedStyle(panel).top) || 0;
+    panel.style.maxHeight = Math.max(window.innerHeight - top - margin, 240) + "px";
+  }
+  function fitPanelSoon() {
+    if (!fitting) {
+      fitting = true;
+      window.requestAnimationFrame(fitPanel);
+    }
+  }
+  if (panel && form) {
+    fitPanel();
+    window.addEventListener("scroll", fitPanelSoon, { passive: true });
+    window.addEventListener("resize", fitPanelSoon);
+  }
+
+  // Start on the first image still waiting for a decision: neither decided in an earlier save
+  // (after a reload no radio is checked, so the standing review is what tells) nor chosen now.
   if (rows.length) {
-    const waiting = rows.findIndex((row) => !row.querySelector("input:checked"));
+    const waiting = rows.findIndex(
+      (row) =>
+        !row.querySelector('[data-testid="standing-review"]') && !row.querySelector("input:checked")
+    );
     highlight(waiting >= 0 ? waiting : 0, false);
   }
 })();
