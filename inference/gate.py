@@ -109,7 +109,8 @@ class InputGate:
     def neighbour_distances(self, features: np.ndarray) -> np.ndarray:
         """Cosine distance of each (N, D) pooled feature row to its NEIGHBOURS-th nearest
         training image."""
-        similarity = unit_rows(features) @ self.reference_features.astype(np.float32).T
+        references = np.asarray(self.reference_features, dtype=np.float32)
+        similarity = unit_rows(features) @ references.T
         k = min(NEIGHBOURS, similarity.shape[1])
         kth = np.partition(similarity, similarity.shape[1] - k, axis=1)[:, -k]
         return (1.0 - kth).astype(np.float64)
@@ -175,7 +176,8 @@ class InputGate:
             with np.load(path, allow_pickle=False) as archive:
                 mean = archive["feature_mean"].astype(np.float64)
                 whitening = archive["whitening"].astype(np.float64)
-                reference = archive["reference_features"]
+                # Widened once here, not for every batch scored.
+                reference = archive["reference_features"].astype(np.float32)
                 limits = archive["limits"].astype(np.float64)
         except (OSError, KeyError, ValueError) as exc:
             raise ModelArtifactError(f"cannot read the input gate {path}: {exc}") from exc
