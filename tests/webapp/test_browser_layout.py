@@ -287,8 +287,10 @@ def test_changing_the_password_and_logging_out_keep_the_layout(live_server, phon
     expect(phone.get_by_role("heading", name="Password changed")).to_be_visible()
     expect_the_sites_layout(phone)
     phone.get_by_role("button", name="Log out").click()
-    expect(phone.get_by_role("heading", name="Log in")).to_be_visible()
+    expect(phone.get_by_role("heading", name="Logged out")).to_be_visible()
     expect_the_sites_layout(phone)
+    phone.get_by_role("link", name="Log in again").click()
+    expect(phone.get_by_role("heading", name="Log in")).to_be_visible()
 
 
 def test_the_logged_out_page_has_the_sites_layout(rf):

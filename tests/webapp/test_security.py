@@ -300,3 +300,14 @@ def test_check_deploy_is_clean_under_the_production_settings():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_logging_out_says_so_in_the_sites_layout(clinician):
+    client = login(clinician)
+    response = client.post(reverse("logout"))
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "You are logged out." in text
+    assert 'data-testid="disclaimer"' in text
+    # Signed out for real: the next page asks to sign in.
+    assert client.get(reverse("cases:list")).status_code == 302
