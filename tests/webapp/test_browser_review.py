@@ -68,6 +68,8 @@ def test_a_reviewer_works_through_the_queue_with_the_keyboard_alone(live_server,
     log_in_by_keyboard(page, live_server.url, reviewer)
     expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
     expect(page.get_by_test_id("queue-total")).to_have_text("4 cases")
+    # The shortcuts' script runs once the page has loaded; a key pressed earlier goes nowhere.
+    page.wait_for_load_state("load")
 
     page.keyboard.press("n")
     expect_case_page(page, cases[0])

@@ -148,7 +148,9 @@ def test_an_image_the_model_cannot_judge_waits_for_a_better_one_with_its_reason(
         assert prediction["gate_message"] in page
     assert page.count("<summary>Show the raw score</summary>") == 2
     assert "High risk" not in page
-    assert len(re.findall(r'<img class="heatmap-overlay"', page)) == 2
+    # Its heatmap is stored and linked in the API (above), but the page does not lay a map of
+    # what drove a score it does not trust over the image.
+    assert 'class="heatmap-overlay"' not in page
 
     # A reviewer's decision takes the case out of the bucket.
     for prediction in gated:

@@ -128,8 +128,13 @@ def test_the_review_form_refuses_a_bad_decision_with_400(
         {f"decision_{flagged_prediction.pk}": "maybe"},
     )
     assert response.status_code == 400
-    # The message names the image whose decision was refused.
-    assert "Image 1 of 1 (lesion.jpg): Select a valid choice." in response.text
+    # The message stands once, in the part of the form for the image whose decision was refused.
+    text = response.text
+    assert text.count("Select a valid choice.") == 1
+    error = text.index("Select a valid choice.")
+    legend = text.rindex("<legend", 0, error)
+    assert "Image 1 of 1 (lesion.jpg)" in text[legend:error]
+    assert "</fieldset>" not in text[legend:error]
     assert not Review.objects.exists()
 
 
