@@ -6,7 +6,6 @@ those who may see the image."""
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
